@@ -1,0 +1,52 @@
+use leptos::server_fn::{
+    codec::JsonEncoding,
+    error::{FromServerFnError, ServerFnErrorErr},
+};
+use serde::{Deserialize, Serialize};
+
+/// The one error type of the dashboard's server functions. Messages are written for the
+/// user; internal causes are logged on the server where they are converted, never sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    #[error("Your session has ended. Please log in again.")]
+    Unauthorized,
+    #[error("Your role does not allow this change. Ask an owner or admin.")]
+    Forbidden,
+    #[error("Not found.")]
+    NotFound,
+    /// A rule broken by one input field; forms show `message` beside `field`.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    #[error("Something went wrong on our side. Please try again.")]
+    Internal,
+    #[error("The server could not be reached. Check your connection and try again.")]
+    Transport(String),
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        AppError::Invalid { field: field.to_owned(), message: message.into() }
+    }
+
+    /// Logs the cause once, here, and keeps it out of the response.
+    #[cfg(feature = "ssr")]
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error in a server function");
+        AppError::Internal
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Transport(value.to_string())
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        AppError::internal(err)
+    }
+}

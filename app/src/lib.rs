@@ -1,0 +1,77 @@
+//! The dashboard: Leptos components rendered on the server and hydrated in the browser,
+//! and the server functions they call. Server-only code lives behind feature `ssr`.
+#![forbid(unsafe_code)]
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{ParentRoute, Redirect, Route, Router, Routes},
+    path,
+};
+
+pub mod auth;
+pub mod components;
+pub mod error;
+#[cfg(feature = "ssr")]
+pub mod server;
+pub mod session;
+pub mod webhooks;
+
+pub use error::AppError;
+pub use session::CurrentUser;
+
+use crate::{auth::LoginPage, components::layout::Shell, webhooks::WebhooksPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/webhooks.css" />
+        <Title text="Webhooks" />
+        <Router>
+            <Routes fallback=|| view! { <NotFound /> }>
+                <Route path=path!("/login") view=LoginPage />
+                <Route path=path!("/") view=|| view! { <Redirect path="/settings/webhooks" /> } />
+                <ParentRoute path=path!("/settings") view=Shell>
+                    <Route path=path!("/webhooks") view=WebhooksPage />
+                    <Route path=path!("") view=|| view! { <Redirect path="/settings/webhooks" /> } />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(axum::http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="centered">
+            <div class="card narrow">
+                <h1>"Page not found"</h1>
+                <p>"There is nothing at this address."</p>
+                <a class="button" href="/settings/webhooks">"Go to your webhooks"</a>
+            </div>
+        </main>
+    }
+}

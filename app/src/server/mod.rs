@@ -1,0 +1,38 @@
+//! Server-side helpers for server functions: the request's user and the shared state.
+
+pub mod endpoints;
+
+use axum::Extension;
+use sea_orm::DatabaseConnection;
+
+use crate::{AppError, CurrentUser};
+
+/// What the server provides to every server function through Leptos context.
+#[derive(Clone)]
+pub struct AppContext {
+    pub db: DatabaseConnection,
+}
+
+pub fn context() -> Result<AppContext, AppError> {
+    leptos::prelude::use_context::<AppContext>()
+        .ok_or_else(|| AppError::internal("AppContext missing from the Leptos context"))
+}
+
+/// The logged-in user, or `Unauthorized`. Every data-touching server function calls this.
+pub async fn require_user() -> Result<CurrentUser, AppError> {
+    match leptos_axum::extract::<Option<Extension<CurrentUser>>>().await {
+        Ok(Some(Extension(user))) => Ok(user),
+        Ok(None) => Err(AppError::Unauthorized),
+        Err(err) => Err(AppError::internal(err)),
+    }
+}
+
+/// Like `require_user`, and the user's role may change things (SPEC §9).
+pub async fn require_writer() -> Result<CurrentUser, AppError> {
+    let user = require_user().await?;
+    if user.role.can_write() {
+        Ok(user)
+    } else {
+        Err(AppError::Forbidden)
+    }
+}

@@ -1,0 +1,142 @@
+//! Prefixed, time-ordered identifiers (SPEC §4): `acc_` + 26 Crockford base32 characters
+//! of a UUIDv7, so ids sort by creation time as plain strings.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const ENCODED_LEN: usize = 26;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub prefix: &'static str,
+    pub value: String,
+}
+
+/// Encodes 128 bits as 26 lowercase Crockford base32 characters, most significant first.
+pub fn encode_u128(mut n: u128) -> String {
+    let mut out = [0u8; ENCODED_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(n & 31) as usize];
+        n >>= 5;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+fn is_encoded(s: &str) -> bool {
+    s.len() == ENCODED_LEN
+        && s.bytes().all(|b| ALPHABET.contains(&b))
+        // 26 * 5 = 130 bits: the first character carries only the top 3 bits.
+        && s.as_bytes()[0] <= b'7'
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id ordered after every id generated before it in this process.
+            #[cfg(feature = "orm")]
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, encode_u128(uuid::Uuid::now_v7().as_u128())))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                match s.strip_prefix($prefix) {
+                    Some(rest) if is_encoded(rest) => Ok(Self(s.to_owned())),
+                    _ => Err(IdError { kind: $kind, prefix: $prefix, value: s.to_owned() }),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(AccountId, "acc_", "account");
+prefixed_id!(UserId, "usr_", "user");
+prefixed_id!(EndpointId, "ep_", "endpoint");
+prefixed_id!(EventId, "evt_", "event");
+prefixed_id!(DeliveryId, "dlv_", "delivery");
+prefixed_id!(AttemptId, "att_", "attempt");
+prefixed_id!(ApiKeyId, "key_", "API key");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_preserves_numeric_order_as_string_order() {
+        let values = [0u128, 1, 31, 32, 1 << 64, u128::MAX / 3, u128::MAX];
+        let encoded: Vec<String> = values.iter().map(|&v| encode_u128(v)).collect();
+        let mut sorted = encoded.clone();
+        sorted.sort();
+        assert_eq!(encoded, sorted);
+        assert_eq!(encode_u128(u128::MAX), "7zzzzzzzzzzzzzzzzzzzzzzzzz");
+    }
+
+    #[cfg(feature = "orm")]
+    #[test]
+    fn generated_ids_parse_back_and_increase() {
+        let ids: Vec<EventId> = (0..1000).map(|_| EventId::generate()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} !< {}", pair[0], pair[1]);
+        }
+        let first = &ids[0];
+        assert_eq!(first.as_str().parse::<EventId>().unwrap(), *first);
+    }
+
+    #[test]
+    fn parsing_rejects_wrong_prefix_length_and_alphabet() {
+        let good = format!("ep_{}", encode_u128(12345));
+        assert!(good.parse::<EndpointId>().is_ok());
+        assert!(good.parse::<EventId>().is_err(), "prefix of another kind");
+        assert!("ep_123".parse::<EndpointId>().is_err(), "too short");
+        let upper = good.to_uppercase().replace("EP_", "ep_");
+        assert!(upper.parse::<EndpointId>().is_err(), "uppercase");
+        let with_u = format!("ep_{}u", &encode_u128(1)[..25]);
+        assert!(with_u.parse::<EndpointId>().is_err(), "u is not in the alphabet");
+        let overflow = format!("ep_8{}", &encode_u128(0)[1..]);
+        assert!(overflow.parse::<EndpointId>().is_err(), "more than 128 bits");
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let id = format!("\"acc_{}\"", encode_u128(7));
+        let parsed: AccountId = serde_json::from_str(&id).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), id);
+        assert!(serde_json::from_str::<AccountId>("\"acc_nope\"").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+/// One row per HTTP try (SPEC §8); bodies truncated to 10 KB.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "attempts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub attempt_number: i32,
+    pub attempted_at: DateTimeUtc,
+    pub status_code: Option<i32>,
+    pub response_time_ms: i32,
+    pub success: bool,
+    pub error: Option<String>,
+    pub request_headers: Json,
+    pub request_body: String,
+    pub response_headers: Option<Json>,
+    pub response_body: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+super::tenant_scoped!();

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+/// One per (event, subscribed endpoint): the unit of work of the delivery engine.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    /// `pending` | `delivered` | `failed`, see `crate::DeliveryStatus`.
+    pub status: String,
+    pub attempt_count: i32,
+    /// When the next attempt is due; null once delivered or dead-lettered.
+    pub next_attempt_at: Option<DateTimeUtc>,
+    /// A worker's claim: others skip the row until the lease runs out (SPEC §6).
+    pub lease_until: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+super::tenant_scoped!();

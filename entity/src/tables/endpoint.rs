@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "endpoints")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub account_id: String,
+    pub url: String,
+    pub description: String,
+    pub enabled: bool,
+    /// `healthy` | `failing` | `disabled`, see `crate::EndpointStatus`.
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    /// Consecutive failed attempts; any 2xx resets it (SPEC §6).
+    pub consecutive_failures: i32,
+    /// Deliveries per second, 1–100.
+    pub rate_limit: i32,
+    /// `whsec_…`, encrypted when `WEBHOOKS_ENCRYPTION_KEY` is set.
+    pub secret: String,
+    /// The secret before the last rotation, valid until `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+super::tenant_scoped!();

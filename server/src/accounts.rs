@@ -1,0 +1,224 @@
+//! Accounts, users, API keys and login sessions: the only code that writes those tables.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use entity::{
+    tables::{account, api_key, session, user},
+    AccountId, ApiKeyId, Role, UserId,
+};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde::Serialize;
+
+use crate::secrets;
+
+pub use app::CurrentUser;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a user with email {0} already exists")]
+    EmailTaken(String),
+    #[error("no account with id {0}")]
+    UnknownAccount(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedAccount {
+    pub account_id: AccountId,
+    pub user_id: UserId,
+    pub api_key: String,
+}
+
+pub fn normalize_email(email: &str) -> Result<String, AccountError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        });
+    if valid {
+        Ok(email)
+    } else {
+        Err(AccountError::Invalid(format!("`{email}` is not an email address")))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < 8 {
+        return Err(AccountError::Invalid("the password needs at least 8 characters".into()));
+    }
+    Ok(())
+}
+
+/// Creates an account, its owner and a first API key in one transaction.
+pub async fn create_account(
+    db: &DatabaseConnection,
+    name: &str,
+    owner_email: &str,
+    owner_password: &str,
+) -> Result<CreatedAccount, AccountError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AccountError::Invalid("the account name must not be empty".into()));
+    }
+    let account_id = AccountId::generate();
+    let txn = db.begin().await?;
+    account::Entity::insert(account::ActiveModel {
+        id: Set(account_id.to_string()),
+        name: Set(name.to_owned()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    })
+    .exec(&txn)
+    .await?;
+    let user_id = create_user(&txn, &account_id, owner_email, owner_password, Role::Owner).await?;
+    let api_key = insert_api_key(&txn, &account_id).await?;
+    txn.commit().await?;
+    Ok(CreatedAccount { account_id, user_id, api_key })
+}
+
+pub async fn create_user(
+    db: &impl ConnectionTrait,
+    account: &AccountId,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<UserId, AccountError> {
+    let email = normalize_email(email)?;
+    check_password(password)?;
+    let taken = user::Entity::find().filter(user::Column::Email.eq(&email)).one(db).await?;
+    if taken.is_some() {
+        return Err(AccountError::EmailTaken(email));
+    }
+    let hash = secrets::hash_password(password).map_err(|e| AccountError::Hash(e.to_string()))?;
+    let id = UserId::generate();
+    user::Entity::insert(user::ActiveModel {
+        id: Set(id.to_string()),
+        account_id: Set(account.to_string()),
+        email: Set(email),
+        password_hash: Set(hash),
+        role: Set(role.as_str().to_owned()),
+        created_at: Set(Utc::now()),
+    })
+    .exec(db)
+    .await?;
+    Ok(id)
+}
+
+/// A new API key for an existing account; the clear key is returned once.
+pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Result<String, AccountError> {
+    if account::Entity::find_by_id(account.as_str()).one(db).await?.is_none() {
+        return Err(AccountError::UnknownAccount(account.to_string()));
+    }
+    insert_api_key(db, account).await
+}
+
+async fn insert_api_key(db: &impl ConnectionTrait, account: &AccountId) -> Result<String, AccountError> {
+    let key = secrets::new_api_key();
+    api_key::Entity::insert(api_key::ActiveModel {
+        id: Set(ApiKeyId::generate().to_string()),
+        account_id: Set(account.to_string()),
+        key_hash: Set(secrets::token_hash(&key)),
+        key_prefix: Set(key.chars().take(12).collect()),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    })
+    .exec(db)
+    .await?;
+    Ok(key)
+}
+
+/// The account a bearer key belongs to, if the key exists and is not revoked.
+pub async fn account_for_api_key(db: &DatabaseConnection, key: &str) -> Result<Option<AccountId>, DbErr> {
+    let found = api_key::Entity::find()
+        .filter(api_key::Column::KeyHash.eq(secrets::token_hash(key)))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    Ok(found.and_then(|k| k.account_id.parse().ok()))
+}
+
+/// Checks email and password; `None` for an unknown email or a wrong password alike.
+pub async fn authenticate(db: &DatabaseConnection, email: &str, password: &str) -> Result<Option<user::Model>, DbErr> {
+    let email = email.trim().to_lowercase();
+    let found = user::Entity::find().filter(user::Column::Email.eq(email)).one(db).await?;
+    let stored = found.as_ref().map(|u| u.password_hash.clone());
+    // Argon2 is CPU-heavy: keep it off the async workers.
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, stored.as_deref()))
+        .await
+        .unwrap_or(false);
+    Ok(found.filter(|_| ok))
+}
+
+/// Starts a session and returns the cookie token (only its hash is stored).
+pub async fn create_session(db: &DatabaseConnection, user: &user::Model, ttl: std::time::Duration) -> Result<String, DbErr> {
+    let token = secrets::random_token(32);
+    let now = Utc::now();
+    let ttl = ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::hours(12));
+    session::Entity::insert(session::ActiveModel {
+        token_hash: Set(secrets::token_hash(&token)),
+        user_id: Set(user.id.clone()),
+        account_id: Set(user.account_id.clone()),
+        created_at: Set(now),
+        expires_at: Set(now + ttl),
+    })
+    .exec(db)
+    .await?;
+    Ok(token)
+}
+
+/// The user behind a session token, if the session exists and has not expired.
+pub async fn resolve_session(db: &DatabaseConnection, token: &str) -> Result<Option<CurrentUser>, DbErr> {
+    let Some(sess) = session::Entity::find_by_id(secrets::token_hash(token)).one(db).await? else {
+        return Ok(None);
+    };
+    if sess.expires_at <= Utc::now() {
+        return Ok(None);
+    }
+    let Some(u) = user::Entity::find_by_id(&sess.user_id).one(db).await? else {
+        return Ok(None);
+    };
+    let Some(acc) = account::Entity::find_by_id(&sess.account_id).one(db).await? else {
+        return Ok(None);
+    };
+    let parsed = (u.id.parse(), acc.id.parse(), u.role.parse());
+    let (Ok(user_id), Ok(account_id), Ok(role)) = parsed else {
+        return Err(DbErr::Custom(format!("corrupt ids for session of user {}", u.id)));
+    };
+    Ok(Some(CurrentUser { user_id, account_id, account_name: acc.name, email: u.email, role }))
+}
+
+pub async fn delete_session(db: &DatabaseConnection, token: &str) -> Result<(), DbErr> {
+    session::Entity::delete_by_id(secrets::token_hash(token)).exec(db).await?;
+    Ok(())
+}
+
+/// Removes expired sessions; run from the worker's housekeeping.
+pub async fn delete_expired_sessions(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let res = session::Entity::delete_many()
+        .filter(session::Column::ExpiresAt.lt(Utc::now()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_checked() {
+        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert!(normalize_email("ada").is_err());
+        assert!(normalize_email("@example.com").is_err());
+        assert!(normalize_email("ada@localhost").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! One function per CLI subcommand.
+
+use entity::{tables::user, AccountId};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use crate::{accounts, cli::*, config::Config, db, jobs, startup};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Worker => worker(config).await,
+        Command::Migrate => {
+            db::migrate(&db::connect(&config).await?).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Account { command: AccountCommand::Create { name, owner_email, owner_password } } => {
+            let db = db::connect(&config).await?;
+            let created = accounts::create_account(&db, &name, &owner_email, &owner_password).await?;
+            println!("{}", serde_json::to_string(&created)?);
+            Ok(())
+        }
+        Command::ApiKey { command: ApiKeyCommand::Create { account } } => {
+            let account: AccountId = account.parse()?;
+            let db = db::connect(&config).await?;
+            let api_key = accounts::create_api_key(&db, &account).await?;
+            println!("{}", json!({ "api_key": api_key }));
+            Ok(())
+        }
+        Command::SeedDemo => seed_demo(config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    db::migrate(&db).await?;
+    let app = startup::Application::build_with_db(config, db).await?;
+    app.run_until(startup::shutdown_signal()).await
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    db.ping().await?;
+    jobs::run_workers(db, startup::shutdown_signal()).await
+}
+
+pub const DEMO_EMAIL: &str = "demo@example.com";
+pub const DEMO_PASSWORD: &str = "demo-password";
+
+/// The local demo login the run command prints. Fixed credentials: it is for a developer's
+/// own machine, and the run command says so.
+async fn seed_demo(config: Config) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    db::migrate(&db).await?;
+    let exists = user::Entity::find().filter(user::Column::Email.eq(DEMO_EMAIL)).one(&db).await?;
+    let created = match exists {
+        Some(_) => false,
+        None => {
+            accounts::create_account(&db, "Demo Company", DEMO_EMAIL, DEMO_PASSWORD).await?;
+            true
+        }
+    };
+    println!("{}", json!({ "email": DEMO_EMAIL, "password": DEMO_PASSWORD, "created": created }));
+    Ok(())
+}

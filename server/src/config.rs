@@ -1,0 +1,144 @@
+//! Configuration, parsed once from the environment (SPEC §11). Every field documents its
+//! variable and default; the README's table is the same list.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(no_binary_name = false)]
+pub struct Config {
+    /// PostgreSQL connection string.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/webhooks")]
+    pub database_url: String,
+
+    /// Address the dashboard and API listen on. Port 0 picks a free port.
+    #[arg(long, env = "WEBHOOKS_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// The URL users reach the dashboard at, used in emails. Defaults to http://<listen>.
+    #[arg(long, env = "WEBHOOKS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Delays between attempts after a failed first attempt, e.g. `1m,5m,30m,2h,24h`.
+    #[arg(long, env = "WEBHOOKS_RETRY_SCHEDULE", default_value = "1m,5m,30m,2h,24h",
+          value_parser = parse_schedule)]
+    pub retry_schedule: RetrySchedule,
+
+    /// Hosts or CIDRs exempt from the SSRF guard, comma-separated (tests, local development).
+    #[arg(long, env = "WEBHOOKS_ALLOW_HOSTS", default_value = "", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
+    /// A PEM CA bundle trusted for webhook targets besides the system roots.
+    #[arg(long, env = "WEBHOOKS_EXTRA_CA")]
+    pub extra_ca: Option<PathBuf>,
+
+    /// SMTP server for notification emails, e.g. `smtp://127.0.0.1:2525`. Unset: emails are
+    /// written to the log and to `WEBHOOKS_MAIL_DIR`.
+    #[arg(long, env = "WEBHOOKS_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// Where emails go when no SMTP server is configured.
+    #[arg(long, env = "WEBHOOKS_MAIL_DIR", default_value = ".data/mail")]
+    pub mail_dir: PathBuf,
+
+    /// How long delivery attempts are kept.
+    #[arg(long, env = "WEBHOOKS_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub log_retention: Duration,
+
+    /// How long a login lasts.
+    #[arg(long, env = "WEBHOOKS_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// Send the session cookie with `Secure`. Defaults to on when the public URL is https.
+    #[arg(long, env = "WEBHOOKS_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+
+    /// 32-byte key (base64) to encrypt webhook secrets at rest. Unset: stored in clear.
+    #[arg(long, env = "WEBHOOKS_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// The built site (cargo-leptos output): `pkg/` with the wasm, JS and CSS.
+    #[arg(long, env = "WEBHOOKS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Maximum connections in the PostgreSQL pool of this process.
+    #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 20)]
+    pub db_pool_size: u32,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "WEBHOOKS_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// The delays of SPEC §6 after a failed first attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like 500ms, 30s, 5m, 2h or 30d: {e}"))
+}
+
+pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    let delays = s
+        .split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RetrySchedule(delays))
+}
+
+impl Config {
+    /// Defaults and environment only, no command-line arguments.
+    pub fn from_env() -> Self {
+        Config::parse_from(["webhooks"])
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies.unwrap_or_else(|| self.public_url().starts_with("https://"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_schedule_is_the_prds() {
+        let s = parse_schedule("1m,5m,30m,2h,24h").unwrap();
+        let secs: Vec<u64> = s.0.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, vec![60, 300, 1800, 7200, 86400]);
+    }
+
+    #[test]
+    fn schedules_accept_milliseconds_and_spaces() {
+        let s = parse_schedule("250ms, 1s ,2s").unwrap();
+        assert_eq!(s.0, vec![Duration::from_millis(250), Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(parse_schedule("").unwrap().0, Vec::<Duration>::new());
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_culprit() {
+        let err = parse_schedule("1m,soon").unwrap_err();
+        assert!(err.contains("`soon`"), "{err}");
+    }
+
+    #[test]
+    fn cookies_are_secure_exactly_when_served_over_https() {
+        let mut c = Config::parse_from(["webhooks", "--listen", "127.0.0.1:3000"]);
+        c.public_url = None;
+        c.secure_cookies = None;
+        assert!(!c.secure_cookies());
+        c.public_url = Some("https://hooks.example.com/".into());
+        assert!(c.secure_cookies());
+        assert_eq!(c.public_url(), "https://hooks.example.com");
+    }
+}

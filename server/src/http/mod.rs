@@ -1,0 +1,40 @@
+//! The HTTP surface: each module owns its routes; `router` only merges them.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+
+use std::sync::Arc;
+
+use app::{server::AppContext, shell, App};
+use axum::{extract::FromRef, middleware, Router};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub leptos_options: LeptosOptions,
+}
+
+pub fn router(state: AppState) -> Router {
+    let context = AppContext { db: state.db.clone() };
+    let options = state.leptos_options.clone();
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(App),
+            move || provide_context(context.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+    pages
+        .merge(auth::router())
+        .merge(health::router())
+        .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
+        .with_state(state)
+}

@@ -1,0 +1,13 @@
+//! The `webhooks` server: HTTP (dashboard + REST API), workers and the CLI's commands.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod jobs;
+pub mod secrets;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,95 @@
+//! Building and running the application: used by `main` and by the integration tests.
+
+use std::{future::Future, sync::Arc};
+
+use leptos::prelude::LeptosOptions;
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Config,
+    db,
+    http::{self, AppState},
+    jobs,
+};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database and binds the listener; nothing is served until `run`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = db::connect(&config).await?;
+        Self::build_with_db(config, db).await
+    }
+
+    pub async fn build_with_db(config: Config, db: DatabaseConnection) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("webhooks")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState { db, config: Arc::new(config), leptos_options };
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    /// Serves the dashboard and API and runs the workers until `shutdown` resolves.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = tokio::spawn(jobs::run_workers(self.state.db.clone(), wait_for(stop_rx.clone())));
+        let router = http::router(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(wait_for(stop_rx));
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let served = server.await;
+        signal.abort();
+        workers.await??;
+        Ok(served?)
+    }
+
+    /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.
+    pub async fn run_http_only(self) -> anyhow::Result<()> {
+        let router = http::router(self.state);
+        Ok(axum::serve(self.listener, router).await?)
+    }
+}
+
+async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,136 @@
+use std::sync::Once;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use server::{
+    accounts::{self, CreatedAccount},
+    config::Config,
+    db,
+    startup::Application,
+};
+
+/// The server the tests create their databases on. Never a production database: each test
+/// database is named `webhooks_test_<random>` and dropped at the end of the test.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(admin: &str, name: &str) -> String {
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let name = format!("webhooks_test_{}", server::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
+        let admin = Database::connect(admin_url()).await.expect("connect to the test PostgreSQL");
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+        admin.close().await.ok();
+        let url = with_database(&admin_url(), &name);
+        TestDatabase { name, url }
+    }
+
+    pub async fn drop_now(&self) {
+        let admin = Database::connect(admin_url()).await.expect("connect to the test PostgreSQL");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+            .await
+            .expect("drop test database");
+        admin.close().await.ok();
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime; a database drop needs its own.
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(admin_url()).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = admin.execute_unprepared(&sql).await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: DatabaseConnection,
+    pub database: TestDatabase,
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::from_env();
+    config.database_url = database_url.to_owned();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.public_url = None;
+    config.secure_cookies = Some(false);
+    config.db_pool_size = 5;
+    config
+}
+
+/// Starts the real app in this process on port 0 against a fresh, migrated database.
+pub async fn spawn_app() -> TestApp {
+    static TRACING: Once = Once::new();
+    TRACING.call_once(|| {
+        // reqwest is built without a default TLS provider (STACK.md): one rustls, one ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var("TEST_LOG").is_ok() {
+            server::telemetry::init("text");
+        }
+    });
+    let database = TestDatabase::create().await;
+    let config = test_config(&database.url);
+    let db = db::connect(&config).await.expect("connect to the test database");
+    db::migrate(&db).await.expect("migrate the test database");
+    let app = Application::build_with_db(config, db.clone()).await.expect("build the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_http_only());
+    TestApp { address, db, database }
+}
+
+impl TestApp {
+    /// A browser-like client: keeps cookies, does not follow redirects (tests check them).
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn create_account(&self, name: &str, email: &str, password: &str) -> CreatedAccount {
+        accounts::create_account(&self.db, name, email, password).await.expect("create account")
+    }
+
+    pub async fn login(&self, client: &reqwest::Client, email: &str, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password), ("next", "")])
+            .send()
+            .await
+            .expect("POST /login")
+    }
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}

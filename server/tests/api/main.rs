@@ -1,0 +1,7 @@
+//! One integration-test binary: every test gets the real app on a free port and its own
+//! fresh PostgreSQL database, dropped afterwards.
+
+mod auth;
+mod cli;
+mod health;
+mod helpers;
