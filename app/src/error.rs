@@ -17,6 +17,9 @@ pub enum AppError {
     /// A rule broken by one input field; forms show `message` beside `field`.
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// Several broken rules at once, each with its field.
+    #[error("{}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]
+    Validation(Vec<entity::endpoint_input::FieldError>),
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     #[error("The server could not be reached. Check your connection and try again.")]
@@ -26,6 +29,17 @@ pub enum AppError {
 impl AppError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         AppError::Invalid { field: field.to_owned(), message: message.into() }
+    }
+
+    /// The message for one form field, if this error is about it.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Invalid { field: f, message } if f == field => Some(message.clone()),
+            AppError::Validation(errors) => {
+                errors.iter().find(|e| e.field == field).map(|e| e.message.clone())
+            }
+            _ => None,
+        }
     }
 
     /// Logs the cause once, here, and keeps it out of the response.

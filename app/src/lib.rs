@@ -20,7 +20,11 @@ pub mod webhooks;
 pub use error::AppError;
 pub use session::CurrentUser;
 
-use crate::{auth::LoginPage, components::layout::Shell, webhooks::WebhooksPage};
+use crate::{
+    auth::LoginPage,
+    components::layout::Shell,
+    webhooks::{EditWebhookPage, NewWebhookPage, WebhooksPage},
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -30,6 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -43,6 +48,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Lets end-to-end tests wait until the page is interactive: effects run only in the
+    // browser, after hydration.
+    Effect::new(|_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/webhooks.css" />
         <Title text="Webhooks" />
@@ -52,6 +64,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/") view=|| view! { <Redirect path="/settings/webhooks" /> } />
                 <ParentRoute path=path!("/settings") view=Shell>
                     <Route path=path!("/webhooks") view=WebhooksPage />
+                    <Route path=path!("/webhooks/new") view=NewWebhookPage />
+                    <Route path=path!("/webhooks/:id") view=EditWebhookPage />
                     <Route path=path!("") view=|| view! { <Redirect path="/settings/webhooks" /> } />
                 </ParentRoute>
             </Routes>

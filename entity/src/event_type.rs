@@ -33,6 +33,7 @@ impl EventCategory {
 macro_rules! catalogue {
     ($($variant:ident => $name:literal, $category:ident;)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum EventType {
             $(#[serde(rename = $name)] $variant,)*
         }

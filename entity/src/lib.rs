@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod endpoint_input;
+pub mod endpoint_url;
 pub mod event_type;
 pub mod ids;
 pub mod status;

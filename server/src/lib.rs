@@ -6,6 +6,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod delivery;
+pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod secrets;

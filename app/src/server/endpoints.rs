@@ -1,21 +1,51 @@
-//! Endpoint queries, always scoped to one account.
+//! The endpoint rules, in one place for the dashboard's server functions and the REST API:
+//! tenant scoping, roles, validation, reachability before save, secret rotation.
 
 use std::collections::HashMap;
 
+use chrono::{Duration, Utc};
 use entity::{
-    api::Endpoint,
+    api::{Endpoint, EndpointWithSecret, TestOutcome},
+    endpoint_input::{EndpointInput, EndpointPatch},
     tables::{endpoint, endpoint_event_type},
-    AccountId, EventType,
+    AccountId, EndpointId, EndpointStatus, EventType,
 };
-use sea_orm::{DatabaseConnection, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
+};
 
-use crate::AppError;
+use super::engine::{Engine, TestTarget};
+use crate::{AppError, CurrentUser};
+
+/// SPEC §5: the previous secret stays valid this long after a rotation.
+pub const ROTATION_OVERLAP_HOURS: i64 = 24;
+
+/// Who is acting: a dashboard user (role decides) or an account API key (may change).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub account_id: AccountId,
+    pub can_write: bool,
+}
+
+impl From<&CurrentUser> for Actor {
+    fn from(user: &CurrentUser) -> Self {
+        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
+    }
+}
+
+impl Actor {
+    fn writer(&self) -> Result<&AccountId, AppError> {
+        if self.can_write {
+            Ok(&self.account_id)
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+}
 
 pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<Endpoint>, AppError> {
-    let rows = endpoint::find_in(account)
-        .order_by_asc(endpoint::Column::CreatedAt)
-        .all(db)
-        .await?;
+    let rows = endpoint::find_in(account).order_by_asc(endpoint::Column::CreatedAt).all(db).await?;
     let mut types: HashMap<String, Vec<EventType>> = HashMap::new();
     for sub in endpoint_event_type::find_in(account).all(db).await? {
         if let Ok(t) = sub.event_type.parse() {
@@ -30,8 +60,225 @@ pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<En
         .collect()
 }
 
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Endpoint, AppError> {
+    let row = find_row(db, &actor.account_id, id).await?;
+    let types = event_types_of(db, &row.id).await?;
+    to_resource(row, types)
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    engine: &dyn Engine,
+    actor: &Actor,
+    input: EndpointInput,
+) -> Result<EndpointWithSecret, AppError> {
+    let account = actor.writer()?;
+    let url = checked_url(engine, &input, None).await?;
+    let now = Utc::now();
+    let secret = engine.new_secret();
+    let row = endpoint::ActiveModel {
+        id: Set(EndpointId::generate().to_string()),
+        account_id: Set(account.to_string()),
+        url: Set(url),
+        description: Set(input.description.trim().to_owned()),
+        enabled: Set(input.enabled),
+        status: Set(status_for(input.enabled).as_str().to_owned()),
+        disabled_reason: Set(None),
+        consecutive_failures: Set(0),
+        rate_limit: Set(input.rate_limit),
+        secret: Set(secret.clone()),
+        previous_secret: Set(None),
+        previous_secret_expires_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let txn = db.begin().await?;
+    let row = row.insert(&txn).await?;
+    replace_event_types(&txn, &row, &input.event_types).await?;
+    txn.commit().await?;
+    let endpoint = to_resource(row, input.event_types)?;
+    Ok(EndpointWithSecret { endpoint, secret })
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    engine: &dyn Engine,
+    actor: &Actor,
+    id: &str,
+    patch: EndpointPatch,
+) -> Result<Endpoint, AppError> {
+    let account = actor.writer()?;
+    let row = find_row(db, account, id).await?;
+    let current = to_input(&row, event_types_of(db, &row.id).await?);
+    let input = patch.apply(current);
+    let url = checked_url(engine, &input, Some(&row.url)).await?;
+    let was_enabled = row.enabled;
+    let mut active = row.into_active_model();
+    active.url = Set(url);
+    active.description = Set(input.description.trim().to_owned());
+    active.rate_limit = Set(input.rate_limit);
+    active.updated_at = Set(Utc::now());
+    if input.enabled != was_enabled {
+        apply_enabled(&mut active, input.enabled);
+    }
+    let txn = db.begin().await?;
+    let row = active.update(&txn).await?;
+    replace_event_types(&txn, &row, &input.event_types).await?;
+    txn.commit().await?;
+    to_resource(row, input.event_types)
+}
+
+/// Turning an endpoint on clears its failure history so queued deliveries flow again
+/// (SPEC §6); turning it off marks it disabled.
+fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
+    active.enabled = Set(enabled);
+    active.status = Set(status_for(enabled).as_str().to_owned());
+    if enabled {
+        active.consecutive_failures = Set(0);
+        active.disabled_reason = Set(None);
+    } else {
+        active.disabled_reason = Set(Some("Disabled by a user.".to_owned()));
+    }
+}
+
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), AppError> {
+    let account = actor.writer()?;
+    let row = find_row(db, account, id).await?;
+    endpoint::Entity::delete_by_id(row.id).exec(db).await?;
+    Ok(())
+}
+
+pub async fn secret(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EndpointWithSecret, AppError> {
+    let row = find_row(db, &actor.account_id, id).await?;
+    let secret = row.secret.clone();
+    let types = event_types_of(db, &row.id).await?;
+    Ok(EndpointWithSecret { endpoint: to_resource(row, types)?, secret })
+}
+
+/// A new secret; the old one keeps signing alongside it for 24 h (SPEC §5).
+pub async fn rotate_secret(
+    db: &DatabaseConnection,
+    engine: &dyn Engine,
+    actor: &Actor,
+    id: &str,
+) -> Result<EndpointWithSecret, AppError> {
+    let account = actor.writer()?;
+    let row = find_row(db, account, id).await?;
+    let secret = engine.new_secret();
+    let previous = row.secret.clone();
+    let mut active = row.into_active_model();
+    active.previous_secret = Set(Some(previous));
+    active.previous_secret_expires_at = Set(Some(Utc::now() + Duration::hours(ROTATION_OVERLAP_HOURS)));
+    active.secret = Set(secret.clone());
+    active.updated_at = Set(Utc::now());
+    let row = active.update(db).await?;
+    let types = event_types_of(db, &row.id).await?;
+    Ok(EndpointWithSecret { endpoint: to_resource(row, types)?, secret })
+}
+
+pub async fn send_test(
+    db: &DatabaseConnection,
+    engine: &dyn Engine,
+    actor: &Actor,
+    id: &str,
+    event_type: EventType,
+) -> Result<TestOutcome, AppError> {
+    let account = actor.writer()?;
+    let row = find_row(db, account, id).await?;
+    let target = TestTarget {
+        account_id: row.account_id.clone(),
+        url: row.url.clone(),
+        secrets: signing_secrets(&row),
+        rate_limit: row.rate_limit,
+    };
+    Ok(engine.send_test(target, event_type).await)
+}
+
+/// The secrets that sign a request now: the current one, and the previous one while its
+/// overlap lasts.
+pub fn signing_secrets(row: &endpoint::Model) -> Vec<String> {
+    let mut secrets = vec![row.secret.clone()];
+    if let (Some(prev), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
+        if until > Utc::now() {
+            secrets.push(prev.clone());
+        }
+    }
+    secrets
+}
+
+/// Validates the input and, when the URL is new, checks it is reachable (SPEC §7).
+async fn checked_url(engine: &dyn Engine, input: &EndpointInput, current: Option<&str>) -> Result<String, AppError> {
+    let errors = input.errors();
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let url = input.normalized_url().ok_or_else(|| AppError::invalid("url", "Enter a valid https:// URL."))?;
+    if current != Some(url.as_str()) {
+        engine.check_reachable(&url).await.map_err(|reason| AppError::invalid("url", reason))?;
+    }
+    Ok(url)
+}
+
+/// The endpoint if it exists in this account; another account's id is simply not found.
+async fn find_row(db: &DatabaseConnection, account: &AccountId, id: &str) -> Result<endpoint::Model, AppError> {
+    let id: EndpointId = id.parse().map_err(|_| AppError::NotFound)?;
+    endpoint::find_in(account)
+        .filter(endpoint::Column::Id.eq(id.as_str()))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+async fn event_types_of(db: &DatabaseConnection, endpoint_id: &str) -> Result<Vec<EventType>, AppError> {
+    let rows = endpoint_event_type::Entity::find()
+        .filter(endpoint_event_type::Column::EndpointId.eq(endpoint_id))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(|r| r.event_type.parse().ok()).collect())
+}
+
+async fn replace_event_types(
+    db: &impl ConnectionTrait,
+    row: &endpoint::Model,
+    types: &[EventType],
+) -> Result<(), AppError> {
+    endpoint_event_type::Entity::delete_many()
+        .filter(endpoint_event_type::Column::EndpointId.eq(&row.id))
+        .exec(db)
+        .await?;
+    let mut unique = types.to_vec();
+    unique.sort();
+    unique.dedup();
+    let rows = unique.into_iter().map(|t| endpoint_event_type::ActiveModel {
+        endpoint_id: Set(row.id.clone()),
+        event_type: Set(t.as_str().to_owned()),
+        account_id: Set(row.account_id.clone()),
+    });
+    endpoint_event_type::Entity::insert_many(rows).exec_without_returning(db).await?;
+    Ok(())
+}
+
+fn status_for(enabled: bool) -> EndpointStatus {
+    if enabled {
+        EndpointStatus::Healthy
+    } else {
+        EndpointStatus::Disabled
+    }
+}
+
+fn to_input(row: &endpoint::Model, event_types: Vec<EventType>) -> EndpointInput {
+    EndpointInput {
+        url: row.url.clone(),
+        description: row.description.clone(),
+        event_types,
+        enabled: row.enabled,
+        rate_limit: row.rate_limit,
+    }
+}
+
 pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Result<Endpoint, AppError> {
     event_types.sort();
+    event_types.dedup();
     Ok(Endpoint {
         id: row.id.parse().map_err(AppError::internal)?,
         status: row.status.parse().map_err(AppError::internal)?,

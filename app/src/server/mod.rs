@@ -1,6 +1,9 @@
 //! Server-side helpers for server functions: the request's user and the shared state.
 
 pub mod endpoints;
+pub mod engine;
+
+use std::sync::Arc;
 
 use axum::Extension;
 use sea_orm::DatabaseConnection;
@@ -11,6 +14,7 @@ use crate::{AppError, CurrentUser};
 #[derive(Clone)]
 pub struct AppContext {
     pub db: DatabaseConnection,
+    pub engine: Arc<dyn engine::Engine>,
 }
 
 pub fn context() -> Result<AppContext, AppError> {

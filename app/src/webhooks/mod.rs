@@ -1,16 +1,88 @@
-//! `/settings/webhooks`: the customer's endpoints.
+//! `/settings/webhooks`: the customer's endpoints. The server functions here are thin:
+//! each names the user and calls the one implementation in `crate::server::endpoints`,
+//! which the REST API calls too.
 
+mod event_picker;
+mod form_page;
 mod list_page;
+mod secret_panel;
+mod test_panel;
 
+use entity::{
+    api::{Endpoint, EndpointWithSecret, TestOutcome},
+    endpoint_input::EndpointInput,
+    EventType,
+};
+pub use form_page::{EditWebhookPage, NewWebhookPage};
+use leptos::{prelude::*, server_fn::codec::Json};
 pub use list_page::WebhooksPage;
-use entity::api::Endpoint;
-use leptos::prelude::*;
 
 use crate::AppError;
 
-#[server]
-pub async fn list_endpoints() -> Result<Vec<Endpoint>, AppError> {
+#[cfg(feature = "ssr")]
+async fn actor_and_context() -> Result<(crate::server::endpoints::Actor, crate::server::AppContext), AppError> {
     let user = crate::server::require_user().await?;
-    let ctx = crate::server::context()?;
-    crate::server::endpoints::list(&ctx.db, &user.account_id).await
+    Ok(((&user).into(), crate::server::context()?))
+}
+
+#[server(endpoint = "endpoints/list")]
+pub async fn list_endpoints() -> Result<Vec<Endpoint>, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::endpoints::list(&ctx.db, &actor.account_id).await
+}
+
+#[server(endpoint = "endpoints/get", input = Json)]
+pub async fn get_endpoint(id: String) -> Result<Endpoint, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::endpoints::get(&ctx.db, &actor, &id).await
+}
+
+#[server(endpoint = "endpoints/create", input = Json)]
+pub async fn create_endpoint(input: EndpointInput) -> Result<EndpointWithSecret, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::endpoints::create(&ctx.db, ctx.engine.as_ref(), &actor, input).await
+}
+
+#[server(endpoint = "endpoints/update", input = Json)]
+pub async fn update_endpoint(id: String, input: EndpointInput) -> Result<Endpoint, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    let patch = entity::endpoint_input::EndpointPatch {
+        url: Some(input.url),
+        description: Some(input.description),
+        event_types: Some(input.event_types),
+        enabled: Some(input.enabled),
+        rate_limit: Some(input.rate_limit),
+    };
+    crate::server::endpoints::update(&ctx.db, ctx.engine.as_ref(), &actor, &id, patch).await
+}
+
+#[server(endpoint = "endpoints/set-enabled", input = Json)]
+pub async fn set_endpoint_enabled(id: String, enabled: bool) -> Result<Endpoint, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    let patch = entity::endpoint_input::EndpointPatch { enabled: Some(enabled), ..Default::default() };
+    crate::server::endpoints::update(&ctx.db, ctx.engine.as_ref(), &actor, &id, patch).await
+}
+
+#[server(endpoint = "endpoints/delete", input = Json)]
+pub async fn delete_endpoint(id: String) -> Result<(), AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::endpoints::delete(&ctx.db, &actor, &id).await
+}
+
+#[server(endpoint = "endpoints/secret", input = Json)]
+pub async fn reveal_secret(id: String) -> Result<String, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    Ok(crate::server::endpoints::secret(&ctx.db, &actor, &id).await?.secret)
+}
+
+#[server(endpoint = "endpoints/rotate-secret", input = Json)]
+pub async fn rotate_secret(id: String) -> Result<String, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    Ok(crate::server::endpoints::rotate_secret(&ctx.db, ctx.engine.as_ref(), &actor, &id).await?.secret)
+}
+
+#[server(endpoint = "endpoints/test", input = Json)]
+pub async fn send_test_event(id: String, event_type: EventType) -> Result<TestOutcome, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::endpoints::send_test(&ctx.db, ctx.engine.as_ref(), &actor, &id, event_type).await
 }

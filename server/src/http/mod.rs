@@ -1,12 +1,18 @@
 //! The HTTP surface: each module owns its routes; `router` only merges them.
 
+pub mod api_auth;
 pub mod auth;
+pub mod endpoints;
 pub mod error;
 pub mod health;
+pub mod openapi;
 
 use std::sync::Arc;
 
-use app::{server::AppContext, shell, App};
+use app::{
+    server::{engine::Engine, AppContext},
+    shell, App,
+};
 use axum::{extract::FromRef, middleware, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
@@ -18,11 +24,12 @@ use crate::config::Config;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    pub engine: Arc<dyn Engine>,
     pub leptos_options: LeptosOptions,
 }
 
 pub fn router(state: AppState) -> Router {
-    let context = AppContext { db: state.db.clone() };
+    let context = AppContext { db: state.db.clone(), engine: state.engine.clone() };
     let options = state.leptos_options.clone();
     let pages = Router::new()
         .leptos_routes_with_context(
@@ -35,6 +42,8 @@ pub fn router(state: AppState) -> Router {
     pages
         .merge(auth::router())
         .merge(health::router())
+        .merge(endpoints::router())
+        .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .with_state(state)
 }

@@ -1,0 +1,27 @@
+//! The narrow port through which the dashboard reaches the delivery machinery. Defined
+//! here, implemented in the server crate (which alone links reqwest and the signer), and
+//! provided to server functions as `Arc<dyn Engine>` through the Leptos context.
+
+use entity::{api::TestOutcome, EventType};
+
+#[async_trait::async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// SPEC §7: DNS resolves to allowed addresses, TLS verifies, any HTTP answer within
+    /// 10 s. `Err` is a sentence for the user saying what failed.
+    async fn check_reachable(&self, url: &str) -> Result<(), String>;
+
+    /// Sends a signed sample event of `event_type`, exactly as a real delivery would be.
+    async fn send_test(&self, target: TestTarget, event_type: EventType) -> TestOutcome;
+
+    /// A fresh `whsec_…` secret.
+    fn new_secret(&self) -> String;
+}
+
+/// What a test send needs to know about an endpoint.
+#[derive(Debug, Clone)]
+pub struct TestTarget {
+    pub account_id: String,
+    pub url: String,
+    pub secrets: Vec<String>,
+    pub rate_limit: i32,
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Started by Playwright (webServer): the built server on its own port and its own database.
+set -euo pipefail
+admin="${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+psql "$admin" -qc "CREATE DATABASE \"$E2E_DB\"" >/dev/null
+export DATABASE_URL="$E2E_DATABASE_URL"
+export WEBHOOKS_LISTEN="127.0.0.1:$E2E_PORT"
+export WEBHOOKS_SITE_ROOT="${WEBHOOKS_SITE_ROOT:-../target/site}"
+exec "${WEBHOOKS_BIN:-../target/debug/webhooks}" serve

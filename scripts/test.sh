@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests, integration tests against real PostgreSQL (a fresh database
+# per test, dropped afterwards) and Playwright in Debian's chromium. One debug build serves
+# every stage: `cargo test` builds the `webhooks` binary that Playwright then runs.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+start=$SECONDS
+
+ensure_rust_tools
+ensure_chromium
+ensure_node_modules
+provision_postgres
+export TEST_DATABASE_ADMIN_URL="$PG_ADMIN_URL"
+
+log "building the site (wasm + css) with cargo-leptos"
+(cd "$ROOT" && cargo leptos build)
+
+log "unit and integration tests"
+(cd "$ROOT" && cargo test -p entity -p server --no-fail-fast)
+
+log "end-to-end tests (Playwright, chromium)"
+(cd "$ROOT/end2end" && WEBHOOKS_BIN="$ROOT/target/debug/webhooks" WEBHOOKS_SITE_ROOT="$ROOT/target/site" npx playwright test)
+
+log "all tests passed in $((SECONDS - start)) s"

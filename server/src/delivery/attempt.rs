@@ -1,0 +1,134 @@
+//! One HTTP attempt: sign, POST, read at most 10 KB of the answer, time it. Expected
+//! failures (timeouts, refusals, 5xx) are values, not errors (STYLE: errors).
+
+use std::time::{Duration, Instant};
+
+use entity::endpoint_url::EndpointUrl;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+
+use super::{
+    client::describe_error,
+    signing::{signature_headers, WebhookSecret},
+    ssrf::Guard,
+};
+
+/// SPEC §8: bodies kept in logs are cut here, with a visible marker.
+pub const BODY_LIMIT: usize = 10 * 1024;
+pub const TRUNCATION_MARKER: &str = "\n…[truncated at 10 KB]";
+
+pub struct AttemptRequest<'a> {
+    pub url: &'a str,
+    pub msg_id: &'a str,
+    pub body: &'a str,
+    pub secrets: &'a [WebhookSecret],
+    pub rate_limit: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub status: Option<u16>,
+    pub elapsed: Duration,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+    pub retry_after: Option<String>,
+    pub error: Option<String>,
+}
+
+impl AttemptResult {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'_>) -> AttemptResult {
+    let timestamp = chrono::Utc::now().timestamp();
+    let secrets: Vec<&WebhookSecret> = req.secrets.iter().collect();
+    let mut headers: Vec<(String, String)> = vec![("content-type".into(), "application/json".into())];
+    for (name, value) in signature_headers(&secrets, req.msg_id, timestamp, req.body.as_bytes()) {
+        headers.push((name.to_owned(), value));
+    }
+    if let Some((limit, remaining)) = req.rate_limit {
+        headers.push(("X-Webhook-RateLimit-Limit".into(), limit.to_string()));
+        headers.push(("X-Webhook-RateLimit-Remaining".into(), remaining.to_string()));
+    }
+    let started = Instant::now();
+    let failed = |error: String, headers: Vec<(String, String)>| AttemptResult {
+        status: None,
+        elapsed: started.elapsed(),
+        request_headers: headers,
+        response_headers: Vec::new(),
+        response_body: None,
+        retry_after: None,
+        error: Some(error),
+    };
+    // SPEC §7: check the literal or resolved addresses on every attempt; the client's
+    // resolver checks again at connect time, so a rebinding answer cannot slip through.
+    let checked = match EndpointUrl::parse(req.url) {
+        Ok(url) => guard.resolve(&url).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(error) = checked {
+        return failed(error, headers);
+    }
+    let response = client.post(req.url).headers(header_map(&headers)).body(req.body.to_owned()).send().await;
+    match response {
+        Ok(response) => read_response(response, started, headers).await,
+        Err(err) => failed(describe_error(&err), headers),
+    }
+}
+
+async fn read_response(mut response: reqwest::Response, started: Instant, request_headers: Vec<(String, String)>) -> AttemptResult {
+    let status = response.status().as_u16();
+    let response_headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut body = Vec::new();
+    let mut truncated = false;
+    let mut error = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = BODY_LIMIT.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    // Stop reading: a 10 MB answer must not cost 10 MB (or its transfer time).
+                    truncated = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                error = Some(format!("Reading the response failed: {}", describe_error(&err)));
+                break;
+            }
+        }
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if truncated {
+        text.push_str(TRUNCATION_MARKER);
+    }
+    AttemptResult {
+        status: Some(status),
+        elapsed: started.elapsed(),
+        request_headers,
+        response_headers,
+        response_body: Some(text),
+        retry_after,
+        error,
+    }
+}
+
+fn header_map(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            map.append(name, value);
+        }
+    }
+    map.entry(CONTENT_TYPE).or_insert(HeaderValue::from_static("application/json"));
+    map
+}

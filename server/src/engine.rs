@@ -1,0 +1,102 @@
+//! The server's implementation of the dashboard's `Engine` port.
+
+use std::{sync::Arc, time::Duration};
+
+use app::server::engine::{Engine, TestTarget};
+use chrono::Utc;
+use entity::{api::TestOutcome, endpoint_url::EndpointUrl, EventId, EventType};
+use serde_json::value::to_raw_value;
+
+use crate::{
+    config::Config,
+    delivery::{
+        attempt::{self, AttemptRequest},
+        client::{build_client, describe_error},
+        payload::payload_bytes,
+        samples::sample_object,
+        signing::WebhookSecret,
+        ssrf::{AllowList, Guard},
+    },
+};
+
+/// SPEC §7: the reachability check waits at most this long for any HTTP answer.
+const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(10);
+/// SPEC §6: an attempt (and so a test send) takes at most this long.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct DeliveryEngine {
+    guard: Arc<Guard>,
+    probe: reqwest::Client,
+    client: reqwest::Client,
+}
+
+impl DeliveryEngine {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let allow = AllowList::parse(&config.allow_hosts).map_err(|e| anyhow::anyhow!("WEBHOOKS_ALLOW_HOSTS: {e}"))?;
+        let guard = Arc::new(Guard::new(allow));
+        let ca = config.extra_ca.as_deref();
+        Ok(DeliveryEngine {
+            probe: build_client(guard.clone(), ca, REACHABILITY_TIMEOUT)?,
+            client: build_client(guard.clone(), ca, ATTEMPT_TIMEOUT)?,
+            guard,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for DeliveryEngine {
+    async fn check_reachable(&self, url: &str) -> Result<(), String> {
+        let parsed = EndpointUrl::parse(url).map_err(|e| e.to_string())?;
+        self.guard.resolve(&parsed).await.map_err(|e| e.to_string())?;
+        // Any HTTP answer proves DNS, TLS and a listening server; many receivers answer a
+        // GET with 405, which is fine.
+        match self.probe.get(parsed.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => Err(describe_error(&err)),
+        }
+    }
+
+    async fn send_test(&self, target: TestTarget, event_type: EventType) -> TestOutcome {
+        let id = EventId::generate();
+        let object = to_raw_value(&sample_object(event_type)).expect("a JSON value serialises");
+        let body = payload_bytes(id.as_str(), event_type.as_str(), Utc::now(), &object, &target.account_id);
+        let secrets: Vec<WebhookSecret> = target.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
+        let limit = u32::try_from(target.rate_limit).unwrap_or(100);
+        let result = attempt::send(
+            &self.client,
+            &self.guard,
+            AttemptRequest { url: &target.url, msg_id: id.as_str(), body: &body, secrets: &secrets, rate_limit: Some((limit, limit.saturating_sub(1))) },
+        )
+        .await;
+        TestOutcome {
+            success: result.success(),
+            status_code: result.status,
+            response_time_ms: result.elapsed.as_millis() as u64,
+            body_excerpt: excerpt(result.response_body.as_deref().unwrap_or("")),
+            error: result.error,
+        }
+    }
+
+    fn new_secret(&self) -> String {
+        WebhookSecret::generate().as_str().to_owned()
+    }
+}
+
+/// The first lines of a response body, for showing inline.
+fn excerpt(body: &str) -> String {
+    let mut out: String = body.lines().take(8).collect::<Vec<_>>().join("\n");
+    if out.len() > 600 {
+        let cut = (0..=600).rev().find(|i| out.is_char_boundary(*i)).unwrap_or(0);
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}

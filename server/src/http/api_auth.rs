@@ -1,0 +1,37 @@
+//! Authorization as a type: a REST handler that takes `ApiAccount` cannot run without a
+//! valid account API key (`Authorization: Bearer whk_…`).
+
+use app::server::endpoints::Actor;
+use axum::{extract::FromRequestParts, http::request::Parts};
+use entity::AccountId;
+
+use super::{error::ApiError, AppState};
+use crate::accounts;
+
+pub struct ApiAccount(pub AccountId);
+
+impl ApiAccount {
+    /// API keys act for the whole account and may change anything in it.
+    pub fn actor(&self) -> Actor {
+        Actor { account_id: self.0.clone(), can_write: true }
+    }
+}
+
+impl FromRequestParts<AppState> for ApiAccount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        match accounts::account_for_api_key(&state.db, key).await? {
+            Some(account) => Ok(ApiAccount(account)),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
