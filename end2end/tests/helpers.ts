@@ -1,5 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
 import { expect, type Page } from "@playwright/test";
 
 const BIN = process.env.WEBHOOKS_BIN ?? "../target/debug/webhooks";
@@ -39,4 +42,51 @@ export async function logIn(page: Page, email: string, password: string) {
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Log in" }).click();
+}
+
+/** Navigates and waits until the app has hydrated (the body gets `data-hydrated`). */
+export async function gotoHydrated(page: Page, path: string) {
+  await page.goto(path);
+  await page.locator("body[data-hydrated=true]").waitFor();
+}
+
+export interface ReceivedRequest {
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A real HTTPS receiver on 127.0.0.1 presenting a certificate from the test CA. */
+export async function startReceiver(status = 200) {
+  const dir = process.env.E2E_CA_DIR!;
+  const received: ReceivedRequest[] = [];
+  const server = https.createServer(
+    { key: readFileSync(`${dir}/leaf.key`), cert: readFileSync(`${dir}/leaf.pem`) },
+    (req, res) => {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        if (req.method === "POST") received.push({ headers: req.headers, body });
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify({ ok: true }));
+      });
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `https://localhost:${port}/hooks`,
+    received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** Creates an endpoint through the REST API, as an integration would. */
+export async function createEndpoint(account: Account, url: string, eventTypes: string[], description = "") {
+  const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${account.api_key}`, "content-type": "application/json" },
+    body: JSON.stringify({ url, event_types: eventTypes, description }),
+  });
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; secret: string; url: string };
 }

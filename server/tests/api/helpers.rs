@@ -76,11 +76,19 @@ pub fn test_config(database_url: &str) -> Config {
     config.public_url = None;
     config.secure_cookies = Some(false);
     config.db_pool_size = 5;
+    // Test receivers are HTTPS servers on loopback with their own CA.
+    config.allow_hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    config.extra_ca = Some(crate::receiver::test_ca().pem_path.clone());
     config
 }
 
 /// Starts the real app in this process on port 0 against a fresh, migrated database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app` with the configuration adjusted first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     static TRACING: Once = Once::new();
     TRACING.call_once(|| {
         // reqwest is built without a default TLS provider (STACK.md): one rustls, one ring.
@@ -90,7 +98,8 @@ pub async fn spawn_app() -> TestApp {
         }
     });
     let database = TestDatabase::create().await;
-    let config = test_config(&database.url);
+    let mut config = test_config(&database.url);
+    adjust(&mut config);
     let db = db::connect(&config).await.expect("connect to the test database");
     db::migrate(&db).await.expect("migrate the test database");
     let app = Application::build_with_db(config, db.clone()).await.expect("build the app");
@@ -124,6 +133,12 @@ impl TestApp {
             .send()
             .await
             .expect("POST /login")
+    }
+}
+
+impl TestApp {
+    pub fn api(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, self.url(path)).bearer_auth(key)
     }
 }
 

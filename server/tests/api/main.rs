@@ -3,5 +3,7 @@
 
 mod auth;
 mod cli;
+mod endpoints;
 mod health;
 mod helpers;
+mod receiver;

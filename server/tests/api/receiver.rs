@@ -1,0 +1,149 @@
+//! A real HTTPS webhook receiver on 127.0.0.1 with a test CA (rcgen), so tests exercise
+//! the production TLS path. It records every request and answers with a settable status.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU16, Ordering},
+        Arc, Mutex, OnceLock,
+    },
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::any,
+    Router,
+};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_rustls::{
+    rustls::{
+        pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+        ServerConfig,
+    },
+    TlsAcceptor,
+};
+
+pub struct TestCa {
+    pub pem_path: PathBuf,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key_pem: String,
+}
+
+/// One CA per test process, written to a file the app trusts through `WEBHOOKS_EXTRA_CA`,
+/// with a leaf certificate for `localhost` and 127.0.0.1.
+pub fn test_ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "Webhooks Test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+
+        let dir = std::env::temp_dir().join(format!("webhooks-test-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem_path = dir.join("ca.pem");
+        std::fs::write(&pem_path, ca_cert.pem()).unwrap();
+        TestCa {
+            pem_path,
+            cert_chain: vec![leaf_cert.der().clone()],
+            key_pem: leaf_key.serialize_pem(),
+        }
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+struct Shared {
+    received: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<Notify>,
+    status: Arc<AtomicU16>,
+}
+
+pub struct TestReceiver {
+    pub addr: SocketAddr,
+    shared: Shared,
+}
+
+impl TestReceiver {
+    pub async fn start() -> TestReceiver {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = test_ca();
+        let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
+        let config = ServerConfig::builder().with_no_client_auth().with_single_cert(ca.cert_chain.clone(), key).unwrap();
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Shared {
+            received: Arc::default(),
+            arrived: Arc::new(Notify::new()),
+            status: Arc::new(AtomicU16::new(200)),
+        };
+        let app = Router::new().fallback(any(record)).with_state(shared.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TestReceiver { addr, shared }
+    }
+
+    /// `https://localhost:<port>/hook`: a name, so the DNS path of the guard is used too.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}/hook", self.addr.port())
+    }
+
+    pub fn set_status(&self, status: u16) {
+        self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until at least `n` requests have arrived; returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let wait = async {
+            loop {
+                let notified = self.shared.arrived.notified();
+                let got = self.received();
+                if got.len() >= n {
+                    return got;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the receiver did not get the requests in time")
+    }
+}
+
+async fn record(State(shared): State<Shared>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    shared.received.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
+    shared.arrived.notify_waiters();
+    let status = StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
+    (status, "{\"received\":true}")
+}
