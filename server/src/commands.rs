@@ -41,9 +41,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn worker(config: Config) -> anyhow::Result<()> {
+    let shutdown = startup::shutdown_signal();
     let db = db::connect(&config).await?;
     db.ping().await?;
-    jobs::run_workers(db, startup::shutdown_signal()).await
+    let engine = std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config)?);
+    jobs::run_workers(db, std::sync::Arc::new(config), engine, shutdown).await
 }
 
 pub const DEMO_EMAIL: &str = "demo@example.com";

@@ -62,6 +62,18 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
 
+    /// Total time limit of one delivery attempt (SPEC §6).
+    #[arg(long, env = "WEBHOOKS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub attempt_timeout: Duration,
+
+    /// Endpoints one worker process sends to at the same time.
+    #[arg(long, env = "WEBHOOKS_DISPATCH_CONCURRENCY", default_value_t = 64)]
+    pub dispatch_concurrency: usize,
+
+    /// Sender of notification emails.
+    #[arg(long, env = "WEBHOOKS_MAIL_FROM", default_value = "Webhooks <webhooks@localhost>")]
+    pub mail_from: String,
+
     /// Maximum connections in the PostgreSQL pool of this process.
     #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,

@@ -21,8 +21,6 @@ use crate::{
 
 /// SPEC §7: the reachability check waits at most this long for any HTTP answer.
 const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(10);
-/// SPEC §6: an attempt (and so a test send) takes at most this long.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct DeliveryEngine {
     guard: Arc<Guard>,
@@ -37,7 +35,7 @@ impl DeliveryEngine {
         let ca = config.extra_ca.as_deref();
         Ok(DeliveryEngine {
             probe: build_client(guard.clone(), ca, REACHABILITY_TIMEOUT)?,
-            client: build_client(guard.clone(), ca, ATTEMPT_TIMEOUT)?,
+            client: build_client(guard.clone(), ca, config.attempt_timeout)?,
             guard,
         })
     }

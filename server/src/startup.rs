@@ -17,6 +17,7 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    delivery: Arc<DeliveryEngine>,
 }
 
 impl Application {
@@ -35,9 +36,15 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let engine = Arc::new(DeliveryEngine::new(&config)?);
-        let state = AppState { db, config: Arc::new(config), engine, leptos_options };
-        Ok(Self { listener, state })
+        let delivery = Arc::new(DeliveryEngine::new(&config)?);
+        let state = AppState {
+            db,
+            config: Arc::new(config),
+            engine: delivery.clone(),
+            ingest_quota: Arc::default(),
+            leptos_options,
+        };
+        Ok(Self { listener, state, delivery })
     }
 
     pub fn port(&self) -> u16 {
@@ -51,7 +58,12 @@ impl Application {
     /// Serves the dashboard and API and runs the workers until `shutdown` resolves.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let workers = tokio::spawn(jobs::run_workers(self.state.db.clone(), wait_for(stop_rx.clone())));
+        let workers = tokio::spawn(jobs::run_workers(
+            self.state.db.clone(),
+            self.state.config.clone(),
+            self.delivery.clone(),
+            wait_for(stop_rx.clone()),
+        ));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let server = axum::serve(self.listener, router).with_graceful_shutdown(wait_for(stop_rx));
@@ -63,6 +75,12 @@ impl Application {
         signal.abort();
         workers.await??;
         Ok(served?)
+    }
+
+    /// Starts the workers (dispatcher + apalis) in this process, stopping when `shutdown`
+    /// resolves; the tests run them beside `run_http_only`.
+    pub fn spawn_workers(&self, shutdown: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        tokio::spawn(jobs::run_workers(self.state.db.clone(), self.state.config.clone(), self.delivery.clone(), shutdown))
     }
 
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.

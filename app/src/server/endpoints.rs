@@ -91,6 +91,10 @@ pub async fn create(
         previous_secret_expires_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        lease_until: Set(None),
+        lease_owner: Set(None),
+        breaker_until: Set(None),
+        last_error: Set(None),
     };
     let txn = db.begin().await?;
     let row = row.insert(&txn).await?;
@@ -136,6 +140,7 @@ fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
     if enabled {
         active.consecutive_failures = Set(0);
         active.disabled_reason = Set(None);
+        active.breaker_until = Set(None);
     } else {
         active.disabled_reason = Set(Some("Disabled by a user.".to_owned()));
     }

@@ -23,6 +23,12 @@ pub struct Model {
     pub previous_secret_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The worker currently sending to this endpoint holds it until then.
+    pub lease_until: Option<DateTimeUtc>,
+    pub lease_owner: Option<String>,
+    /// Circuit breaker: while failing, no attempt before this time (SPEC §6).
+    pub breaker_until: Option<DateTimeUtc>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -122,6 +122,16 @@ async fn read_response(mut response: reqwest::Response, started: Instant, reques
     }
 }
 
+/// A body as kept in the attempt log: at most 10 KB, cut on a character boundary, with a
+/// marker when cut (SPEC §8).
+pub fn truncate_body(body: &str) -> String {
+    if body.len() <= BODY_LIMIT {
+        return body.to_owned();
+    }
+    let cut = (0..=BODY_LIMIT).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
+    format!("{}{TRUNCATION_MARKER}", &body[..cut])
+}
+
 fn header_map(headers: &[(String, String)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in headers {

@@ -3,8 +3,13 @@
 
 pub mod attempt;
 pub mod client;
+pub mod dispatcher;
+pub mod health;
 pub mod payload;
+pub mod rate_limit;
+pub mod record;
 pub mod retry;
 pub mod samples;
 pub mod signing;
 pub mod ssrf;
+pub mod store;

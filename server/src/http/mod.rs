@@ -4,6 +4,7 @@ pub mod api_auth;
 pub mod auth;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod openapi;
 
@@ -25,6 +26,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub engine: Arc<dyn Engine>,
+    pub ingest_quota: Arc<crate::quota::IngestQuota>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(health::router())
         .merge(endpoints::router())
+        .merge(events::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .with_state(state)

@@ -6,14 +6,14 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{endpoints, error::ErrorBody, AppState};
+use super::{endpoints, error::ErrorBody, events, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Webhooks API", version = "1", description = "Configure webhook endpoints and publish events."),
     paths(
         endpoints::list, endpoints::create, endpoints::show, endpoints::update, endpoints::remove,
-        endpoints::secret, endpoints::rotate, endpoints::test_send
+        endpoints::secret, endpoints::rotate, endpoints::test_send, events::create
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -123,6 +123,7 @@ async fn a_user_sees_only_their_own_accounts_endpoints() {
             previous_secret_expires_at: Set(None),
             created_at: Set(Utc::now()),
             updated_at: Set(Utc::now()),
+            ..Default::default()
         })
         .exec(&app.db)
         .await

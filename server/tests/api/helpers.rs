@@ -65,6 +65,8 @@ impl Drop for TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// Stops the in-process workers when dropped (they run only with `spawn_app_with_workers`).
+    _stop_workers: Option<tokio::sync::oneshot::Sender<()>>,
     pub db: DatabaseConnection,
     pub database: TestDatabase,
 }
@@ -89,6 +91,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// `spawn_app` with the configuration adjusted first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(adjust, false).await
+}
+
+/// The app with its workers (dispatcher and apalis) running in this process too.
+pub async fn spawn_app_with_workers(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(adjust, true).await
+}
+
+async fn spawn(adjust: impl FnOnce(&mut Config), workers: bool) -> TestApp {
     static TRACING: Once = Once::new();
     TRACING.call_once(|| {
         // reqwest is built without a default TLS provider (STACK.md): one rustls, one ring.
@@ -104,8 +115,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     db::migrate(&db).await.expect("migrate the test database");
     let app = Application::build_with_db(config, db.clone()).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = workers.then(|| {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        app.spawn_workers(async move {
+            let _ = rx.await;
+        });
+        tx
+    });
     tokio::spawn(app.run_http_only());
-    TestApp { address, db, database }
+    TestApp { address, db, database, _stop_workers: stop }
 }
 
 impl TestApp {
@@ -148,4 +166,62 @@ pub fn location(response: &reqwest::Response) -> String {
         .get(reqwest::header::LOCATION)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// Checks both signature schemes of SPEC §5 with hmac directly, not with the app's signer.
+pub fn assert_signed(request: &crate::receiver::Received, secret: &str) {
+    use base64::{engine::general_purpose::STANDARD, Engine as _};
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+    let header = |name: &str| request.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_owned();
+    let body = std::str::from_utf8(&request.body).unwrap();
+    // Standard Webhooks: key = base64-decoded bytes after `whsec_`, over "<id>.<t>.<body>".
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", header("webhook-id"), header("webhook-timestamp"), body).as_bytes());
+    let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
+    assert!(header("webhook-signature").split(' ').any(|s| s == expected), "webhook-signature does not verify");
+    // Stripe style: key = the secret string, over "<t>.<body>".
+    let t = header("webhook-timestamp");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+    let x = header("x-webhook-signature");
+    assert!(x.starts_with(&format!("t={t},")) && x.split(',').any(|p| p == expected), "X-Webhook-Signature does not verify: {x}");
+}
+
+impl TestApp {
+    /// Creates an endpoint through the API; returns (id, secret).
+    pub async fn endpoint(&self, key: &str, url: &str, types: &[&str], rate_limit: i32) -> (String, String) {
+        let res = self
+            .api(key, reqwest::Method::POST, "/api/v1/endpoints")
+            .json(&serde_json::json!({ "url": url, "event_types": types, "rate_limit": rate_limit }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        let body: serde_json::Value = res.json().await.unwrap();
+        (body["id"].as_str().unwrap().to_owned(), body["secret"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn publish(&self, key: &str, body: serde_json::Value) -> Vec<String> {
+        let res = self.api(key, reqwest::Method::POST, "/api/v1/events").json(&body).send().await.unwrap();
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+        let answer: serde_json::Value = res.json().await.unwrap();
+        answer["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    }
+
+    pub async fn scalar<T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin>(&self, sql: &str) -> T {
+        let (value,): (T,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(self.db.get_postgres_connection_pool()).await.unwrap();
+        value
+    }
+
+    /// Waits (bounded, polling the database) until `sql` returns true.
+    pub async fn until(&self, what: &str, sql: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.scalar::<bool>(sql).await {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -3,7 +3,9 @@
 
 mod auth;
 mod cli;
+mod delivery;
 mod endpoints;
 mod health;
 mod helpers;
 mod receiver;
+mod smtp;

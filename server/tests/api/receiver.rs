@@ -64,9 +64,25 @@ pub fn test_ca() -> &'static TestCa {
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: std::time::Instant,
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// One scripted answer; when the script is empty the receiver answers `status`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    /// Never answer (the request is recorded first).
+    pub hang: bool,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply { status, retry_after: None, hang: false }
+    }
 }
 
 #[derive(Clone)]
@@ -74,6 +90,7 @@ struct Shared {
     received: Arc<Mutex<Vec<Received>>>,
     arrived: Arc<Notify>,
     status: Arc<AtomicU16>,
+    script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
 }
 
 pub struct TestReceiver {
@@ -94,6 +111,7 @@ impl TestReceiver {
             received: Arc::default(),
             arrived: Arc::new(Notify::new()),
             status: Arc::new(AtomicU16::new(200)),
+            script: Arc::default(),
         };
         let app = Router::new().fallback(any(record)).with_state(shared.clone());
         tokio::spawn(async move {
@@ -121,6 +139,11 @@ impl TestReceiver {
         self.shared.status.store(status, Ordering::SeqCst);
     }
 
+    /// Answers the next requests with these replies, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().unwrap().extend(replies);
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
     }
@@ -141,9 +164,20 @@ impl TestReceiver {
     }
 }
 
-async fn record(State(shared): State<Shared>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
-    shared.received.lock().unwrap().push(Received { path: uri.path().to_owned(), headers, body });
+async fn record(State(shared): State<Shared>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let at = std::time::Instant::now();
+    shared.received.lock().unwrap().push(Received { at, path: uri.path().to_owned(), headers, body });
     shared.arrived.notify_waiters();
-    let status = StatusCode::from_u16(shared.status.load(Ordering::SeqCst)).unwrap_or(StatusCode::OK);
-    (status, "{\"received\":true}")
+    let reply = shared.script.lock().unwrap().pop_front();
+    let reply = reply.unwrap_or_else(|| Reply::status(shared.status.load(Ordering::SeqCst)));
+    if reply.hang {
+        std::future::pending::<()>().await;
+    }
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, "{\"received\":true}").into_response();
+    if let Some(value) = reply.retry_after {
+        response.headers_mut().insert("retry-after", value.parse().unwrap());
+    }
+    response
 }

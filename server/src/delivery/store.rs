@@ -1,0 +1,138 @@
+//! The delivery engine's SQL. No transaction is ever held across an HTTP call: claims are
+//! leases on endpoint rows, and each attempt is recorded in its own short transaction.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+
+/// An endpoint this worker holds the lease of, with what sending to it needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedEndpoint {
+    pub id: String,
+    pub account_id: String,
+    pub url: String,
+    pub rate_limit: i32,
+    pub status: String,
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub attempt_count: i32,
+    pub payload: String,
+}
+
+/// Leases up to `n` enabled endpoints with due deliveries whose breaker is closed.
+/// `SKIP LOCKED` lets several workers claim side by side without waiting on each other.
+pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duration) -> sqlx::Result<Vec<ClaimedEndpoint>> {
+    let rows = sqlx::query(
+        "WITH due AS (
+             SELECT DISTINCT endpoint_id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+         ), picked AS (
+             SELECT e.id FROM endpoints e JOIN due ON due.endpoint_id = e.id
+             WHERE e.enabled
+               AND (e.lease_until IS NULL OR e.lease_until < now())
+               AND (e.breaker_until IS NULL OR e.breaker_until <= now())
+             ORDER BY e.lease_until NULLS FIRST
+             LIMIT $1
+             FOR UPDATE OF e SKIP LOCKED
+         )
+         UPDATE endpoints e
+         SET lease_until = now() + make_interval(secs => $2), lease_owner = $3
+         FROM picked WHERE e.id = picked.id
+         RETURNING e.id, e.account_id, e.url, e.rate_limit, e.status, e.secret, e.previous_secret,
+                   e.previous_secret_expires_at",
+    )
+    .bind(n)
+    .bind(lease.as_secs_f64())
+    .bind(worker)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut secrets = vec![r.get::<String, _>("secret")];
+            let previous: Option<String> = r.get("previous_secret");
+            let until: Option<DateTime<Utc>> = r.get("previous_secret_expires_at");
+            if let (Some(prev), Some(until)) = (previous, until) {
+                if until > Utc::now() {
+                    secrets.push(prev);
+                }
+            }
+            ClaimedEndpoint {
+                id: r.get("id"),
+                account_id: r.get("account_id"),
+                url: r.get("url"),
+                rate_limit: r.get("rate_limit"),
+                status: r.get("status"),
+                secrets,
+            }
+        })
+        .collect())
+}
+
+/// Due deliveries of one endpoint in event order (delivery ids are time-ordered).
+pub async fn due_deliveries(pool: &PgPool, endpoint_id: &str, limit: i64) -> sqlx::Result<Vec<DueDelivery>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.event_id, d.event_type, d.attempt_count, ev.payload
+         FROM deliveries d JOIN events ev ON ev.id = d.event_id
+         WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
+         ORDER BY d.id LIMIT $2",
+    )
+    .bind(endpoint_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DueDelivery {
+            id: r.get("id"),
+            event_id: r.get("event_id"),
+            event_type: r.get("event_type"),
+            attempt_count: r.get("attempt_count"),
+            payload: r.get("payload"),
+        })
+        .collect())
+}
+
+/// When attempts to this endpoint were made in the last second, as local instants: the
+/// previous lease holder's sends count against the rate limit too.
+pub async fn recent_sends(pool: &PgPool, endpoint_id: &str) -> sqlx::Result<Vec<Instant>> {
+    let ages: Vec<(f64,)> = sqlx::query_as(
+        "SELECT extract(epoch FROM now() - attempted_at)::float8 FROM attempts
+         WHERE endpoint_id = $1 AND attempted_at > now() - interval '1 second'",
+    )
+    .bind(endpoint_id)
+    .fetch_all(pool)
+    .await?;
+    let now = Instant::now();
+    Ok(ages.into_iter().filter_map(|(age,)| now.checked_sub(Duration::from_secs_f64(age.max(0.0)))).collect())
+}
+
+/// Extends the lease; false when it is no longer ours (expired and taken).
+pub async fn renew_lease(pool: &PgPool, endpoint_id: &str, worker: &str, lease: Duration) -> sqlx::Result<bool> {
+    let res = sqlx::query(
+        "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(endpoint_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn release_lease(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE endpoints SET lease_until = NULL, lease_owner = NULL WHERE id = $1 AND lease_owner = $2")
+        .bind(endpoint_id)
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

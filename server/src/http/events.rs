@@ -1,0 +1,96 @@
+//! `POST /api/v1/events`: ingest one event or a batch (SPEC §6, §11).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use entity::tables::account;
+use sea_orm::EntityTrait;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{api_auth::ApiAccount, error::ApiError, AppState};
+use crate::{
+    ingest::{self, IngestError, MAX_BATCH, MAX_EVENT_BYTES},
+    quota::Decision,
+};
+
+pub fn router() -> Router<AppState> {
+    // A full batch of maximal events, plus JSON overhead.
+    let limit = MAX_BATCH * 1024 + MAX_EVENT_BYTES * 8;
+    Router::new().route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestAnswer {
+    /// Event ids in request order.
+    pub ids: Vec<String>,
+}
+
+/// One event `{type, data:{object}, id?}` or a batch `{"events":[…]}` of up to 1,000.
+/// Answers 202 once the events and their deliveries are committed.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key returns the original ids")),
+    request_body(content = serde_json::Value, description = "`{type, data:{object}, id?}` or `{\"events\":[…]}`"),
+    responses((status = 202, body = IngestAnswer), (status = 413, body = super::error::ErrorBody),
+        (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+pub async fn create(State(state): State<AppState>, account: ApiAccount, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let events = ingest::parse_body(&body)?;
+    let key = idempotency_key(&headers)?;
+    let limit = account_quota(&state, &account).await?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let decision = state.ingest_quota.take(account.0.as_str(), limit, events.len() as u64, now);
+    if !decision.allowed {
+        return Ok(with_quota(ApiError::RateLimited(decision.reset_secs).into_response(), decision));
+    }
+    let pool = state.db.get_postgres_connection_pool();
+    let ids = ingest::ingest(pool, &account.0, key.as_deref(), &events).await?;
+    let answer = IngestAnswer { ids: ids.into_iter().map(String::from).collect() };
+    Ok(with_quota((StatusCode::ACCEPTED, Json(answer)).into_response(), decision))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().map_err(|_| ApiError::Invalid("Idempotency-Key must be visible ASCII".into()))?.trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::Invalid("Idempotency-Key must be 1 to 255 characters".into()));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, ApiError> {
+    let row = account::Entity::find_by_id(account.0.as_str()).one(&state.db).await?;
+    Ok(row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64))
+}
+
+/// IETF `RateLimit-*` headers on every answer, `Retry-After` on a 429.
+fn with_quota(mut response: Response, d: Decision) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [("ratelimit-limit", d.limit), ("ratelimit-remaining", d.remaining), ("ratelimit-reset", d.reset_secs)] {
+        headers.insert(name, HeaderValue::from(value));
+    }
+    if !d.allowed {
+        headers.insert("retry-after", HeaderValue::from(d.reset_secs));
+    }
+    response
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Invalid(message) => ApiError::Invalid(message),
+            IngestError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
+            IngestError::IdTaken { .. } => ApiError::Conflict(err.to_string()),
+            IngestError::Db(db) => match db {
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ApiError::Unavailable,
+                other => ApiError::Internal(other.into()),
+            },
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Accepting events: validate, store the exact payload bytes, and fan out one delivery per
+//! subscribed enabled endpoint, all in one transaction (SPEC §6). `publish` is also the
+//! outbox entry point for a host application that shares our database: it runs inside the
+//! caller's transaction, so events exist exactly when the caller's change commits.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{AccountId, DeliveryId, EventId, EventType};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sqlx::{PgConnection, Postgres, Transaction};
+
+use crate::delivery::payload::payload_bytes;
+
+/// Largest `data.object` accepted per event, in bytes (413 beyond it).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Largest batch per request.
+pub const MAX_BATCH: usize = 1000;
+/// Channel workers LISTEN on; notified at commit when new deliveries exist.
+pub const NOTIFY_CHANNEL: &str = "webhooks_deliveries";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("event {index}: data.object is {size} bytes; the limit is {MAX_EVENT_BYTES} bytes per event")]
+    TooLarge { index: usize, size: usize },
+    #[error("event {index}: the id {id} is already used by another account's event; choose a new id")]
+    IdTaken { index: usize, id: String },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// One event as the API receives it: `{type, data:{object}, id?}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingEvent {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: IncomingData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingData {
+    pub object: Box<RawValue>,
+}
+
+/// An event that passed validation, with its final id.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub object: Box<RawValue>,
+}
+
+/// Parses `{...}` or `{"events":[...]}` into validated events, naming the first problem.
+pub fn parse_body(body: &[u8]) -> Result<Vec<NewEvent>, IngestError> {
+    // Not an untagged enum: serde buffers those, and RawValue cannot come from a buffer.
+    #[derive(Deserialize)]
+    struct Batch {
+        events: Option<Vec<Box<RawValue>>>,
+    }
+    let not_json = |e: serde_json::Error| IngestError::Invalid(format!("the body is not a JSON object: {e}"));
+    let raw = match serde_json::from_slice::<Batch>(body).map_err(not_json)?.events {
+        Some(events) => events,
+        None => vec![serde_json::from_slice::<Box<RawValue>>(body).map_err(not_json)?],
+    };
+    if raw.is_empty() {
+        return Err(IngestError::Invalid("the batch is empty; send at least one event".into()));
+    }
+    if raw.len() > MAX_BATCH {
+        return Err(IngestError::Invalid(format!("the batch has {} events; the limit is {MAX_BATCH}", raw.len())));
+    }
+    raw.iter().enumerate().map(|(index, raw)| validate(index, raw)).collect()
+}
+
+fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
+    let size = raw.get().len();
+    let event: IncomingEvent = serde_json::from_str(raw.get())
+        .map_err(|e| IngestError::Invalid(format!("event {index}: {e}; expected {{\"type\", \"data\": {{\"object\": {{…}}}}, \"id\"?}}")))?;
+    let event_type: EventType = event
+        .event_type
+        .parse()
+        .map_err(|e| IngestError::Invalid(format!("event {index}: {e}")))?;
+    if !event.data.object.get().trim_start().starts_with('{') {
+        return Err(IngestError::Invalid(format!("event {index}: data.object must be a JSON object")));
+    }
+    if event.data.object.get().len() > MAX_EVENT_BYTES {
+        return Err(IngestError::TooLarge { index, size });
+    }
+    let id = match event.id {
+        Some(id) => id.parse().map_err(|e| IngestError::Invalid(format!("event {index}: {e}")))?,
+        None => EventId::generate(),
+    };
+    Ok(NewEvent { id, event_type, object: event.data.object })
+}
+
+/// Stores the events and their deliveries; returns the ids in request order. Events whose
+/// id this account already used are left as they are (a retried request is a no-op).
+pub async fn publish(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    events: &[NewEvent],
+) -> Result<Vec<EventId>, IngestError> {
+    let now = Utc::now();
+    let inserted = insert_events(conn, account, events, now).await?;
+    check_ids_are_ours(conn, account, events, &inserted).await?;
+    let fresh: Vec<&NewEvent> = events.iter().filter(|e| inserted.contains_key(e.id.as_str())).collect();
+    let created = fan_out(conn, account, &fresh, now).await?;
+    if created > 0 {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(account.as_str()).execute(&mut *conn).await?;
+    }
+    Ok(events.iter().map(|e| e.id.clone()).collect())
+}
+
+async fn insert_events(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    events: &[NewEvent],
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, ()>, IngestError> {
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let payloads: Vec<String> = events
+        .iter()
+        .map(|e| payload_bytes(e.id.as_str(), e.event_type.as_str(), now, &e.object, account.as_str()))
+        .collect();
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO events (id, account_id, event_type, payload, created_at)
+         SELECT id, $2, t, p, $5 FROM UNNEST($1::text[], $3::text[], $4::text[]) AS x(id, t, p)
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(&ids)
+    .bind(account.as_str())
+    .bind(&types)
+    .bind(&payloads)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| (id, ())).collect())
+}
+
+/// A client-supplied id that collides with another account's event is refused rather than
+/// silently merged (tenants never share anything).
+async fn check_ids_are_ours(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    events: &[NewEvent],
+    inserted: &HashMap<String, ()>,
+) -> Result<(), IngestError> {
+    let existing: Vec<&str> = events.iter().map(|e| e.id.as_str()).filter(|id| !inserted.contains_key(*id)).collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let foreign: Vec<(String,)> = sqlx::query_as("SELECT id FROM events WHERE id = ANY($1) AND account_id <> $2")
+        .bind(&existing)
+        .bind(account.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+    match foreign.first() {
+        Some((id,)) => {
+            let index = events.iter().position(|e| e.id.as_str() == id).unwrap_or(0);
+            Err(IngestError::IdTaken { index, id: id.clone() })
+        }
+        None => Ok(()),
+    }
+}
+
+/// One delivery per (event, enabled endpoint subscribed to its type), created exactly once:
+/// the unique (event_id, endpoint_id) constraint makes a repeat a no-op.
+async fn fan_out(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    events: &[&NewEvent],
+    now: DateTime<Utc>,
+) -> Result<u64, IngestError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let subs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.event_type, s.endpoint_id FROM endpoint_event_types s
+         JOIN endpoints e ON e.id = s.endpoint_id
+         WHERE s.account_id = $1 AND e.enabled ORDER BY s.endpoint_id",
+    )
+    .bind(account.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
+    for (event_type, endpoint_id) in subs {
+        by_type.entry(event_type).or_default().push(endpoint_id);
+    }
+    let (mut ids, mut event_ids, mut endpoint_ids, mut types) = (vec![], vec![], vec![], vec![]);
+    for event in events {
+        for endpoint in by_type.get(event.event_type.as_str()).into_iter().flatten() {
+            ids.push(DeliveryId::generate().to_string());
+            event_ids.push(event.id.as_str());
+            endpoint_ids.push(endpoint.as_str());
+            types.push(event.event_type.as_str());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let result = sqlx::query(
+        "INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at, created_at, updated_at)
+         SELECT id, $2, ev, ep, t, 'pending', $6, $6, $6 FROM UNNEST($1::text[], $3::text[], $4::text[], $5::text[]) AS x(id, ev, ep, t)
+         ON CONFLICT (event_id, endpoint_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(account.as_str())
+    .bind(&event_ids)
+    .bind(&endpoint_ids)
+    .bind(&types)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// The API path: idempotency key, then `publish`, in one transaction. With a key seen
+/// before, the original ids come back and nothing is stored again.
+pub async fn ingest(
+    pool: &sqlx::PgPool,
+    account: &AccountId,
+    idempotency_key: Option<&str>,
+    events: &[NewEvent],
+) -> Result<Vec<EventId>, IngestError> {
+    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
+    if let Some(key) = idempotency_key {
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        // A concurrent request with the same key waits here on the primary key until the
+        // first commits, then sees its row.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (account_id, key, event_ids) VALUES ($1, $2, $3)
+             ON CONFLICT (account_id, key) DO NOTHING",
+        )
+        .bind(account.as_str())
+        .bind(key)
+        .bind(serde_json::json!(ids))
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            let (stored,): (serde_json::Value,) =
+                sqlx::query_as("SELECT event_ids FROM idempotency_keys WHERE account_id = $1 AND key = $2")
+                    .bind(account.as_str())
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            let ids: Vec<String> = serde_json::from_value(stored).unwrap_or_default();
+            return Ok(ids.into_iter().filter_map(|id| id.parse().ok()).collect());
+        }
+    }
+    let ids = publish(&mut tx, account, events).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_event_and_a_batch_both_parse() {
+        let one = parse_body(br#"{"type":"task.completed","data":{"object":{"id":"t1"}}}"#).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].event_type, EventType::TaskCompleted);
+        assert_eq!(one[0].object.get(), r#"{"id":"t1"}"#, "object bytes are kept as sent");
+        let batch = parse_body(br#"{"events":[{"type":"task.created","data":{"object":{}}},{"type":"user.joined","data":{"object":{"a":1}}}]}"#).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_ne!(batch[0].id, batch[1].id);
+    }
+
+    #[test]
+    fn problems_are_named_with_the_event_index() {
+        let err = |body: &str| parse_body(body.as_bytes()).unwrap_err().to_string();
+        assert!(err(r#"{"type":"task.exploded","data":{"object":{}}}"#).contains("event 0: unknown event type `task.exploded`"));
+        assert!(err(r#"{"events":[{"type":"task.created","data":{"object":{}}},{"type":"task.created","data":{"object":[1]}}]}"#).contains("event 1: data.object must be a JSON object"));
+        assert!(err(r#"{"type":"task.created","data":{}}"#).contains("object"));
+        assert!(err(r#"{"type":"task.created","data":{"object":{}},"id":"nope"}"#).contains("not a valid event id"));
+        assert!(err(r#"{"events":[]}"#).contains("empty"));
+        assert!(err("not json").contains("not a JSON object"));
+    }
+
+    #[test]
+    fn oversized_objects_and_batches_are_refused() {
+        let big = format!(r#"{{"type":"task.created","data":{{"object":{{"x":"{}"}}}}}}"#, "a".repeat(MAX_EVENT_BYTES));
+        assert!(matches!(parse_body(big.as_bytes()), Err(IngestError::TooLarge { index: 0, .. })));
+        let one = r#"{"type":"task.created","data":{"object":{}}}"#;
+        let many = format!(r#"{{"events":[{}]}}"#, vec![one; MAX_BATCH + 1].join(","));
+        assert!(parse_body(many.as_bytes()).unwrap_err().to_string().contains("limit is 1000"));
+    }
+}

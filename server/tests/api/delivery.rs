@@ -1,0 +1,211 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{assert_signed, spawn_app_with, spawn_app_with_workers},
+    receiver::{Reply, TestReceiver},
+    smtp::SmtpSink,
+};
+
+const PASSWORD: &str = "a long enough password";
+
+fn event(t: &str, n: u32) -> Value {
+    json!({ "type": t, "data": { "object": { "id": format!("tsk_{n}"), "n": n } } })
+}
+
+#[tokio::test]
+async fn an_accepted_event_is_delivered_with_its_exact_payload_bytes_and_both_signatures() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (_, secret) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+
+    // Raw bytes on purpose: the object's key order and spacing must survive as sent.
+    let res = app.api(&acme.api_key, reqwest::Method::POST, "/api/v1/events")
+        .header("content-type", "application/json")
+        .body(r#"{"type":"task.completed","data":{"object":{"z": 1, "a": "ü"}}}"#)
+        .send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let answer: Value = res.json().await.unwrap();
+    let ids = vec![answer["ids"][0].as_str().unwrap().to_owned()];
+    let got = receiver.wait_for(2).await; // the reachability check, then the delivery
+    let request = &got[1];
+    let stored: String = app.scalar(&format!("SELECT payload FROM events WHERE id = '{}'", ids[0])).await;
+    assert_eq!(std::str::from_utf8(&request.body).unwrap(), stored, "the body sent is the stored payload, byte for byte");
+    let prefix = format!(r#"{{"id":"{}","type":"task.completed","created":""#, ids[0]);
+    assert!(stored.starts_with(&prefix), "{stored}");
+    let suffix = format!(r#"Z","data":{{"object":{{"z": 1, "a": "ü"}}}},"account_id":"{}"}}"#, acme.account_id);
+    assert!(stored.ends_with(&suffix), "{stored}");
+    assert_eq!(request.headers["webhook-id"], ids[0].as_str());
+    assert_eq!(request.headers["x-webhook-ratelimit-limit"], "100");
+    assert_eq!(request.headers["x-webhook-ratelimit-remaining"], "99");
+    assert_signed(request, &secret);
+    app.until("the delivery is recorded as delivered", "SELECT status = 'delivered' AND attempt_count = 1 FROM deliveries").await;
+}
+
+#[tokio::test]
+async fn fan_out_creates_one_delivery_per_enabled_subscribed_endpoint() {
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (a, _) = app.endpoint(&key, &receiver.url(), &["task.completed", "task.created"], 100).await;
+    let (b, _) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    app.endpoint(&key, &receiver.url(), &["user.joined"], 100).await;
+    app.api(&key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{b}")).json(&json!({ "enabled": false })).send().await.unwrap();
+
+    app.publish(&key, json!({ "events": [event("task.completed", 1), event("task.created", 2), event("payment.failed", 3)] })).await;
+    let per_endpoint: Vec<(String, i64)> = sqlx::query_as("SELECT endpoint_id, count(*) FROM deliveries GROUP BY endpoint_id")
+        .fetch_all(app.db.get_postgres_connection_pool()).await.unwrap();
+    assert_eq!(per_endpoint, vec![(a, 2)]);
+}
+
+#[tokio::test]
+async fn a_retried_ingest_request_is_a_no_op_returning_the_original_ids() {
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    let send = |body: Value| {
+        app.api(&key, reqwest::Method::POST, "/api/v1/events").header("Idempotency-Key", "order-42").json(&body).send()
+    };
+    let first: Value = send(json!({ "events": [event("task.completed", 1), event("task.completed", 2)] })).await.unwrap().json().await.unwrap();
+    let again = send(json!({ "events": [event("task.completed", 1), event("task.completed", 2)] })).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+
+    // A client-supplied id makes a retry without a key a no-op too.
+    let id = first["ids"][0].as_str().unwrap();
+    let ids = app.publish(&key, json!({ "id": id, "type": "task.completed", "data": { "object": {} } })).await;
+    assert_eq!(ids, vec![id.to_owned()]);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 2);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 2);
+
+    let other = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
+    let res = app.api(&other, reqwest::Method::POST, "/api/v1/events")
+        .json(&json!({ "id": id, "type": "task.completed", "data": { "object": {} } })).send().await.unwrap();
+    assert_eq!(res.status(), 409, "another account cannot reuse an id");
+}
+
+#[tokio::test]
+async fn bad_events_get_clear_4xx_answers_and_nothing_is_stored() {
+    let app = spawn_app_with(|_| {}).await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let big = "x".repeat(300 * 1024);
+    let cases = [
+        (json!({ "type": "task.exploded", "data": { "object": {} } }), 422, "unknown event type"),
+        (json!({ "type": "task.created", "data": { "object": "text" } }), 422, "must be a JSON object"),
+        (json!({ "type": "task.created", "data": { "object": { "big": big } } }), 413, "limit is 262144 bytes"),
+        (json!({ "events": [] }), 422, "empty"),
+    ];
+    for (body, status, message) in cases {
+        let res = app.api(&key, reqwest::Method::POST, "/api/v1/events").json(&body).send().await.unwrap();
+        assert_eq!(res.status(), status);
+        let text = res.text().await.unwrap();
+        assert!(text.contains(message), "{text}");
+    }
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 0);
+}
+
+#[tokio::test]
+async fn failed_attempts_follow_the_retry_schedule_then_dead_letter() {
+    let app = spawn_app_with_workers(|c| c.retry_schedule = server::config::parse_schedule("1s,2s").unwrap()).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.set_status(500);
+    app.publish(&key, event("task.completed", 1)).await;
+
+    let got = receiver.wait_for(4).await; // check + 3 attempts
+    let gaps: Vec<Duration> = got[1..].windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(gaps[0] >= Duration::from_millis(900) && gaps[0] < Duration::from_millis(1800), "first retry after {:?}", gaps[0]);
+    assert!(gaps[1] >= Duration::from_millis(1800) && gaps[1] < Duration::from_millis(3000), "second retry after {:?}", gaps[1]);
+    let id = got[1].headers["webhook-id"].clone();
+    assert!(got[2..].iter().all(|r| r.headers["webhook-id"] == id), "retries carry the same webhook-id");
+    app.until("the delivery is dead-lettered", "SELECT status = 'failed' AND attempt_count = 3 FROM deliveries").await;
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts WHERE NOT success AND status_code = 500").await, 3);
+}
+
+#[tokio::test]
+async fn retry_after_on_a_503_is_honoured_when_later_than_the_schedule() {
+    let app = spawn_app_with_workers(|c| c.retry_schedule = server::config::parse_schedule("100ms").unwrap()).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.script([Reply { status: 503, retry_after: Some("2".into()), hang: false }]);
+    app.publish(&key, event("task.completed", 1)).await;
+    let got = receiver.wait_for(3).await;
+    let gap = got[2].at - got[1].at;
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}, before Retry-After");
+    app.until("the retry succeeded", "SELECT status = 'delivered' FROM deliveries").await;
+}
+
+#[tokio::test]
+async fn first_attempts_to_an_endpoint_go_out_in_event_order() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.updated"], 100).await;
+    let mut sent = Vec::new();
+    for batch in 0..3 {
+        let events: Vec<Value> = (0..10).map(|n| event("task.updated", batch * 10 + n)).collect();
+        sent.extend(app.publish(&key, json!({ "events": events })).await);
+    }
+    let got = receiver.wait_for(31).await;
+    let order: Vec<String> = got[1..].iter().map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(order, sent);
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_over_every_one_second_window() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.updated"], 5).await;
+    let events: Vec<Value> = (0..16).map(|n| event("task.updated", n)).collect();
+    app.publish(&key, json!({ "events": events })).await;
+    let got = receiver.wait_for(17).await;
+    let times: Vec<_> = got[1..].iter().map(|r| r.at).collect();
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..].iter().filter(|s| s.duration_since(*t) < Duration::from_millis(980)).count();
+        assert!(within <= 5, "{within} deliveries within one second from #{i}");
+    }
+    let remaining: Vec<String> = got[1..6].iter().map(|r| r.headers["x-webhook-ratelimit-remaining"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(remaining, vec!["4", "3", "2", "1", "0"]);
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_enabled() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with_workers(move |c| {
+        c.retry_schedule = server::config::parse_schedule("100ms,100ms,100ms,100ms,100ms").unwrap();
+        c.smtp_url = Some(url);
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.set_status(500);
+    let first = app.publish(&acme.api_key, event("task.completed", 1)).await;
+
+    let mails = smtp.wait_for(1).await;
+    assert!(mails[0].to.iter().any(|t| t.contains("ada@acme.test")));
+    assert!(mails[0].body().contains(&receiver.url()), "the warning names the endpoint");
+    app.until("the endpoint is failing", &format!("SELECT status = 'failing' FROM endpoints WHERE id = '{id}'")).await;
+
+    // Queued while failing: waits behind the breaker instead of burning attempts.
+    let queued = app.publish(&acme.api_key, event("task.completed", 2)).await;
+    let mails = smtp.wait_for(2).await;
+    assert!(mails[1].subject().unwrap_or_default().contains("disabled"), "{:?}", mails[1].subject());
+    app.until("the endpoint is disabled", &format!("SELECT status = 'disabled' AND NOT enabled FROM endpoints WHERE id = '{id}'")).await;
+    assert_eq!(app.scalar::<String>(&format!("SELECT status FROM deliveries WHERE event_id = '{}'", first[0])).await, "failed");
+    let queued_attempts: i32 = app.scalar(&format!("SELECT attempt_count FROM deliveries WHERE event_id = '{}'", queued[0])).await;
+    assert!(queued_attempts <= 1, "the queued delivery spent {queued_attempts} attempts behind an open breaker");
+
+    receiver.set_status(200);
+    let res = app.api(&acme.api_key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{id}")).json(&json!({ "enabled": true })).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    app.until("the queued delivery flows after re-enabling",
+        &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0])).await;
+}
