@@ -116,7 +116,7 @@ impl Dispatcher {
                     tracing::warn!("lease lost; another worker owns this endpoint now");
                     return Ok(());
                 }
-                let remaining = window.record(std::time::Instant::now());
+                let remaining = window.remaining_after_one(std::time::Instant::now());
                 let started_at = Utc::now();
                 let result = attempt::send(
                     self.engine.client(),
@@ -130,6 +130,7 @@ impl Dispatcher {
                     },
                 )
                 .await;
+                window.record(std::time::Instant::now());
                 let recorded = record(&self.pool, &endpoint.id, &endpoint.account_id, delivery, &result, started_at, &self.schedule).await?;
                 self.report(&endpoint.id, &recorded);
                 if !recorded.keep_sending {

@@ -1,6 +1,11 @@
-//! The per-endpoint rate limit (SPEC §6) as a sliding one-second window of send times.
-//! Only the worker holding an endpoint's lease sends to it, and it seeds the window from
-//! the attempts recorded in the last second, so the limit holds across processes.
+//! The per-endpoint rate limit (SPEC §6) as a sliding one-second window. Only the worker
+//! holding an endpoint's lease sends to it, and it seeds the window from the attempts
+//! recorded in the last second, so the limit holds across processes.
+//!
+//! A send is recorded when its response arrives, not when it starts: a receiver sees each
+//! request somewhere between the two, so spacing the start of request n + limit at least a
+//! second after the end of request n keeps every one-second window at the receiver within
+//! the limit, however the network delays individual requests.
 
 use std::{
     collections::VecDeque,
@@ -38,7 +43,13 @@ impl SlidingWindow {
         WINDOW.saturating_sub(now.duration_since(oldest))
     }
 
-    /// Records a send at `now`; returns what is left in the window after it.
+    /// What will be left in the window once a send starting `now` is counted.
+    pub fn remaining_after_one(&mut self, now: Instant) -> u32 {
+        self.expire(now);
+        self.limit.saturating_sub(self.sent.len() + 1) as u32
+    }
+
+    /// Records a send that completed at `now`; returns what is left in the window.
     pub fn record(&mut self, now: Instant) -> u32 {
         self.expire(now);
         self.sent.push_back(now);

@@ -100,12 +100,14 @@ pub async fn due_deliveries(pool: &PgPool, endpoint_id: &str, limit: i64) -> sql
         .collect())
 }
 
-/// When attempts to this endpoint were made in the last second, as local instants: the
+/// When attempts to this endpoint completed in the last second, as local instants: the
 /// previous lease holder's sends count against the rate limit too.
 pub async fn recent_sends(pool: &PgPool, endpoint_id: &str) -> sqlx::Result<Vec<Instant>> {
     let ages: Vec<(f64,)> = sqlx::query_as(
-        "SELECT extract(epoch FROM now() - attempted_at)::float8 FROM attempts
-         WHERE endpoint_id = $1 AND attempted_at > now() - interval '1 second'",
+        "SELECT extract(epoch FROM now() - done)::float8 FROM (
+             SELECT attempted_at + response_time_ms * interval '1 millisecond' AS done FROM attempts
+             WHERE endpoint_id = $1 AND attempted_at > now() - interval '32 seconds'
+         ) a WHERE done > now() - interval '1 second'",
     )
     .bind(endpoint_id)
     .fetch_all(pool)

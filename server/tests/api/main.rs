@@ -9,3 +9,4 @@ mod health;
 mod helpers;
 mod receiver;
 mod smtp;
+mod workers;

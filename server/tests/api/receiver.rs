@@ -160,7 +160,7 @@ impl TestReceiver {
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the receiver did not get the requests in time")
+        tokio::time::timeout(Duration::from_secs(40), wait).await.expect("the receiver did not get the requests in time")
     }
 }
 
