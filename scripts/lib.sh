@@ -43,6 +43,15 @@ ensure_node_modules() {
   fi
 }
 
+# The official receiver libraries, to prove deliveries verify with them unchanged.
+ensure_verify_python() {
+  if ! "$DATA_DIR/venv/bin/python" -c 'import standardwebhooks, stripe' 2>/dev/null; then
+    log "installing standardwebhooks and stripe (PyPI) into .data/venv"
+    python3 -m venv "$DATA_DIR/venv"
+    "$DATA_DIR/venv/bin/pip" install -q standardwebhooks==1.1.0 stripe==16.1.0
+  fi
+}
+
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 # Starts (creating on first use) a private cluster under .data/pg, owned by `postgres`

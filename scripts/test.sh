@@ -10,6 +10,8 @@ ensure_chromium
 ensure_node_modules
 provision_postgres
 export TEST_DATABASE_ADMIN_URL="$PG_ADMIN_URL"
+ensure_verify_python
+export WEBHOOKS_VERIFY_PYTHON="$DATA_DIR/venv/bin/python"
 
 log "building the site (wasm + css) with cargo-leptos"
 (cd "$ROOT" && cargo leptos build)

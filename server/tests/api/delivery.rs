@@ -209,3 +209,30 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
     app.until("the queued delivery flows after re-enabling",
         &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0])).await;
 }
+
+/// The public `standardwebhooks` and `stripe` Python libraries verify a real delivery as
+/// they are (SPEC §5). `scripts/test.sh` installs them and sets `WEBHOOKS_VERIFY_PYTHON`.
+#[tokio::test]
+async fn the_official_standardwebhooks_and_stripe_libraries_verify_a_real_delivery() {
+    let Ok(python) = std::env::var("WEBHOOKS_VERIFY_PYTHON") else {
+        eprintln!("SKIPPED: set WEBHOOKS_VERIFY_PYTHON to a python with standardwebhooks and stripe (scripts/test.sh does)");
+        return;
+    };
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (_, secret) = app.endpoint(&key, &receiver.url(), &["payment.failed"], 100).await;
+    app.publish(&key, event("payment.failed", 7)).await;
+    let request = receiver.wait_for(2).await.pop().unwrap();
+
+    let headers: serde_json::Map<String, Value> = ["webhook-id", "webhook-timestamp", "webhook-signature", "x-webhook-signature"]
+        .iter()
+        .map(|h| (h.to_string(), Value::String(request.headers[*h].to_str().unwrap().to_owned())))
+        .collect();
+    let captured = json!({ "secret": secret, "headers": headers, "body": std::str::from_utf8(&request.body).unwrap() });
+    let file = std::env::temp_dir().join(format!("webhooks-captured-{}.json", std::process::id()));
+    std::fs::write(&file, captured.to_string()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/verify/verify.py");
+    let out = std::process::Command::new(python).arg(script).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
