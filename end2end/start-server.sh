@@ -8,5 +8,7 @@ export WEBHOOKS_LISTEN="127.0.0.1:$E2E_PORT"
 # Loopback receivers with the test CA, as the tests run them (SPEC §7 allow-list).
 export WEBHOOKS_ALLOW_HOSTS="localhost,127.0.0.1"
 export WEBHOOKS_EXTRA_CA="$E2E_CA_DIR/ca.pem"
+# One quick retry, so a failing delivery is dead-lettered within a test.
+export WEBHOOKS_RETRY_SCHEDULE="300ms"
 export WEBHOOKS_SITE_ROOT="${WEBHOOKS_SITE_ROOT:-../target/site}"
 exec "${WEBHOOKS_BIN:-../target/debug/webhooks}" serve

@@ -56,7 +56,8 @@ export interface ReceivedRequest {
 }
 
 /** A real HTTPS receiver on 127.0.0.1 presenting a certificate from the test CA. */
-export async function startReceiver(status = 200) {
+export async function startReceiver(initialStatus = 200) {
+  let status = initialStatus;
   const dir = process.env.E2E_CA_DIR!;
   const received: ReceivedRequest[] = [];
   const server = https.createServer(
@@ -76,6 +77,9 @@ export async function startReceiver(status = 200) {
   return {
     url: `https://localhost:${port}/hooks`,
     received,
+    setStatus: (next: number) => {
+      status = next;
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -89,4 +93,15 @@ export async function createEndpoint(account: Account, url: string, eventTypes: 
   });
   expect(res.status).toBe(201);
   return (await res.json()) as { id: string; secret: string; url: string };
+}
+
+/** Publishes events through the ingest API; returns their ids. */
+export async function publish(account: Account, events: unknown[]) {
+  const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/events`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${account.api_key}`, "content-type": "application/json" },
+    body: JSON.stringify({ events }),
+  });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { ids: string[] }).ids;
 }

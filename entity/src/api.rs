@@ -41,3 +41,63 @@ pub struct TestOutcome {
     /// The network error, when there was no HTTP response.
     pub error: Option<String>,
 }
+
+/// A delivery of one event to one endpoint (SPEC §11). Lists carry the latest attempt's
+/// summary; `GET /deliveries/{id}` adds the payload and every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub endpoint_id: String,
+    pub status: crate::DeliveryStatus,
+    pub attempt_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub last_response_time_ms: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One HTTP try (SPEC §8); bodies are cut at 10 KB with a visible marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Attempt {
+    pub id: String,
+    pub attempted_at: DateTime<Utc>,
+    pub attempt_number: i32,
+    pub status_code: Option<i32>,
+    pub response_time_ms: i32,
+    pub success: bool,
+    pub error: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub request_headers: serde_json::Value,
+    pub request_body: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub response_headers: Option<serde_json::Value>,
+    pub response_body: Option<String>,
+}
+
+/// Filters of a delivery log (all optional); `cursor` is the `next_cursor` of the page before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams, utoipa::ToSchema))]
+pub struct DeliveryFilter {
+    pub status: Option<crate::DeliveryStatus>,
+    pub event_type: Option<crate::EventType>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryPage {
+    pub data: Vec<Delivery>,
+    pub next_cursor: Option<String>,
+}

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod notify;
 pub mod quota;
+pub mod retention;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;

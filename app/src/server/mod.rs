@@ -1,5 +1,6 @@
 //! Server-side helpers for server functions: the request's user and the shared state.
 
+pub mod deliveries;
 pub mod endpoints;
 pub mod engine;
 

@@ -2,6 +2,7 @@
 //! each names the user and calls the one implementation in `crate::server::endpoints`,
 //! which the REST API calls too.
 
+mod delivery_log;
 mod event_picker;
 mod form_page;
 mod list_page;
@@ -9,7 +10,7 @@ mod secret_panel;
 mod test_panel;
 
 use entity::{
-    api::{Endpoint, EndpointWithSecret, TestOutcome},
+    api::{Delivery, DeliveryFilter, DeliveryPage, Endpoint, EndpointWithSecret, TestOutcome},
     endpoint_input::EndpointInput,
     EventType,
 };
@@ -79,6 +80,25 @@ pub async fn reveal_secret(id: String) -> Result<String, AppError> {
 pub async fn rotate_secret(id: String) -> Result<String, AppError> {
     let (actor, ctx) = actor_and_context().await?;
     Ok(crate::server::endpoints::rotate_secret(&ctx.db, ctx.engine.as_ref(), &actor, &id).await?.secret)
+}
+
+#[server(endpoint = "deliveries/list", input = Json)]
+pub async fn list_deliveries(endpoint_id: String, filter: DeliveryFilter) -> Result<DeliveryPage, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::list(&ctx.db, &actor, &endpoint_id, &filter).await
+}
+
+#[server(endpoint = "deliveries/get", input = Json)]
+pub async fn get_delivery(id: String) -> Result<Delivery, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::get(&ctx.db, &actor, &id).await
+}
+
+/// Retry (failed) or, with `replay`, Replay (delivered).
+#[server(endpoint = "deliveries/resend", input = Json)]
+pub async fn resend_delivery(id: String, replay: bool) -> Result<Delivery, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::resend(&ctx.db, &actor, &id, replay).await
 }
 
 #[server(endpoint = "endpoints/test", input = Json)]

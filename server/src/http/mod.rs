@@ -2,6 +2,7 @@
 
 pub mod api_auth;
 pub mod auth;
+pub mod deliveries;
 pub mod endpoints;
 pub mod error;
 pub mod events;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(endpoints::router())
         .merge(events::router())
+        .merge(deliveries::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .with_state(state)

@@ -6,14 +6,15 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::{endpoints, error::ErrorBody, events, AppState};
+use super::{deliveries, endpoints, error::ErrorBody, events, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Webhooks API", version = "1", description = "Configure webhook endpoints and publish events."),
     paths(
         endpoints::list, endpoints::create, endpoints::show, endpoints::update, endpoints::remove,
-        endpoints::secret, endpoints::rotate, endpoints::test_send, events::create
+        endpoints::secret, endpoints::rotate, endpoints::test_send, events::create,
+        deliveries::list, deliveries::show, deliveries::retry, deliveries::replay
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

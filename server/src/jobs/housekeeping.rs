@@ -8,8 +8,14 @@ use crate::accounts;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Housekeeping;
 
-pub async fn run(_job: Housekeeping, db: Data<DatabaseConnection>) -> Result<(), BoxDynError> {
+/// How long delivery logs are kept (`WEBHOOKS_LOG_RETENTION`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention(pub std::time::Duration);
+
+pub async fn run(_job: Housekeeping, db: Data<DatabaseConnection>, retention: Data<Retention>) -> Result<(), BoxDynError> {
     let sessions = accounts::delete_expired_sessions(&db).await?;
-    tracing::info!(expired_sessions = sessions, "housekeeping done");
+    let Retention(keep) = *retention;
+    let pruned = crate::retention::prune(db.get_postgres_connection_pool(), keep).await?;
+    tracing::info!(expired_sessions = sessions, ?pruned, "housekeeping done");
     Ok(())
 }

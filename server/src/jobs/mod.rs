@@ -48,6 +48,7 @@ pub async fn run_workers(
         concurrency: config.dispatch_concurrency.max(1),
         events: Arc::new(notify::QueueNotifications { storage: emails.clone() }),
     });
+    let retention = config.log_retention;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dispatching = tokio::spawn(dispatcher.run(stop_rx));
     let scheduler = tokio::spawn(schedule_housekeeping(housekeeping.clone()));
@@ -58,6 +59,7 @@ pub async fn run_workers(
                 WorkerBuilder::new("housekeeping")
                     .backend(housekeeping.clone())
                     .data(db.clone())
+                    .data(housekeeping::Retention(retention))
                     .build(housekeeping::run)
             }
         })

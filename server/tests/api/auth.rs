@@ -149,3 +149,21 @@ async fn the_login_redirect_never_leaves_the_site() {
         .unwrap();
     assert_eq!(location(&res), "/settings/webhooks");
 }
+
+#[tokio::test]
+async fn another_accounts_endpoint_page_is_not_found() {
+    let app = spawn_app().await;
+    let receiver = crate::receiver::TestReceiver::start().await;
+    app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let globex = app.create_account("Globex", "hank@globex.test", PASSWORD).await;
+    let (id, secret) = app.endpoint(&globex.api_key, &receiver.url(), &["task.created"], 100).await;
+
+    let client = app.client();
+    app.login(&client, "ada@acme.test", PASSWORD).await;
+    let html = client.get(app.url(&format!("/settings/webhooks/{id}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Webhook not found"));
+    assert!(!html.contains(&receiver.url()) && !html.contains(&secret));
+    let res = client.post(app.url("/api/endpoints/secret")).json(&serde_json::json!({ "id": id })).send().await.unwrap();
+    assert!(!res.status().is_success());
+    assert!(!res.text().await.unwrap().contains(&secret));
+}

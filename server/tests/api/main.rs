@@ -3,6 +3,7 @@
 
 mod auth;
 mod cli;
+mod deliveries;
 mod delivery;
 mod endpoints;
 mod health;

@@ -91,6 +91,7 @@ struct Shared {
     arrived: Arc<Notify>,
     status: Arc<AtomicU16>,
     script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
+    body: Arc<Mutex<String>>,
 }
 
 pub struct TestReceiver {
@@ -112,6 +113,7 @@ impl TestReceiver {
             arrived: Arc::new(Notify::new()),
             status: Arc::new(AtomicU16::new(200)),
             script: Arc::default(),
+            body: Arc::new(Mutex::new("{\"received\":true}".to_owned())),
         };
         let app = Router::new().fallback(any(record)).with_state(shared.clone());
         tokio::spawn(async move {
@@ -137,6 +139,11 @@ impl TestReceiver {
 
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The body of every answer from now on.
+    pub fn set_body(&self, body: String) {
+        *self.shared.body.lock().unwrap() = body;
     }
 
     /// Answers the next requests with these replies, in order.
@@ -175,7 +182,8 @@ async fn record(State(shared): State<Shared>, uri: axum::http::Uri, headers: Hea
         std::future::pending::<()>().await;
     }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, "{\"received\":true}").into_response();
+    let body = shared.body.lock().unwrap().clone();
+    let mut response = (status, body).into_response();
     if let Some(value) = reply.retry_after {
         response.headers_mut().insert("retry-after", value.parse().unwrap());
     }

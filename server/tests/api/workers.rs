@@ -109,3 +109,30 @@ async fn a_worker_killed_mid_attempt_loses_nothing_and_resends_with_the_same_web
     assert_eq!(got[1].body, all[2].body, "the re-send carries the same bytes");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 2);
 }
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_attempt_finish_and_releases_the_endpoint() {
+    let app = spawn_app().await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.updated"], 100).await;
+    receiver.script([Reply { status: 200, retry_after: None, hang: true }]);
+    let mut worker = WorkerProcess::start(&app);
+    app.publish(&key, json!({ "events": [event(1), event(2)] })).await;
+    receiver.wait_for(2).await; // the attempt is in flight (and will time out after 3 s)
+
+    let pid = worker.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = worker.child.wait().unwrap();
+    assert!(status.success(), "the worker exited with {status}");
+    let (attempts, leased): (i64, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM attempts), (SELECT bool_or(lease_owner IS NOT NULL) FROM endpoints)",
+    )
+    .fetch_one(app.db.get_postgres_connection_pool())
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1, "the in-flight attempt was finished and recorded");
+    assert!(!leased, "the endpoint's lease was released");
+    assert_eq!(receiver.received().len(), 2, "no new attempt was started after SIGTERM");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2, "nothing lost");
+}

@@ -1,0 +1,141 @@
+//! Delivery logs and manual recovery (SPEC §8), shared by the dashboard and the REST API.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use entity::{
+    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage},
+    tables::{attempt, delivery, event},
+    DeliveryStatus,
+};
+use sea_orm::{
+    sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::endpoints::{self, Actor};
+use crate::AppError;
+
+pub const PAGE_SIZE: u64 = 50;
+
+/// One page of an endpoint's deliveries, newest first.
+pub async fn list(db: &DatabaseConnection, actor: &Actor, endpoint_id: &str, filter: &DeliveryFilter) -> Result<DeliveryPage, AppError> {
+    endpoints::get(db, actor, endpoint_id).await?; // 404 unless the endpoint is the actor's
+    let mut query = delivery::find_in(&actor.account_id).filter(delivery::Column::EndpointId.eq(endpoint_id));
+    if let Some(status) = filter.status {
+        query = query.filter(delivery::Column::Status.eq(status.as_str()));
+    }
+    if let Some(t) = filter.event_type {
+        query = query.filter(delivery::Column::EventType.eq(t.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(delivery::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(delivery::Column::CreatedAt.lt(until));
+    }
+    if let Some(cursor) = &filter.cursor {
+        query = query.filter(delivery::Column::Id.lt(cursor.as_str()));
+    }
+    let mut rows = query.order_by_desc(delivery::Column::Id).limit(PAGE_SIZE + 1).all(db).await?;
+    let next_cursor = (rows.len() as u64 > PAGE_SIZE).then(|| {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|r| r.id.clone())
+    });
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut latest: HashMap<String, attempt::Model> = HashMap::new();
+    for a in attempt::find_in(&actor.account_id).filter(attempt::Column::DeliveryId.is_in(ids)).all(db).await? {
+        let newer = latest.get(&a.delivery_id).is_none_or(|b| a.attempt_number > b.attempt_number);
+        if newer {
+            latest.insert(a.delivery_id.clone(), a);
+        }
+    }
+    let data = rows
+        .into_iter()
+        .map(|row| {
+            let last = latest.remove(&row.id);
+            to_resource(row, last.as_ref())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(DeliveryPage { data, next_cursor: next_cursor.flatten() })
+}
+
+/// One delivery with its payload and every attempt.
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Delivery, AppError> {
+    let row = find(db, actor, id).await?;
+    let attempts = attempt::find_in(&actor.account_id)
+        .filter(attempt::Column::DeliveryId.eq(&row.id))
+        .order_by_asc(attempt::Column::AttemptNumber)
+        .all(db)
+        .await?;
+    let payload = event::Entity::find_by_id(&row.event_id).one(db).await?.map(|e| e.payload);
+    let mut resource = to_resource(row, attempts.last())?;
+    resource.payload = payload;
+    resource.attempts = attempts.into_iter().map(to_attempt).collect();
+    Ok(resource)
+}
+
+/// Retry sends a failed delivery again; replay re-sends a delivered one (same webhook-id).
+/// Both queue it for an immediate attempt, recorded like any other.
+pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bool) -> Result<Delivery, AppError> {
+    if !actor.can_write {
+        return Err(AppError::Forbidden);
+    }
+    let row = find(db, actor, id).await?;
+    let (expected, verb) = if replay { (DeliveryStatus::Delivered, "Replay") } else { (DeliveryStatus::Failed, "Retry") };
+    if row.status != expected.as_str() {
+        let message = format!("{verb} applies to {} deliveries; this one is {}.", expected.as_str(), row.status);
+        return Err(AppError::invalid("status", message));
+    }
+    delivery::Entity::update_many()
+        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Utc::now()))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(delivery::Column::Id.eq(&row.id))
+        .filter(delivery::Column::Status.eq(expected.as_str()))
+        .exec(db)
+        .await?;
+    get(db, actor, id).await
+}
+
+async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delivery::Model, AppError> {
+    delivery::find_in(&actor.account_id)
+        .filter(delivery::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, AppError> {
+    Ok(Delivery {
+        status: row.status.parse().map_err(AppError::internal)?,
+        id: row.id,
+        event_id: row.event_id,
+        event_type: row.event_type,
+        endpoint_id: row.endpoint_id,
+        attempt_count: row.attempt_count,
+        created_at: row.created_at,
+        next_attempt_at: row.next_attempt_at,
+        last_attempt_at: last.map(|a| a.attempted_at),
+        last_status_code: last.and_then(|a| a.status_code),
+        last_error: last.and_then(|a| a.error.clone()),
+        last_response_time_ms: last.map(|a| a.response_time_ms),
+        payload: None,
+        attempts: Vec::new(),
+    })
+}
+
+fn to_attempt(a: attempt::Model) -> Attempt {
+    Attempt {
+        id: a.id,
+        attempted_at: a.attempted_at,
+        attempt_number: a.attempt_number,
+        status_code: a.status_code,
+        response_time_ms: a.response_time_ms,
+        success: a.success,
+        error: a.error,
+        request_headers: a.request_headers,
+        request_body: a.request_body,
+        response_headers: a.response_headers,
+        response_body: a.response_body,
+    }
+}

@@ -1,0 +1,234 @@
+use entity::{
+    api::{Attempt, Delivery, DeliveryFilter},
+    DeliveryStatus, EventType,
+};
+use leptos::prelude::*;
+
+use super::{get_delivery, list_deliveries, resend_delivery};
+
+/// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
+/// its attempts with Retry (failed) or Replay (delivered).
+#[component]
+pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
+    let endpoint_id = StoredValue::new(endpoint_id);
+    let status = RwSignal::new(None::<DeliveryStatus>);
+    let event_type = RwSignal::new(None::<EventType>);
+    let refresh = RwSignal::new(0u32);
+    let more = RwSignal::new(Vec::<Delivery>::new());
+    let cursor = RwSignal::new(None::<String>);
+    let filter = move || DeliveryFilter { status: status.get(), event_type: event_type.get(), ..Default::default() };
+    let first = Resource::new(
+        move || (filter(), refresh.get()),
+        move |(f, _)| list_deliveries(endpoint_id.get_value(), f),
+    );
+    let load_more = Action::new(move |c: &String| {
+        let f = DeliveryFilter { cursor: Some(c.clone()), ..filter() };
+        list_deliveries(endpoint_id.get_value(), f)
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = first.get() {
+            more.set(Vec::new());
+            cursor.set(page.next_cursor);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(page)) = load_more.value().get() {
+            more.update(|m| m.extend(page.data));
+            cursor.set(page.next_cursor);
+        }
+    });
+
+    view! {
+        <section class="card log" aria-labelledby="log-heading">
+            <div class="log-header">
+                <h2 id="log-heading">"Delivery log"</h2>
+                <div class="filters">
+                    <label for="filter-status">"Status"</label>
+                    <select id="filter-status" on:change=move |ev| status.set(event_target_value(&ev).parse().ok())>
+                        <option value="">"All"</option>
+                        <option value="delivered">"Delivered"</option>
+                        <option value="failed">"Failed"</option>
+                        <option value="pending">"Pending"</option>
+                    </select>
+                    <label for="filter-type">"Event type"</label>
+                    <select id="filter-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
+                        <option value="">"All"</option>
+                        {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
+                    </select>
+                    <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
+                </div>
+            </div>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading deliveries…"</p> }>
+                {move || Suspend::new(async move {
+                    match first.await {
+                        Ok(page) if page.data.is_empty() => view! {
+                            <p class="empty-log">"No deliveries match. Events sent to this endpoint appear here."</p>
+                        }.into_any(),
+                        Ok(page) => view! {
+                            <table class="deliveries">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Time (UTC)"</th>
+                                        <th scope="col">"Event"</th>
+                                        <th scope="col">"Response"</th>
+                                        <th scope="col">"Time"</th>
+                                        <th scope="col">"Attempts"</th>
+                                        <th scope="col">"Status"</th>
+                                        <th scope="col"><span class="visually-hidden">"Details"</span></th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write /> }).collect_view()}
+                                    <For each=move || more.get() key=|d| d.id.clone() let:d>
+                                        <DeliveryRow d can_write />
+                                    </For>
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <Show when=move || cursor.get().is_some()>
+                <button class="button" type="button" disabled=move || load_more.pending().get()
+                    on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>
+                    "Load older deliveries"
+                </button>
+            </Show>
+        </section>
+    }
+}
+
+fn response_summary(d: &Delivery) -> String {
+    match (d.last_status_code, &d.last_error) {
+        (Some(code), _) => format!("HTTP {code}"),
+        (None, Some(err)) => err.clone(),
+        (None, None) => "Not attempted yet".to_owned(),
+    }
+}
+
+#[component]
+fn DeliveryRow(d: Delivery, can_write: bool) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let id = d.id.clone();
+    let status = d.status.as_str();
+    let badge = match d.status {
+        DeliveryStatus::Delivered => "badge healthy",
+        DeliveryStatus::Failed => "badge failing",
+        DeliveryStatus::Pending => "badge disabled",
+    };
+    let time = d.last_attempt_at.unwrap_or(d.created_at).format("%Y-%m-%d %H:%M:%S").to_string();
+    let ms = d.last_response_time_ms.map(|ms| format!("{ms} ms")).unwrap_or_default();
+    view! {
+        <tr data-delivery=id.clone()>
+            <td>{time}</td>
+            <td><code>{d.event_type.clone()}</code></td>
+            <td class="response">{response_summary(&d)}</td>
+            <td>{ms}</td>
+            <td>{d.attempt_count}</td>
+            <td><span class=badge>{status}</span></td>
+            <td>
+                <button class="button" type="button" aria-expanded=move || open.get().to_string()
+                    on:click=move |_| open.update(|o| *o = !*o)>
+                    {move || if open.get() { "Hide" } else { "Details" }}
+                </button>
+            </td>
+        </tr>
+        <Show when=move || open.get()>
+            <tr class="detail-row"><td colspan="7"><DeliveryDetail id=id.clone() can_write /></td></tr>
+        </Show>
+    }
+}
+
+#[component]
+fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
+    let id = StoredValue::new(id);
+    let resend = Action::new(move |replay: &bool| resend_delivery(id.get_value(), *replay));
+    let detail = Resource::new(move || resend.version().get(), move |_| get_delivery(id.get_value()));
+    view! {
+        <div class="delivery-detail" data-testid="delivery-detail">
+            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading attempts…"</p> }>
+                {move || Suspend::new(async move {
+                    match detail.await {
+                        Ok(d) => view! { <DetailBody d can_write resend /> }.into_any(),
+                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            {move || resend.value().get().and_then(|r| r.err()).map(|err| view! {
+                <p class="notice error" role="alert">{err.to_string()}</p>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, crate::AppError>>) -> impl IntoView {
+    let action = match d.status {
+        DeliveryStatus::Failed => Some(("Retry", false)),
+        DeliveryStatus::Delivered => Some(("Replay", true)),
+        DeliveryStatus::Pending => None,
+    };
+    let queued = d.status == DeliveryStatus::Pending;
+    view! {
+        <div class="detail-actions">
+            <span class="muted">"webhook-id " <code>{d.event_id.clone()}</code></span>
+            {(can_write && action.is_some()).then(|| {
+                let (label, replay) = action.unwrap_or(("Retry", false));
+                view! {
+                    <button class="button primary" type="button" disabled=move || resend.pending().get()
+                        on:click=move |_| { resend.dispatch(replay); }>{label}</button>
+                }
+            })}
+            {queued.then(|| view! { <span class="muted">"Queued: the next attempt is due."</span> })}
+        </div>
+        {d.attempts.into_iter().rev().map(|a| view! { <AttemptView a /> }).collect_view()}
+    }
+}
+
+#[component]
+fn AttemptView(a: Attempt) -> impl IntoView {
+    let outcome = match (a.status_code, &a.error) {
+        (Some(code), _) => format!("HTTP {code}"),
+        (None, Some(err)) => err.clone(),
+        (None, None) => "No response".to_owned(),
+    };
+    let badge = if a.success { "badge healthy" } else { "badge failing" };
+    view! {
+        <article class="attempt">
+            <header>
+                <strong>{format!("Attempt {}", a.attempt_number)}</strong>
+                <span class=badge>{if a.success { "success" } else { "failed" }}</span>
+                <span>{outcome}</span>
+                <span class="muted">{format!("{} ms · {}", a.response_time_ms, a.attempted_at.format("%Y-%m-%d %H:%M:%S UTC"))}</span>
+            </header>
+            <div class="attempt-grid">
+                <div>
+                    <h3>"Request"</h3>
+                    <pre class="headers">{headers_text(&a.request_headers)}</pre>
+                    <pre class="body">{pretty(&a.request_body)}</pre>
+                </div>
+                <div>
+                    <h3>"Response"</h3>
+                    <pre class="headers">{a.response_headers.as_ref().map(headers_text).unwrap_or_else(|| "—".into())}</pre>
+                    <pre class="body">{a.response_body.as_deref().map(pretty).unwrap_or_else(|| "—".into())}</pre>
+                </div>
+            </div>
+        </article>
+    }
+}
+
+fn headers_text(headers: &serde_json::Value) -> String {
+    headers
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// Pretty-printed when the body is JSON; as it is otherwise (including the 10 KB marker).
+fn pretty(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| body.to_owned())
+}

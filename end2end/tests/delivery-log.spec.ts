@@ -1,0 +1,66 @@
+import { expect, test } from "@playwright/test";
+import { createAccount, createEndpoint, gotoHydrated, logIn, publish, startReceiver } from "./helpers";
+
+test("the delivery log shows real deliveries, filters them, and retries and replays with new attempts", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created", "payment.failed"]);
+  const [taskId, paymentId] = await publish(account, [
+    { type: "task.created", data: { object: { id: "tsk_1", title: "Ship it" } } },
+    { type: "payment.failed", data: { object: { id: "pay_1", amount: 1200 } } },
+  ]);
+  await expect.poll(() => receiver.received.length).toBe(2);
+
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await expect(log.getByRole("row")).toHaveCount(3); // header + 2 deliveries
+  await expect(log.getByRole("row").nth(1)).toContainText("payment.failed");
+  await expect(log.getByRole("row").nth(1)).toContainText("HTTP 200");
+
+  await log.getByLabel("Event type").selectOption("task.created");
+  await expect(log.getByRole("row")).toHaveCount(2);
+  await expect(log.getByRole("row").nth(1)).toContainText("task.created");
+
+  await log.getByRole("button", { name: "Details" }).click();
+  const detail = page.getByTestId("delivery-detail");
+  await expect(detail).toContainText(`webhook-id ${taskId}`);
+  await expect(detail).toContainText("Attempt 1");
+  await expect(detail).toContainText('"title": "Ship it"'); // the request body, pretty-printed
+  await expect(detail).toContainText('"ok": true'); // the response body
+
+  await detail.getByRole("button", { name: "Replay" }).click();
+  await expect.poll(() => receiver.received.length).toBe(3);
+  expect(receiver.received[2].headers["webhook-id"]).toBe(taskId);
+  await log.getByRole("button", { name: "Refresh" }).click();
+  await log.getByRole("button", { name: "Details" }).click();
+  await expect(page.getByTestId("delivery-detail")).toContainText("Attempt 2");
+  expect(paymentId).toBeTruthy();
+  await receiver.close();
+});
+
+test("a failed delivery can be retried from the log", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  receiver.setStatus(500);
+  await publish(account, [{ type: "task.created", data: { object: { id: "tsk_9" } } }]);
+  await expect.poll(() => receiver.received.length).toBe(2); // first attempt + the one retry
+
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await log.getByLabel("Status").selectOption("failed");
+  const row = log.getByRole("row").nth(1);
+  await expect(row).toContainText("HTTP 500");
+  await expect(row).toContainText("failed");
+
+  receiver.setStatus(200);
+  await row.getByRole("button", { name: "Details" }).click();
+  await page.getByTestId("delivery-detail").getByRole("button", { name: "Retry" }).click();
+  await expect.poll(() => receiver.received.length).toBe(3);
+  await log.getByLabel("Status").selectOption("delivered");
+  await expect(log.getByRole("row").nth(1)).toContainText("HTTP 200");
+  await expect(log.getByRole("row").nth(1)).toContainText("delivered");
+  await receiver.close();
+});

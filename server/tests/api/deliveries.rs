@@ -1,0 +1,129 @@
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{helpers::spawn_app_with_workers, receiver::TestReceiver};
+
+const PASSWORD: &str = "a long enough password";
+
+fn event(t: &str, n: u32) -> Value {
+    json!({ "type": t, "data": { "object": { "id": format!("obj_{n}") } } })
+}
+
+#[tokio::test]
+async fn the_log_lists_filters_and_pages_deliveries_newest_first() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created", "task.deleted"], 100).await;
+    let mut events: Vec<Value> = (0..55).map(|n| event("task.created", n)).collect();
+    events.push(event("task.deleted", 99));
+    let ids = app.publish(&key, json!({ "events": events })).await;
+    receiver.wait_for(57).await;
+    app.until("all are delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
+
+    let page: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries")).send().await.unwrap().json().await.unwrap();
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 50);
+    assert_eq!(data[0]["event_id"], ids[55].as_str(), "newest first");
+    assert_eq!(data[0]["last_status_code"], 200);
+    assert!(data[0]["last_response_time_ms"].is_number());
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?cursor={cursor}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(next["data"].as_array().unwrap().len(), 6);
+    assert!(next["next_cursor"].is_null());
+
+    let deleted: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?event_type=task.deleted")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(deleted["data"].as_array().unwrap().len(), 1);
+    let failed: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?status=failed")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(failed["data"], json!([]));
+    let future: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?since=2999-01-01T00:00:00Z")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(future["data"], json!([]));
+}
+
+#[tokio::test]
+async fn bodies_are_cut_at_exactly_10_kb_with_a_marker_and_retry_and_replay_add_attempts() {
+    let app = spawn_app_with_workers(|c| c.retry_schedule = server::config::parse_schedule("").unwrap()).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    receiver.set_body("r".repeat(10 * 1024 + 1));
+    receiver.set_status(500);
+    app.publish(&key, json!({ "type": "task.created", "data": { "object": { "big": "b".repeat(12 * 1024) } } })).await;
+    app.until("the delivery is dead-lettered", "SELECT status = 'failed' FROM deliveries").await;
+    let id: String = app.scalar("SELECT id FROM deliveries").await;
+
+    let d: Value = app.api(&key, Method::GET, &format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(d["status"], "failed");
+    let attempt = &d["attempts"][0];
+    let marker = server::delivery::attempt::TRUNCATION_MARKER;
+    let response = attempt["response_body"].as_str().unwrap();
+    assert_eq!(response, format!("{}{marker}", "r".repeat(10 * 1024)), "cut at exactly 10,240 bytes");
+    let request = attempt["request_body"].as_str().unwrap();
+    assert_eq!(request.len(), 10 * 1024 + marker.len());
+    assert!(d["payload"].as_str().unwrap().len() > 12 * 1024, "the payload itself is kept whole");
+
+    let replay = app.api(&key, Method::POST, &format!("/api/v1/deliveries/{id}/replay")).send().await.unwrap();
+    assert_eq!(replay.status(), 422, "replay is for delivered ones");
+    receiver.set_status(200);
+    let retried = app.api(&key, Method::POST, &format!("/api/v1/deliveries/{id}/retry")).send().await.unwrap();
+    assert_eq!(retried.status(), 200);
+    app.until("the retry is delivered", "SELECT status = 'delivered' AND attempt_count = 2 FROM deliveries").await;
+    let replayed = app.api(&key, Method::POST, &format!("/api/v1/deliveries/{id}/replay")).send().await.unwrap();
+    assert_eq!(replayed.status(), 200);
+    app.until("the replay is recorded", "SELECT attempt_count = 3 AND status = 'delivered' FROM deliveries").await;
+    let got = receiver.received();
+    let ids: Vec<_> = got[1..].iter().map(|r| r.headers["webhook-id"].clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|i| *i == ids[0]), "retry and replay keep the webhook-id");
+    let _ = ep;
+}
+
+#[tokio::test]
+async fn another_account_reaches_none_of_the_delivery_routes() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let other = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    app.publish(&key, event("task.created", 1)).await;
+    app.until("delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
+    let id: String = app.scalar("SELECT id FROM deliveries").await;
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/endpoints/{ep}/deliveries")),
+        (Method::GET, format!("/api/v1/deliveries/{id}")),
+        (Method::POST, format!("/api/v1/deliveries/{id}/retry")),
+        (Method::POST, format!("/api/v1/deliveries/{id}/replay")),
+    ] {
+        let res = app.api(&other, method.clone(), &path).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{method} {path}");
+    }
+    assert_eq!(app.scalar::<i32>("SELECT attempt_count FROM deliveries").await, 1, "nothing was re-sent");
+}
+
+#[tokio::test]
+async fn pruning_removes_only_what_is_older_than_the_retention() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    app.publish(&key, json!({ "events": [event("task.created", 1), event("task.created", 2)] })).await;
+    app.until("delivered", "SELECT count(*) = 2 AND bool_and(status = 'delivered') FROM deliveries").await;
+    let pool = app.db.get_postgres_connection_pool();
+    // Age one delivery, its event and attempt by 40 days; leave the other as it is.
+    let old: String = app.scalar("SELECT min(id) FROM deliveries").await;
+    for sql in [
+        "UPDATE attempts SET attempted_at = now() - interval '40 days' WHERE delivery_id = $1",
+        "UPDATE deliveries SET created_at = now() - interval '40 days' WHERE id = $1",
+        "UPDATE events SET created_at = now() - interval '40 days' WHERE id = (SELECT event_id FROM deliveries WHERE id = $1)",
+    ] {
+        sqlx::query(sql).bind(&old).execute(pool).await.unwrap();
+    }
+    let pruned = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
+    assert_eq!((pruned.attempts, pruned.deliveries, pruned.events), (1, 1, 1));
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1);
+    let again = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
+    assert_eq!(again, server::retention::Pruned::default(), "nothing younger is touched");
+}
