@@ -1,6 +1,9 @@
 //! The dashboard: Leptos components rendered on the server and hydrated in the browser,
 //! and the server functions they call. Server-only code lives behind feature `ssr`.
 #![forbid(unsafe_code)]
+// Leptos view types nest deeply; without erase_components (see Cargo.toml) the default
+// limit is too low for the endpoint table.
+#![recursion_limit = "512"]
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

@@ -1,4 +1,7 @@
 #![forbid(unsafe_code)]
+// Leptos view types nest deeply; without erase_components (see Cargo.toml) the default
+// limit is too low for the endpoint table.
+#![recursion_limit = "512"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
