@@ -64,3 +64,21 @@ test("a failed delivery can be retried from the log", async ({ page }) => {
   await expect(log.getByRole("row").nth(1)).toContainText("delivered");
   await receiver.close();
 });
+
+test("a new attempt appears in the open log without a reload", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["user.joined"]);
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await expect(log.getByText("No deliveries match.")).toBeVisible();
+  let reloaded = false;
+  page.on("framenavigated", () => (reloaded = true));
+
+  await publish(account, [{ type: "user.joined", data: { object: { id: "usr_7" } } }]);
+  await expect(log.getByRole("row").nth(1)).toContainText("user.joined", { timeout: 5_000 });
+  await expect(log.getByRole("row").nth(1)).toContainText("HTTP 200");
+  expect(reloaded).toBe(false);
+  await receiver.close();
+});

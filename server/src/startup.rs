@@ -42,6 +42,7 @@ impl Application {
             config: Arc::new(config),
             engine: delivery.clone(),
             ingest_quota: Arc::default(),
+            live: tokio::sync::broadcast::channel(1024).0,
             leptos_options,
         };
         Ok(Self { listener, state, delivery })
@@ -64,6 +65,7 @@ impl Application {
             self.delivery.clone(),
             wait_for(stop_rx.clone()),
         ));
+        tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let server = axum::serve(self.listener, router).with_graceful_shutdown(wait_for(stop_rx));
@@ -85,6 +87,7 @@ impl Application {
 
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.
     pub async fn run_http_only(self) -> anyhow::Result<()> {
+        tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
         let router = http::router(self.state);
         Ok(axum::serve(self.listener, router).await?)
     }

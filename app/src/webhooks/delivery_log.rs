@@ -31,6 +31,8 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
             cursor.set(page.next_cursor);
         }
     });
+    #[cfg(feature = "hydrate")]
+    follow_live(endpoint_id.get_value(), refresh);
     Effect::new(move |_| {
         if let Some(Ok(page)) = load_more.value().get() {
             more.update(|m| m.extend(page.data));
@@ -97,6 +99,18 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
             </Show>
         </section>
     }
+}
+
+/// Refreshes the log whenever the server reports a new attempt for this endpoint
+/// (server-sent events from `/live/endpoints/{id}`, fed by PostgreSQL notifications).
+#[cfg(feature = "hydrate")]
+fn follow_live(endpoint_id: String, refresh: RwSignal<u32>) {
+    use wasm_bindgen::{closure::Closure, JsCast};
+    let Ok(source) = web_sys::EventSource::new(&format!("/live/endpoints/{endpoint_id}")) else { return };
+    let on_attempt = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| refresh.update(|n| *n += 1));
+    let _ = source.add_event_listener_with_callback("attempt", on_attempt.as_ref().unchecked_ref());
+    let source = send_wrapper::SendWrapper::new((source, on_attempt));
+    on_cleanup(move || source.0.close());
 }
 
 fn response_summary(d: &Delivery) -> String {

@@ -97,6 +97,8 @@ pub async fn record(
     .bind(disable_reason)
     .execute(&mut *tx)
     .await?;
+    // Delivered at commit: open delivery logs refresh (http/live.rs).
+    sqlx::query("SELECT pg_notify('webhooks_attempts', $1)").bind(endpoint_id).execute(&mut *tx).await?;
     tx.commit().await?;
     let keep_sending = enabled && after.status == EndpointStatus::Healthy;
     Ok(Recorded { change, keep_sending, last_error })

@@ -112,7 +112,7 @@ pub async fn session_middleware(State(state): State<AppState>, mut req: Request,
 
 /// Dashboard pages, as opposed to assets, the API, server functions and probes.
 fn is_page(path: &str) -> bool {
-    const NOT_PAGES: [&str; 5] = ["/pkg/", "/api/", "/healthz", "/readyz", "/metrics"];
+    const NOT_PAGES: [&str; 6] = ["/pkg/", "/api/", "/live/", "/healthz", "/readyz", "/metrics"];
     let last = path.rsplit('/').next().unwrap_or("");
     !NOT_PAGES.iter().any(|p| path.starts_with(p)) && !last.contains('.')
 }

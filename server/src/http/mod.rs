@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod live;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub engine: Arc<dyn Engine>,
     pub ingest_quota: Arc<crate::quota::IngestQuota>,
+    /// Endpoint ids with a new attempt, for the live delivery log.
+    pub live: tokio::sync::broadcast::Sender<String>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -48,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(endpoints::router())
         .merge(events::router())
         .merge(deliveries::router())
+        .merge(live::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .with_state(state)

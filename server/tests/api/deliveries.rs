@@ -127,3 +127,38 @@ async fn pruning_removes_only_what_is_older_than_the_retention() {
     let again = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
     assert_eq!(again, server::retention::Pruned::default(), "nothing younger is touched");
 }
+
+#[tokio::test]
+async fn the_live_stream_tells_the_owner_of_new_attempts_and_nobody_else() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    app.create_account("Globex", "hank@globex.test", PASSWORD).await;
+    let (ep, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.created"], 100).await;
+
+    let outsider = app.client();
+    app.login(&outsider, "hank@globex.test", PASSWORD).await;
+    let refused = outsider.get(app.url(&format!("/live/endpoints/{ep}"))).send().await.unwrap();
+    assert_eq!(refused.status(), 404);
+    let anonymous = app.client().get(app.url(&format!("/live/endpoints/{ep}"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let owner = app.client();
+    app.login(&owner, "ada@acme.test", PASSWORD).await;
+    let mut stream = owner.get(app.url(&format!("/live/endpoints/{ep}"))).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    app.publish(&acme.api_key, event("task.created", 1)).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut text = String::new();
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: attempt") {
+                return text;
+            }
+        }
+        text
+    })
+    .await
+    .expect("no live event within 10 s");
+    assert!(seen.contains(&format!("data: {ep}")), "{seen}");
+}
