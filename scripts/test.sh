@@ -4,6 +4,8 @@
 # every stage: `cargo test` builds the `webhooks` binary that Playwright then runs.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 start=$SECONDS
+# One clean build, no incremental caches: less disk and time on a fresh checkout (CI).
+export CARGO_INCREMENTAL=0
 
 ensure_rust_tools
 ensure_chromium

@@ -82,3 +82,32 @@ test("a new attempt appears in the open log without a reload", async ({ page }) 
   expect(reloaded).toBe(false);
   await receiver.close();
 });
+
+test("a bulk retry says how many it will resend, then shows progress to completion", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  receiver.setStatus(500);
+  await publish(account, [
+    { type: "task.created", data: { object: { id: "tsk_1" } } },
+    { type: "task.created", data: { object: { id: "tsk_2" } } },
+  ]);
+  await expect.poll(() => receiver.received.length).toBe(4); // 2 deliveries × (attempt + retry)
+  receiver.setStatus(200);
+
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await log.getByLabel("Status").selectOption("failed");
+  await expect(log.getByRole("row")).toHaveCount(3);
+
+  await page.getByRole("button", { name: "Retry failed deliveries…" }).click();
+  const confirm = page.getByRole("alertdialog", { name: "Confirm bulk retry" });
+  await expect(confirm).toContainText("Resend 2 failed deliveries from this range?");
+  await confirm.getByRole("button", { name: "Resend 2" }).click();
+  await expect(page.getByTestId("bulk-progress")).toContainText("Bulk retry finished: 2 of 2", { timeout: 15_000 });
+  await expect.poll(() => receiver.received.length).toBe(6);
+  await log.getByLabel("Status").selectOption("delivered");
+  await expect(log.getByRole("row")).toHaveCount(3);
+  await receiver.close();
+});

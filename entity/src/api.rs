@@ -101,3 +101,26 @@ pub struct DeliveryPage {
     pub data: Vec<Delivery>,
     pub next_cursor: Option<String>,
 }
+
+/// A bulk retry of an endpoint's failed deliveries in a time range (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BulkRetry {
+    pub id: String,
+    pub endpoint_id: String,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Failed deliveries in the range when it started.
+    pub total: i32,
+    /// How many of them have been queued for a new attempt so far.
+    pub done: i32,
+    /// `running` | `finished`
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BulkRetryRange {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_create_tables;
 mod m20261129_000002_delivery_engine;
+mod m20261129_000003_bulk_retries;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261129_000001_create_tables::Migration),
             Box::new(m20261129_000002_delivery_engine::Migration),
+            Box::new(m20261129_000003_bulk_retries::Migration),
         ]
     }
 }

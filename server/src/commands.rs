@@ -44,7 +44,7 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let db = db::connect(&config).await?;
     db.ping().await?;
-    let engine = std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config)?);
+    let engine = std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
     jobs::run_workers(db, std::sync::Arc::new(config), engine, shutdown).await
 }
 

@@ -2,7 +2,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use app::server::engine::{Engine, TestTarget};
+use apalis::prelude::TaskSink;
+use apalis_postgres::PostgresStorage;
+use app::{
+    server::engine::{Engine, TestTarget},
+    AppError,
+};
+use entity::api::{BulkRetry, BulkRetryRange};
 use chrono::Utc;
 use entity::{api::TestOutcome, endpoint_url::EndpointUrl, EventId, EventType};
 use serde_json::value::to_raw_value;
@@ -23,17 +29,19 @@ use crate::{
 const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct DeliveryEngine {
+    pool: sqlx::PgPool,
     guard: Arc<Guard>,
     probe: reqwest::Client,
     client: reqwest::Client,
 }
 
 impl DeliveryEngine {
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Self> {
         let allow = AllowList::parse(&config.allow_hosts).map_err(|e| anyhow::anyhow!("WEBHOOKS_ALLOW_HOSTS: {e}"))?;
         let guard = Arc::new(Guard::new(allow));
         let ca = config.extra_ca.as_deref();
         Ok(DeliveryEngine {
+            pool,
             probe: build_client(guard.clone(), ca, REACHABILITY_TIMEOUT)?,
             client: build_client(guard.clone(), ca, config.attempt_timeout)?,
             guard,
@@ -85,6 +93,23 @@ impl Engine for DeliveryEngine {
 
     fn new_secret(&self) -> String {
         WebhookSecret::generate().as_str().to_owned()
+    }
+
+    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, AppError> {
+        crate::bulk_retry::count(&self.pool, endpoint_id, range).await.map_err(AppError::internal)
+    }
+
+    async fn bulk_retry_start(&self, account_id: &str, endpoint_id: &str, range: &BulkRetryRange) -> Result<BulkRetry, AppError> {
+        let (bulk, created) = crate::bulk_retry::create(&self.pool, account_id, endpoint_id, range).await.map_err(AppError::internal)?;
+        if created {
+            let mut storage: PostgresStorage<crate::jobs::bulk::BulkRetryJob> = PostgresStorage::new(&self.pool);
+            storage.push(crate::jobs::bulk::BulkRetryJob { id: bulk.id.clone() }).await.map_err(AppError::internal)?;
+        }
+        Ok(bulk)
+    }
+
+    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError> {
+        crate::bulk_retry::get(&self.pool, account_id, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound)
     }
 }
 

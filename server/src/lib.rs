@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod bulk_retry;
 pub mod cli;
 pub mod commands;
 pub mod config;

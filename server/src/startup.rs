@@ -36,7 +36,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let delivery = Arc::new(DeliveryEngine::new(&config)?);
+        let delivery = Arc::new(DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
         let state = AppState {
             db,
             config: Arc::new(config),

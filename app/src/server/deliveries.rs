@@ -139,3 +139,27 @@ fn to_attempt(a: attempt::Model) -> Attempt {
         response_body: a.response_body,
     }
 }
+
+/// Checks the range and the endpoint's tenant, then asks the engine how many failed
+/// deliveries a bulk retry would resend.
+pub async fn bulk_retry_count(db: &DatabaseConnection, engine: &dyn super::engine::Engine, actor: &Actor, endpoint_id: &str, range: &entity::api::BulkRetryRange) -> Result<i64, AppError> {
+    check_range(range)?;
+    endpoints::get(db, actor, endpoint_id).await?;
+    engine.bulk_retry_count(endpoint_id, range).await
+}
+
+pub async fn bulk_retry_start(db: &DatabaseConnection, engine: &dyn super::engine::Engine, actor: &Actor, endpoint_id: &str, range: &entity::api::BulkRetryRange) -> Result<entity::api::BulkRetry, AppError> {
+    if !actor.can_write {
+        return Err(AppError::Forbidden);
+    }
+    check_range(range)?;
+    endpoints::get(db, actor, endpoint_id).await?;
+    engine.bulk_retry_start(actor.account_id.as_str(), endpoint_id, range).await
+}
+
+fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), AppError> {
+    if range.since >= range.until {
+        return Err(AppError::invalid("since", "The start of the range must be before its end."));
+    }
+    Ok(())
+}

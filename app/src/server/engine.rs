@@ -2,7 +2,12 @@
 //! here, implemented in the server crate (which alone links reqwest and the signer), and
 //! provided to server functions as `Arc<dyn Engine>` through the Leptos context.
 
-use entity::{api::TestOutcome, EventType};
+use entity::{
+    api::{BulkRetry, BulkRetryRange, TestOutcome},
+    EventType,
+};
+
+use crate::AppError;
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -15,6 +20,15 @@ pub trait Engine: Send + Sync + 'static {
 
     /// A fresh `whsec_…` secret.
     fn new_secret(&self) -> String;
+
+    /// How many failed deliveries of the endpoint a bulk retry of `range` would resend.
+    /// The endpoint has been checked to belong to the caller's account.
+    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, AppError>;
+
+    /// Starts a bulk retry as a background job, or returns the same one already running.
+    async fn bulk_retry_start(&self, account_id: &str, endpoint_id: &str, range: &BulkRetryRange) -> Result<BulkRetry, AppError>;
+
+    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError>;
 }
 
 /// What a test send needs to know about an endpoint.

@@ -4,7 +4,7 @@ use entity::{
 };
 use leptos::prelude::*;
 
-use super::{get_delivery, list_deliveries, resend_delivery};
+use super::{bulk_retry::BulkRetryPanel, get_delivery, list_deliveries, resend_delivery};
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
@@ -91,6 +91,7 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
                     }
                 })}
             </Transition>
+            {can_write.then(|| view! { <BulkRetryPanel endpoint_id=endpoint_id.get_value() /> })}
             <Show when=move || cursor.get().is_some()>
                 <button class="button" type="button" disabled=move || load_more.pending().get()
                     on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>

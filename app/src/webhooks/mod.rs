@@ -2,6 +2,7 @@
 //! each names the user and calls the one implementation in `crate::server::endpoints`,
 //! which the REST API calls too.
 
+mod bulk_retry;
 mod delivery_log;
 mod event_picker;
 mod form_page;
@@ -99,6 +100,24 @@ pub async fn get_delivery(id: String) -> Result<Delivery, AppError> {
 pub async fn resend_delivery(id: String, replay: bool) -> Result<Delivery, AppError> {
     let (actor, ctx) = actor_and_context().await?;
     crate::server::deliveries::resend(&ctx.db, &actor, &id, replay).await
+}
+
+#[server(endpoint = "deliveries/bulk-count", input = Json)]
+pub async fn bulk_retry_count(endpoint_id: String, range: entity::api::BulkRetryRange) -> Result<i64, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::bulk_retry_count(&ctx.db, ctx.engine.as_ref(), &actor, &endpoint_id, &range).await
+}
+
+#[server(endpoint = "deliveries/bulk-start", input = Json)]
+pub async fn bulk_retry_start(endpoint_id: String, range: entity::api::BulkRetryRange) -> Result<entity::api::BulkRetry, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::bulk_retry_start(&ctx.db, ctx.engine.as_ref(), &actor, &endpoint_id, &range).await
+}
+
+#[server(endpoint = "deliveries/bulk-status", input = Json)]
+pub async fn bulk_retry_status(id: String) -> Result<entity::api::BulkRetry, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    ctx.engine.bulk_retry_status(actor.account_id.as_str(), &id).await
 }
 
 #[server(endpoint = "endpoints/test", input = Json)]

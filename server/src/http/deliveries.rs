@@ -6,9 +6,14 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use entity::api::{Delivery, DeliveryFilter, DeliveryPage};
+use axum::http::StatusCode;
+use entity::api::{BulkRetry, BulkRetryRange, Delivery, DeliveryFilter, DeliveryPage};
 
-use super::{api_auth::ApiAccount, error::ApiError, AppState};
+use super::{
+    api_auth::ApiAccount,
+    error::{ApiError, ApiJson},
+    AppState,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -16,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deliveries/{id}", get(show))
         .route("/api/v1/deliveries/{id}/retry", post(retry))
         .route("/api/v1/deliveries/{id}/replay", post(replay))
+        .route("/api/v1/endpoints/{id}/bulk-retry", post(bulk_retry))
+        .route("/api/v1/bulk-retries/{id}", get(bulk_retry_status))
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}/deliveries", tag = "deliveries",
@@ -48,4 +55,25 @@ pub async fn retry(State(state): State<AppState>, account: ApiAccount, Path(id):
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn replay(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::resend(&state.db, &account.actor(), &id, true).await?))
+}
+
+/// Resends the endpoint's failed deliveries created in `[since, until)` as a background job.
+/// Starting the same range again while it runs returns the running job.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/bulk-retry", tag = "deliveries", params(("id" = String, Path)),
+    request_body = BulkRetryRange,
+    responses((status = 202, body = BulkRetry), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn bulk_retry(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    Path(id): Path<String>,
+    ApiJson(range): ApiJson<BulkRetryRange>,
+) -> Result<(StatusCode, Json<BulkRetry>), ApiError> {
+    let bulk = service::bulk_retry_start(&state.db, state.engine.as_ref(), &account.actor(), &id, &range).await?;
+    Ok((StatusCode::ACCEPTED, Json(bulk)))
+}
+
+#[utoipa::path(get, path = "/api/v1/bulk-retries/{id}", tag = "deliveries", params(("id" = String, Path)),
+    responses((status = 200, body = BulkRetry), (status = 404, body = super::error::ErrorBody)))]
+pub async fn bulk_retry_status(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<BulkRetry>, ApiError> {
+    Ok(Json(state.engine.bulk_retry_status(account.0.as_str(), &id).await?))
 }

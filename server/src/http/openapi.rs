@@ -14,7 +14,8 @@ use super::{deliveries, endpoints, error::ErrorBody, events, AppState};
     paths(
         endpoints::list, endpoints::create, endpoints::show, endpoints::update, endpoints::remove,
         endpoints::secret, endpoints::rotate, endpoints::test_send, events::create,
-        deliveries::list, deliveries::show, deliveries::retry, deliveries::replay
+        deliveries::list, deliveries::show, deliveries::retry, deliveries::replay,
+        deliveries::bulk_retry, deliveries::bulk_retry_status
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

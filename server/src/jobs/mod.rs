@@ -3,6 +3,7 @@
 //! table is the queue, SPEC §6 "How it must scale"); apalis on PostgreSQL runs the other
 //! jobs: notification emails and housekeeping.
 
+pub mod bulk;
 mod housekeeping;
 pub mod notify;
 
@@ -35,6 +36,7 @@ pub async fn run_workers(
     let pool = db.get_postgres_connection_pool().clone();
     let housekeeping: PostgresStorage<Housekeeping> = PostgresStorage::new(&pool);
     let emails: PostgresStorage<notify::NotifyJob> = PostgresStorage::new(&pool);
+    let bulk_retries: PostgresStorage<bulk::BulkRetryJob> = PostgresStorage::new(&pool);
     let notifier = Arc::new(notify::Notifier {
         mailer: Mailer::from_config(config.smtp_url.as_deref(), &config.mail_dir, &config.mail_from)?,
         public_url: config.public_url(),
@@ -72,6 +74,10 @@ pub async fn run_workers(
                     .data(notifier.clone())
                     .build(notify::run)
             }
+        })
+        .register({
+            let db = db.clone();
+            move |_| WorkerBuilder::new("bulk-retry").backend(bulk_retries.clone().with_pubsub()).data(db.clone()).build(bulk::run)
         })
         .shutdown_timeout(Duration::from_secs(30));
     tracing::info!("workers started");

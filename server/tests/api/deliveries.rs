@@ -162,3 +162,41 @@ async fn the_live_stream_tells_the_owner_of_new_attempts_and_nobody_else() {
     .expect("no live event within 10 s");
     assert!(seen.contains(&format!("data: {ep}")), "{seen}");
 }
+
+#[tokio::test]
+async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
+    let app = crate::helpers::spawn_app().await; // no workers: the job is driven by hand
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    app.publish(&key, json!({ "events": [event("task.created", 1), event("task.created", 2), event("task.created", 3)] })).await;
+    let pool = app.db.get_postgres_connection_pool();
+    sqlx::query("UPDATE deliveries SET status = 'failed', attempt_count = 6, next_attempt_at = NULL, updated_at = now() - interval '1 minute'")
+        .execute(pool).await.unwrap();
+    sqlx::query("UPDATE deliveries SET status = 'delivered' WHERE id = (SELECT min(id) FROM deliveries)").execute(pool).await.unwrap();
+
+    let range = json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
+    let start = || app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send();
+    let first: Value = start().await.unwrap().json().await.unwrap();
+    let second: Value = start().await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], second["id"], "the running bulk retry is returned, not a second one");
+    assert_eq!(first["total"], 2, "only failed deliveries count");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM bulk_retries").await, 1);
+
+    let id = first["id"].as_str().unwrap();
+    server::bulk_retry::run(pool, id).await.unwrap();
+    server::bulk_retry::run(pool, id).await.unwrap(); // a job that runs twice after a crash
+    let status: Value = app.api(&key, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((status["done"].as_i64(), status["state"].as_str()), (Some(2), Some("finished")));
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'delivered'").await, 1, "delivered ones are left alone");
+
+    let other = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
+    let res = app.api(&other, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app.api(&other, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let backwards = json!({ "since": "2999-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z" });
+    let res = app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&backwards).send().await.unwrap();
+    assert_eq!(res.status(), 422);
+}

@@ -1,0 +1,112 @@
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use entity::api::{BulkRetry, BulkRetryRange};
+use leptos::prelude::*;
+
+use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
+
+fn parse_local(value: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok().map(|n| n.and_utc())
+}
+
+fn format_input(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+/// Bulk retry for a time range: count first, confirm with the number, then follow the
+/// job's progress until it finishes.
+#[component]
+pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
+    let endpoint_id = StoredValue::new(endpoint_id);
+    let now = Utc::now();
+    let since = RwSignal::new(format_input(now - Duration::days(1)));
+    let until = RwSignal::new(format_input(now + Duration::minutes(1)));
+    let error = RwSignal::new(None::<String>);
+    let range = move || match (parse_local(&since.get()), parse_local(&until.get())) {
+        (Some(since), Some(until)) => Ok(BulkRetryRange { since, until }),
+        _ => Err("Enter both ends of the range (UTC).".to_owned()),
+    };
+    let count = Action::new(move |r: &BulkRetryRange| bulk_retry_count(endpoint_id.get_value(), r.clone()));
+    let start = Action::new(move |r: &BulkRetryRange| bulk_retry_start(endpoint_id.get_value(), r.clone()));
+    let job = RwSignal::new(None::<BulkRetry>);
+    Effect::new(move |_| match start.value().get() {
+        Some(Ok(bulk)) => job.set(Some(bulk)),
+        Some(Err(e)) => error.set(Some(e.to_string())),
+        None => {}
+    });
+    // Follow progress once a second until the job finishes.
+    let progress = LocalResource::new(move || {
+        let id = job.get().filter(|j| j.state == "running").map(|j| j.id);
+        async move {
+            let id = id?;
+            #[cfg(feature = "hydrate")]
+            gloo_sleep(1000).await;
+            bulk_retry_status(id).await.ok()
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Some(update)) = progress.get() {
+            job.set(Some(update));
+        }
+    });
+    let ask = move |_| {
+        error.set(None);
+        match range() {
+            Ok(r) => {
+                count.dispatch(r);
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    };
+    view! {
+        <div class="bulk-retry">
+            <h3>"Bulk retry"</h3>
+            <div class="bulk-fields">
+                <label for="bulk-since">"From (UTC)"</label>
+                <input id="bulk-since" type="datetime-local" prop:value=move || since.get() on:input=move |ev| since.set(event_target_value(&ev)) />
+                <label for="bulk-until">"To (UTC)"</label>
+                <input id="bulk-until" type="datetime-local" prop:value=move || until.get() on:input=move |ev| until.set(event_target_value(&ev)) />
+                <button class="button" type="button" on:click=ask>"Retry failed deliveries…"</button>
+            </div>
+            {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
+            {move || match (count.value().get(), job.get()) {
+                (_, Some(j)) => view! { <BulkProgress j /> }.into_any(),
+                (Some(Ok(0)), None) => view! { <p class="muted" role="status">"No failed deliveries in that range."</p> }.into_any(),
+                (Some(Ok(n)), None) => view! {
+                    <div class="confirm" role="alertdialog" aria-label="Confirm bulk retry">
+                        <p>{format!("Resend {n} failed deliver{} from this range?", if n == 1 { "y" } else { "ies" })}</p>
+                        <button class="button danger" type="button" disabled=move || start.pending().get()
+                            on:click=move |_| { if let Ok(r) = range() { start.dispatch(r); } }>
+                            {format!("Resend {n}")}
+                        </button>
+                    </div>
+                }.into_any(),
+                (Some(Err(e)), None) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                (None, None) => ().into_any(),
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn BulkProgress(j: BulkRetry) -> impl IntoView {
+    let percent = if j.total == 0 { 100 } else { (j.done * 100 / j.total.max(1)).min(100) };
+    let label = if j.state == "finished" {
+        format!("Bulk retry finished: {} of {} deliveries queued for a new attempt.", j.done, j.total)
+    } else {
+        format!("Bulk retry running: {} of {} queued…", j.done, j.total)
+    };
+    view! {
+        <div class="bulk-progress" role="status" data-testid="bulk-progress">
+            <progress max="100" value=percent></progress>
+            <span>{label}</span>
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+async fn gloo_sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
