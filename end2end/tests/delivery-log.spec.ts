@@ -111,3 +111,27 @@ test("a bulk retry says how many it will resend, then shows progress to completi
   await expect(log.getByRole("row")).toHaveCount(3);
   await receiver.close();
 });
+
+test("the health chart and the date filter reflect the endpoint's attempts", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  await publish(account, [
+    { type: "task.created", data: { object: { id: "tsk_1" } } },
+    { type: "task.created", data: { object: { id: "tsk_2" } } },
+  ]);
+  await expect.poll(() => receiver.received.length).toBe(2);
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  await expect(page.getByTestId("chart-summary")).toContainText("100.0 % delivered");
+  await expect(page.getByTestId("chart-summary")).toContainText("2 attempts");
+  await expect(page.getByRole("img", { name: "Success rate and response time" })).toBeVisible();
+  await page.getByRole("button", { name: "7 days" }).click();
+  await expect(page.getByTestId("chart-summary")).toContainText("2 attempts");
+
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await expect(log.getByRole("row")).toHaveCount(3);
+  await log.getByLabel("Created from (UTC)").fill("2999-01-01T00:00");
+  await expect(log.getByText("No deliveries match.")).toBeVisible();
+  await receiver.close();
+});

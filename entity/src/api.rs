@@ -124,3 +124,12 @@ pub struct BulkRetryRange {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
 }
+
+/// Attempts to one endpoint in one time bucket, for the dashboard's chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatBucket {
+    pub start: DateTime<Utc>,
+    pub total: i64,
+    pub succeeded: i64,
+    pub avg_ms: f64,
+}

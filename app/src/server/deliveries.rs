@@ -163,3 +163,33 @@ fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), AppError> {
     }
     Ok(())
 }
+
+#[derive(Debug, sea_orm::FromQueryResult)]
+struct BucketRow {
+    bucket: chrono::DateTime<Utc>,
+    total: i64,
+    succeeded: i64,
+    avg_ms: f64,
+}
+
+/// Success and latency of an endpoint's attempts over the last `days` (1: hourly buckets,
+/// otherwise daily), from the attempts table.
+pub async fn stats(db: &DatabaseConnection, actor: &Actor, endpoint_id: &str, days: i32) -> Result<Vec<entity::api::StatBucket>, AppError> {
+    use sea_orm::{DbBackend, FromQueryResult, Statement};
+    endpoints::get(db, actor, endpoint_id).await?;
+    let unit = if days <= 1 { "hour" } else { "day" };
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT date_trunc($3, attempted_at) AS bucket, count(*) AS total,
+                count(*) FILTER (WHERE success) AS succeeded, avg(response_time_ms)::float8 AS avg_ms
+         FROM attempts
+         WHERE endpoint_id = $1 AND account_id = $2 AND attempted_at > now() - make_interval(days => $4)
+         GROUP BY 1 ORDER BY 1",
+        [endpoint_id.into(), actor.account_id.as_str().into(), unit.into(), days.clamp(1, 31).into()],
+    );
+    let rows = BucketRow::find_by_statement(stmt).all(db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| entity::api::StatBucket { start: r.bucket, total: r.total, succeeded: r.succeeded, avg_ms: r.avg_ms })
+        .collect())
+}

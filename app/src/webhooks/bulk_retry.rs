@@ -4,7 +4,7 @@ use leptos::prelude::*;
 
 use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
 
-fn parse_local(value: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_local(value: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok().map(|n| n.and_utc())
 }
 

@@ -4,7 +4,7 @@ use entity::{
 };
 use leptos::prelude::*;
 
-use super::{bulk_retry::BulkRetryPanel, get_delivery, list_deliveries, resend_delivery};
+use super::{bulk_retry::{parse_local, BulkRetryPanel}, get_delivery, list_deliveries, resend_delivery};
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
@@ -13,10 +13,18 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
     let status = RwSignal::new(None::<DeliveryStatus>);
     let event_type = RwSignal::new(None::<EventType>);
+    let since = RwSignal::new(String::new());
+    let until = RwSignal::new(String::new());
     let refresh = RwSignal::new(0u32);
     let more = RwSignal::new(Vec::<Delivery>::new());
     let cursor = RwSignal::new(None::<String>);
-    let filter = move || DeliveryFilter { status: status.get(), event_type: event_type.get(), ..Default::default() };
+    let filter = move || DeliveryFilter {
+        status: status.get(),
+        event_type: event_type.get(),
+        since: parse_local(&since.get()),
+        until: parse_local(&until.get()),
+        cursor: None,
+    };
     let first = Resource::new(
         move || (filter(), refresh.get()),
         move |(f, _)| list_deliveries(endpoint_id.get_value(), f),
@@ -57,6 +65,10 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
                         <option value="">"All"</option>
                         {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
                     </select>
+                    <label for="filter-since">"Created from (UTC)"</label>
+                    <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
+                    <label for="filter-until">"Created to (UTC)"</label>
+                    <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
                     <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
                 </div>
             </div>

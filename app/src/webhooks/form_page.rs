@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
-use super::{create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint, secret_panel::SecretPanel, update_endpoint};
+use super::{chart::HealthChart, create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint, secret_panel::SecretPanel, update_endpoint};
 use crate::{auth::whoami, AppError};
 
 #[component]
@@ -95,6 +95,7 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool) -> impl IntoView {
         })}
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write />
+        <HealthChart endpoint_id=id.clone() />
         <DeliveryLog endpoint_id=id can_write />
     }
 }

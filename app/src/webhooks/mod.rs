@@ -3,6 +3,7 @@
 //! which the REST API calls too.
 
 mod bulk_retry;
+mod chart;
 mod delivery_log;
 mod event_picker;
 mod form_page;
@@ -100,6 +101,12 @@ pub async fn get_delivery(id: String) -> Result<Delivery, AppError> {
 pub async fn resend_delivery(id: String, replay: bool) -> Result<Delivery, AppError> {
     let (actor, ctx) = actor_and_context().await?;
     crate::server::deliveries::resend(&ctx.db, &actor, &id, replay).await
+}
+
+#[server(endpoint = "endpoints/stats", input = Json)]
+pub async fn endpoint_stats(endpoint_id: String, days: i32) -> Result<Vec<entity::api::StatBucket>, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::stats(&ctx.db, &actor, &endpoint_id, days).await
 }
 
 #[server(endpoint = "deliveries/bulk-count", input = Json)]

@@ -21,7 +21,7 @@ use crate::{config::RetrySchedule, engine::DeliveryEngine, ingest::NOTIFY_CHANNE
 /// How often to look for retries that came due when no notification arrives.
 const BACKSTOP_POLL: Duration = Duration::from_millis(500);
 /// Deliveries fetched per query for one endpoint.
-const BATCH: i64 = 50;
+const BATCH: i64 = 20;
 
 /// What the dispatcher tells the rest of the system about endpoint health changes.
 pub trait HealthEvents: Send + Sync + 'static {
@@ -94,12 +94,19 @@ impl Dispatcher {
         }
     }
 
-    async fn drain_inner(&self, endpoint: &ClaimedEndpoint, shutdown: &watch::Receiver<bool>) -> sqlx::Result<()> {
-        let secrets: Vec<WebhookSecret> = endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
-        let mut window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await?);
+    async fn drain_inner(&self, claimed: &ClaimedEndpoint, shutdown: &watch::Receiver<bool>) -> sqlx::Result<()> {
+        let mut window = SlidingWindow::new(claimed.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &claimed.id).await?);
         // While the breaker is half-open only one probe goes out.
-        let batch = if endpoint.status == "failing" { 1 } else { BATCH };
+        let batch = if claimed.status == "failing" { 1 } else { BATCH };
         loop {
+            // Re-read per batch so edits (URL, secret rotation, rate limit) apply promptly.
+            let Some(endpoint) = store::current(&self.pool, &claimed.id, &self.worker_id).await? else {
+                return Ok(()); // disabled meanwhile, or the lease was lost
+            };
+            if endpoint.rate_limit as u32 != window.limit() {
+                window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await?);
+            }
+            let secrets: Vec<WebhookSecret> = endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
             let due = store::due_deliveries(&self.pool, &endpoint.id, batch).await?;
             if due.is_empty() {
                 return Ok(());

@@ -53,27 +53,40 @@ pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duratio
     .bind(worker)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let mut secrets = vec![r.get::<String, _>("secret")];
-            let previous: Option<String> = r.get("previous_secret");
-            let until: Option<DateTime<Utc>> = r.get("previous_secret_expires_at");
-            if let (Some(prev), Some(until)) = (previous, until) {
-                if until > Utc::now() {
-                    secrets.push(prev);
-                }
-            }
-            ClaimedEndpoint {
-                id: r.get("id"),
-                account_id: r.get("account_id"),
-                url: r.get("url"),
-                rate_limit: r.get("rate_limit"),
-                status: r.get("status"),
-                secrets,
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(to_claimed).collect())
+}
+
+fn to_claimed(r: sqlx::postgres::PgRow) -> ClaimedEndpoint {
+    let mut secrets = vec![r.get::<String, _>("secret")];
+    let previous: Option<String> = r.get("previous_secret");
+    let until: Option<DateTime<Utc>> = r.get("previous_secret_expires_at");
+    if let (Some(prev), Some(until)) = (previous, until) {
+        if until > Utc::now() {
+            secrets.push(prev);
+        }
+    }
+    ClaimedEndpoint {
+        id: r.get("id"),
+        account_id: r.get("account_id"),
+        url: r.get("url"),
+        rate_limit: r.get("rate_limit"),
+        status: r.get("status"),
+        secrets,
+    }
+}
+
+/// The endpoint as it is now, while it is still enabled and leased by `worker`: a URL,
+/// secret or rate-limit change takes effect at the next batch, not at the next lease.
+pub async fn current(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Result<Option<ClaimedEndpoint>> {
+    let row = sqlx::query(
+        "SELECT id, account_id, url, rate_limit, status, secret, previous_secret, previous_secret_expires_at
+         FROM endpoints WHERE id = $1 AND enabled AND lease_owner = $2",
+    )
+    .bind(endpoint_id)
+    .bind(worker)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(to_claimed))
 }
 
 /// Due deliveries of one endpoint in event order (delivery ids are time-ordered).

@@ -236,3 +236,54 @@ async fn the_official_standardwebhooks_and_stripe_libraries_verify_a_real_delive
     let out = std::process::Command::new(python).arg(script).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn after_a_rotation_both_secrets_sign_every_delivery() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (id, old) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    let rotated: Value = app.api(&key, reqwest::Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate"))
+        .send().await.unwrap().json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap();
+    app.publish(&key, event("task.completed", 1)).await;
+    let request = receiver.wait_for(2).await.pop().unwrap();
+    assert_eq!(request.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 2);
+    assert_signed(&request, new);
+    assert_signed(&request, &old);
+
+    // Once the 24 h overlap is over only the new secret signs.
+    sqlx::query("UPDATE endpoints SET previous_secret_expires_at = now() - interval '1 second'")
+        .execute(app.db.get_postgres_connection_pool()).await.unwrap();
+    app.publish(&key, event("task.completed", 2)).await;
+    let request = receiver.wait_for(3).await.pop().unwrap();
+    assert_eq!(request.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 1);
+    assert_signed(&request, new);
+}
+
+#[tokio::test]
+async fn the_ingest_quota_answers_with_ratelimit_headers_and_a_429() {
+    let app = spawn_app_with(|_| {}).await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    sqlx::query("UPDATE accounts SET ingest_rate_limit = 3").execute(app.db.get_postgres_connection_pool()).await.unwrap();
+    let send = |n: u32| {
+        let events: Vec<Value> = (0..n).map(|i| event("task.created", i)).collect();
+        app.api(&acme.api_key, reqwest::Method::POST, "/api/v1/events").json(&json!({ "events": events })).send()
+    };
+    // Within one second (the window is a wall-clock second, so retry once if it rolled over).
+    for _ in 0..3 {
+        let ok = send(2).await.unwrap();
+        assert_eq!(ok.status(), 202);
+        assert_eq!(ok.headers()["ratelimit-limit"], "3");
+        let refused = send(2).await.unwrap();
+        if refused.status() == 202 {
+            continue; // the second changed between the two requests
+        }
+        assert_eq!(ok.headers()["ratelimit-remaining"], "1");
+        assert_eq!(refused.status(), 429);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        assert!(refused.text().await.unwrap().contains("quota"));
+        return;
+    }
+    panic!("never saw the quota refuse a request");
+}
