@@ -10,6 +10,11 @@ mod m20261129_000003_bulk_retries;
 
 pub struct Migrator;
 
+/// Every migration is plain SQL: run one script on the migration's connection.
+pub(crate) async fn run_sql(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    manager.get_connection().execute_unprepared(sql).await.map(|_| ())
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

@@ -142,10 +142,10 @@ DROP TABLE IF EXISTS attempts, deliveries, idempotency_keys, events, endpoint_ev
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await.map(|_| ())
+        crate::run_sql(manager, UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(DOWN).await.map(|_| ())
+        crate::run_sql(manager, DOWN).await
     }
 }

@@ -24,10 +24,10 @@ CREATE UNIQUE INDEX bulk_retries_running_idx ON bulk_retries (endpoint_id, since
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared(UP).await.map(|_| ())
+        crate::run_sql(manager, UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.get_connection().execute_unprepared("DROP TABLE IF EXISTS bulk_retries").await.map(|_| ())
+        crate::run_sql(manager, "DROP TABLE IF EXISTS bulk_retries").await
     }
 }
