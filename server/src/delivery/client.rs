@@ -5,17 +5,15 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 
-use super::ssrf::{Guard, GuardedResolver};
+use super::ssrf::{guarded_client_builder, Guard};
 
 pub const USER_AGENT: &str = concat!("Webhooks/", env!("CARGO_PKG_VERSION"));
 
 pub fn build_client(guard: Arc<Guard>, extra_ca: Option<&Path>, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
+    // The guard's builder: checked resolver, no proxy, no redirects (SPEC §6-7).
+    let mut builder = guarded_client_builder(guard)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .dns_resolver(Arc::new(GuardedResolver(guard)))
         .user_agent(USER_AGENT)
         .pool_idle_timeout(Duration::from_secs(30));
     if let Some(path) = extra_ca {
