@@ -37,6 +37,7 @@ pub struct DeliveryEngine {
 
 impl DeliveryEngine {
     pub fn new(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Self> {
+        crate::secrets::install_encryption_key(config)?; // SPEC §7: serve and worker alike
         let allow = AllowList::parse(&config.allow_hosts).map_err(|e| anyhow::anyhow!("WEBHOOKS_ALLOW_HOSTS: {e}"))?;
         let guard = Arc::new(Guard::new(allow));
         let ca = config.extra_ca.as_deref();

@@ -1,12 +1,16 @@
 //! Random tokens and their one-way hashes: API keys, session tokens, password hashes.
 //! Only hashes are stored; the clear value is shown once (keys) or lives in a cookie.
+//! Webhook secrets, which must be read back to sign, are sealed instead (`secret_box`).
 
+use app::server::secret_box;
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use entity::tables::endpoint;
 use rand::{rngs::OsRng, RngCore};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait};
 use sha2::{Digest, Sha256};
 
 /// `whk_` + 32 random bytes, base64url. The prefix makes leaked keys greppable by scanners.
@@ -40,6 +44,45 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
     };
     let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
     ok && stored.is_some()
+}
+
+/// Installs `WEBHOOKS_ENCRYPTION_KEY` for this process (SPEC §7), so the dashboard and the
+/// dispatcher seal and open webhook secrets with it. Unset: secrets stay in clear.
+pub fn install_encryption_key(config: &crate::config::Config) -> anyhow::Result<()> {
+    if let Some(key) = &config.encryption_key {
+        secret_box::install(key)?;
+    }
+    Ok(())
+}
+
+/// At start: with a key, encrypts the webhook secrets still stored in clear (rows written
+/// before the key was set) and checks that the sealed ones open, so a wrong key stops the
+/// start instead of failing every delivery; without a key, refuses to start if any secret is
+/// sealed. Returns how many rows it encrypted.
+pub async fn seal_stored_secrets(db: &DatabaseConnection) -> anyhow::Result<u64> {
+    let rows = endpoint::Entity::find().all(db).await?;
+    if !secret_box::enabled() {
+        let sealed = rows.iter().any(|r| secret_box::is_sealed(&r.secret));
+        anyhow::ensure!(!sealed, secret_box::SecretBoxError::NoKey);
+        return Ok(0);
+    }
+    let mut sealed = 0;
+    for row in rows {
+        let secret = secret_box::open(&row.secret)?;
+        let previous = row.previous_secret.as_deref().map(secret_box::open).transpose()?;
+        let clear_before = !secret_box::is_sealed(&row.secret) || row.previous_secret.as_deref().is_some_and(|p| !secret_box::is_sealed(p));
+        if clear_before {
+            let mut active: endpoint::ActiveModel = row.into();
+            active.secret = Set(secret_box::seal(&secret));
+            active.previous_secret = Set(previous.as_deref().map(secret_box::seal));
+            active.update(db).await?;
+            sealed += 1;
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(sealed, "encrypted webhook secrets stored in clear");
+    }
+    Ok(sealed)
 }
 
 #[cfg(test)]

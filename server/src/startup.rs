@@ -37,6 +37,7 @@ impl Application {
             .site_addr(addr)
             .build();
         let delivery = Arc::new(DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+        crate::secrets::seal_stored_secrets(&db).await?;
         let state = AppState {
             db,
             config: Arc::new(config),
@@ -68,7 +69,7 @@ impl Application {
         tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(wait_for(stop_rx));
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(wait_for(stop_rx));
         let signal = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -89,7 +90,7 @@ impl Application {
     pub async fn run_http_only(self) -> anyhow::Result<()> {
         tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
         let router = http::router(self.state);
-        Ok(axum::serve(self.listener, router).await?)
+        Ok(axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?)
     }
 }
 

@@ -2,17 +2,21 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-/// Why the user is on the login page, from the `?error=` / `?reason=` the server set.
-fn notice(error: Option<String>, reason: Option<String>) -> Option<(&'static str, &'static str)> {
+/// Why the user is on the login page, from the `?error=` / `?reason=` (and, when throttled,
+/// `?retry=` minutes) the server set.
+fn notice(error: Option<String>, reason: Option<String>, retry: Option<String>) -> Option<(&'static str, String)> {
+    let text = |kind, text: &str| Some((kind, text.to_owned()));
     match (error.as_deref(), reason.as_deref()) {
-        (Some("invalid"), _) => Some(("error", "Incorrect email or password.")),
-        (Some("missing"), _) => Some(("error", "Enter your email and your password.")),
+        (Some("invalid"), _) => text("error", "Incorrect email or password."),
+        (Some("missing"), _) => text("error", "Enter your email and your password."),
         (Some("throttled"), _) => {
-            Some(("error", "Too many failed attempts. Wait a minute, then try again."))
+            let minutes = retry.and_then(|m| m.parse::<u32>().ok()).unwrap_or(15).max(1);
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            Some(("error", format!("Too many failed attempts. Try again in {minutes} {unit}.")))
         }
-        (Some(_), _) => Some(("error", "Logging in failed. Please try again.")),
-        (None, Some("expired")) => Some(("info", "Your session expired. Please log in again.")),
-        (None, Some("logged_out")) => Some(("info", "You have been logged out.")),
+        (Some(_), _) => text("error", "Logging in failed. Please try again."),
+        (None, Some("expired")) => text("info", "Your session expired. Please log in again."),
+        (None, Some("logged_out")) => text("info", "You have been logged out."),
         _ => None,
     }
 }
@@ -24,7 +28,7 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || query.read().get("next").unwrap_or_default();
     let message = move || {
         let q = query.read();
-        notice(q.get("error"), q.get("reason"))
+        notice(q.get("error"), q.get("reason"), q.get("retry"))
     };
 
     view! {

@@ -15,7 +15,10 @@ use sea_orm::{
     IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
 };
 
-use super::engine::{Engine, TestTarget};
+use super::{
+    engine::{Engine, TestTarget},
+    secret_box,
+};
 use crate::{AppError, CurrentUser};
 
 /// SPEC §5: the previous secret stays valid this long after a rotation.
@@ -86,7 +89,7 @@ pub async fn create(
         disabled_reason: Set(None),
         consecutive_failures: Set(0),
         rate_limit: Set(input.rate_limit),
-        secret: Set(secret.clone()),
+        secret: Set(secret_box::seal(&secret)),
         previous_secret: Set(None),
         previous_secret_expires_at: Set(None),
         created_at: Set(now),
@@ -155,7 +158,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
 
 pub async fn secret(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EndpointWithSecret, AppError> {
     let row = find_row(db, &actor.account_id, id).await?;
-    let secret = row.secret.clone();
+    let secret = open(&row.secret)?;
     let types = event_types_of(db, &row.id).await?;
     Ok(EndpointWithSecret { endpoint: to_resource(row, types)?, secret })
 }
@@ -170,11 +173,12 @@ pub async fn rotate_secret(
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     let secret = engine.new_secret();
-    let previous = row.secret.clone();
+    // Re-sealed, so a plaintext row written before the key was set gets encrypted too.
+    let previous = secret_box::seal(&open(&row.secret)?);
     let mut active = row.into_active_model();
     active.previous_secret = Set(Some(previous));
     active.previous_secret_expires_at = Set(Some(Utc::now() + Duration::hours(ROTATION_OVERLAP_HOURS)));
-    active.secret = Set(secret.clone());
+    active.secret = Set(secret_box::seal(&secret));
     active.updated_at = Set(Utc::now());
     let row = active.update(db).await?;
     let types = event_types_of(db, &row.id).await?;
@@ -193,22 +197,28 @@ pub async fn send_test(
     let target = TestTarget {
         account_id: row.account_id.clone(),
         url: row.url.clone(),
-        secrets: signing_secrets(&row),
+        secrets: signing_secrets(&row)?,
         rate_limit: row.rate_limit,
     };
     Ok(engine.send_test(target, event_type).await)
 }
 
-/// The secrets that sign a request now: the current one, and the previous one while its
-/// overlap lasts.
-pub fn signing_secrets(row: &endpoint::Model) -> Vec<String> {
-    let mut secrets = vec![row.secret.clone()];
+/// The secrets that sign a request now, in clear: the current one, and the previous one
+/// while its overlap lasts.
+pub fn signing_secrets(row: &endpoint::Model) -> Result<Vec<String>, AppError> {
+    let mut secrets = vec![open(&row.secret)?];
     if let (Some(prev), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
         if until > Utc::now() {
-            secrets.push(prev.clone());
+            secrets.push(open(prev)?);
         }
     }
-    secrets
+    Ok(secrets)
+}
+
+/// A stored secret in clear; a value that cannot be opened is an operator error (wrong or
+/// missing `WEBHOOKS_ENCRYPTION_KEY`), logged and never shown.
+fn open(stored: &str) -> Result<String, AppError> {
+    secret_box::open(stored).map_err(AppError::internal)
 }
 
 /// Validates the input and, when the URL is new, checks it is reachable (SPEC §7).

@@ -3,6 +3,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod engine;
+pub mod secret_box;
 
 use std::sync::Arc;
 

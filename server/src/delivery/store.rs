@@ -71,7 +71,7 @@ fn to_claimed(r: sqlx::postgres::PgRow) -> ClaimedEndpoint {
         url: r.get("url"),
         rate_limit: r.get("rate_limit"),
         status: r.get("status"),
-        secrets,
+        secrets: app::server::secret_box::open_all(secrets), // SPEC §7: sealed at rest
     }
 }
 

@@ -1,13 +1,21 @@
-//! Dashboard login: the session cookie, the login/logout form posts, and the middleware
-//! that resolves the session and keeps every dashboard page behind login.
+//! Dashboard login: the session cookie, the login/logout form posts (throttled after repeated
+//! failures), and the middleware that resolves the session and keeps every dashboard page
+//! behind login.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{header, HeaderMap, HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
     routing::post,
-    Form, Router,
+    Extension, Form, Router,
 };
 use cookie::{Cookie, SameSite};
 use serde::Deserialize;
@@ -18,8 +26,62 @@ use crate::accounts::{self, CurrentUser};
 pub const SESSION_COOKIE: &str = "webhooks_session";
 const HOME: &str = "/settings/webhooks";
 
+/// Failed logins allowed per email, and per client IP, within `THROTTLE_WINDOW`.
+pub const MAX_FAILURES_PER_EMAIL: usize = 5;
+pub const MAX_FAILURES_PER_IP: usize = 20;
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/login", post(login)).route("/logout", post(logout))
+    // One throttle per router, i.e. per server process (documented: not shared across processes).
+    Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .layer(Extension(Arc::new(LoginThrottle::default())))
+}
+
+/// Failed logins in a sliding window, per key (`email:…`, `ip:…`), in this process's memory.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginThrottle {
+    /// How long until every key is under its limit again; `None` when none is at it.
+    pub fn retry_after(&self, keys: &[(String, usize)], now: Instant) -> Option<Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter_map(|(key, limit)| {
+                let times = failures.get_mut(key)?;
+                times.retain(|t| now.duration_since(*t) < THROTTLE_WINDOW);
+                // The window frees up when the oldest failure that keeps it full expires.
+                let blocking = times.len().checked_sub(*limit)?;
+                Some(THROTTLE_WINDOW.saturating_sub(now.duration_since(times[blocking])))
+            })
+            .max()
+    }
+
+    pub fn record_failure(&self, keys: &[(String, usize)], now: Instant) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > 100_000 {
+            // Bounded memory under a spray of distinct emails: drop what has expired.
+            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < THROTTLE_WINDOW));
+        }
+        for (key, _) in keys {
+            failures.entry(key.clone()).or_default().push_back(now);
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+fn throttle_keys(email: &str, peer: Option<SocketAddr>) -> Vec<(String, usize)> {
+    let mut keys = vec![(format!("email:{}", email.trim().to_lowercase()), MAX_FAILURES_PER_EMAIL)];
+    if let Some(peer) = peer {
+        keys.push((format!("ip:{}", peer.ip()), MAX_FAILURES_PER_IP));
+    }
+    keys
 }
 
 #[derive(Deserialize)]
@@ -32,34 +94,57 @@ pub struct LoginForm {
     next: String,
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let back = |error: &str| {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("error", error)
-            .append_pair("email", form.email.trim())
-            .append_pair("next", &form.next)
-            .finish();
-        Redirect::to(&format!("/login?{query}")).into_response()
+async fn login(
+    State(state): State<AppState>,
+    Extension(throttle): Extension<Arc<LoginThrottle>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let back = |error: &str, retry_minutes: Option<u64>| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("error", error);
+        if let Some(minutes) = retry_minutes {
+            query.append_pair("retry", &minutes.to_string());
+        }
+        query.append_pair("email", form.email.trim()).append_pair("next", &form.next);
+        Redirect::to(&format!("/login?{}", query.finish())).into_response()
     };
     if form.email.trim().is_empty() || form.password.is_empty() {
-        return back("missing");
+        return back("missing", None);
+    }
+    let keys = throttle_keys(&form.email, peer.map(|Extension(ConnectInfo(addr))| addr));
+    if let Some(wait) = throttle.retry_after(&keys, Instant::now()) {
+        tracing::warn!(retry_after_secs = wait.as_secs(), "login throttled after repeated failures");
+        let mut res = back("throttled", Some(wait.as_secs().div_ceil(60).max(1)));
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return res;
     }
     let user = match accounts::authenticate(&state.db, &form.email, &form.password).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             tracing::info!("login refused");
-            return back("invalid");
+            throttle.record_failure(&keys, Instant::now());
+            return back("invalid", None);
         }
         Err(err) => {
             tracing::error!(%err, "login failed");
-            return back("unavailable");
+            return back("unavailable", None);
         }
     };
+    throttle.forget(&keys[0].0); // the email's count; the IP's stays (one's own account is no reset)
+    // Session rotation: a token the browser already had (possibly planted) ends here; the
+    // login always gets a fresh random one.
+    if let Some(old) = session_token(&headers) {
+        if let Err(err) = accounts::delete_session(&state.db, &old).await {
+            tracing::error!(%err, "could not delete the previous session");
+        }
+    }
     let token = match accounts::create_session(&state.db, &user, state.config.session_ttl).await {
         Ok(token) => token,
         Err(err) => {
             tracing::error!(%err, "could not create a session");
-            return back("unavailable");
+            return back("unavailable", None);
         }
     };
     tracing::info!(user_id = %user.id, "logged in");
@@ -168,6 +253,23 @@ mod tests {
         assert_eq!(safe_next("https://evil.example/"), HOME);
         assert_eq!(safe_next("/\\evil.example"), HOME);
         assert_eq!(safe_next(""), HOME);
+    }
+
+    #[test]
+    fn the_throttle_counts_failures_per_key_in_a_sliding_window() {
+        let throttle = LoginThrottle::default();
+        let t0 = Instant::now();
+        let keys = throttle_keys("Ada@Acme.test ", Some("10.0.0.1:5000".parse().unwrap()));
+        assert_eq!(keys[0].0, "email:ada@acme.test");
+        for i in 0..MAX_FAILURES_PER_EMAIL as u64 {
+            assert_eq!(throttle.retry_after(&keys, t0), None);
+            throttle.record_failure(&keys, t0 + Duration::from_secs(60 * i));
+        }
+        let now = t0 + Duration::from_secs(300);
+        assert_eq!(throttle.retry_after(&keys, now), Some(THROTTLE_WINDOW - Duration::from_secs(300)));
+        let other = throttle_keys("bob@acme.test", Some("10.0.0.1:5001".parse().unwrap()));
+        assert_eq!(throttle.retry_after(&other, now), None, "another email from the same IP is not yet blocked");
+        assert_eq!(throttle.retry_after(&keys, t0 + THROTTLE_WINDOW), None, "the oldest failure expired");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod live;
 pub mod openapi;
+pub mod security;
 
 use std::sync::Arc;
 
@@ -41,11 +42,14 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             generate_route_list(App),
-            move || provide_context(context.clone()),
+            move || {
+                provide_context(context.clone());
+                security::page_csp();
+            },
             move || shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
-    pages
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(security::page_csp, shell));
+    let router = pages
         .merge(auth::router())
         .merge(health::router())
         .merge(endpoints::router())
@@ -54,5 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(live::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state.clone(), security::same_origin))
+        .with_state(state);
+    security::harden(router)
 }

@@ -1,6 +1,7 @@
 //! One integration-test binary: every test gets the real app on a free port and its own
 //! fresh PostgreSQL database, dropped afterwards.
 
+mod access;
 mod auth;
 mod cli;
 mod deliveries;
@@ -9,5 +10,6 @@ mod endpoints;
 mod health;
 mod helpers;
 mod receiver;
+mod security;
 mod smtp;
 mod workers;
