@@ -65,6 +65,10 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<NewEvent>, IngestError> {
         events: Option<Vec<Box<RawValue>>>,
     }
     let not_json = |e: serde_json::Error| IngestError::Invalid(format!("the body is not a JSON object: {e}"));
+    // serde also reads a struct from a JSON array (`[[{…}]]`); only the documented shapes count.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(IngestError::Invalid("the body must be a JSON object: one event or {\"events\":[…]}".into()));
+    }
     let raw = match serde_json::from_slice::<Batch>(body).map_err(not_json)?.events {
         Some(events) => events,
         None => vec![serde_json::from_slice::<Box<RawValue>>(body).map_err(not_json)?],
@@ -80,6 +84,9 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<NewEvent>, IngestError> {
 
 fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
     let size = raw.get().len();
+    if !raw.get().starts_with('{') {
+        return Err(IngestError::Invalid(format!("event {index}: an event must be a JSON object")));
+    }
     let event: IncomingEvent = serde_json::from_str(raw.get())
         .map_err(|e| IngestError::Invalid(format!("event {index}: {e}; expected {{\"type\", \"data\": {{\"object\": {{…}}}}, \"id\"?}}")))?;
     let event_type: EventType = event
