@@ -275,6 +275,10 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // With only one registered dispatcher, tracing-core caches each callsite's interest from
+    // whichever thread hits it first; a parallel test's thread (no subscriber) would then
+    // switch our callsites off. A second registered dispatcher makes the cache ask both.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
@@ -318,7 +322,9 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
     secrets.push("whk_a-wrong-key-that-must-not-be-logged".to_owned());
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(text.contains("logged in") && text.contains("login refused"), "the capture works");
+    let logged_in = format!("logged in user_id={}", acme.user_id);
+    assert!(text.contains(&logged_in) && text.contains("login refused"), "the capture works");
+    assert!(text.contains(&format!("endpoint={ep}")), "the dispatcher's logs are captured too");
     assert!(text.lines().count() > 50, "at debug/trace there is plenty to look through");
     for secret in &secrets {
         // whsec_ secrets also without their prefix (the key material).
