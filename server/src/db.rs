@@ -7,13 +7,22 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::config::Config;
 
+/// How long a query waits for a pooled connection before giving up. While PostgreSQL is
+/// down, acquiring retries the connection until this deadline, so it bounds how long an API
+/// request hangs before its 503 (`ApiError::Unavailable`); under normal load a connection is
+/// free within milliseconds.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(config.database_url.clone());
     options
         .max_connections(config.db_pool_size)
         .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        // sea-orm passes both to sqlx's acquire timeout (which covers connecting too).
+        .connect_timeout(ACQUIRE_TIMEOUT)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection idle through an outage is dead: check it before handing it out.
+        .test_before_acquire(true)
         .sqlx_logging(false);
     Ok(Database::connect(options).await?)
 }

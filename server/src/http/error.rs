@@ -38,7 +38,7 @@ pub enum ApiError {
     TooLarge(String),
     #[error("this account's ingest quota is used up for this second; retry after {0} s")]
     RateLimited(u64),
-    #[error("the database is unavailable; retry shortly")]
+    #[error("the database is unavailable; retry later")]
     Unavailable,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -60,12 +60,56 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait after a 503 (the database is back within seconds of a
+/// restart or failover; the pool reconnects on its own).
+pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
+
+/// True when `err` says the database cannot be reached right now (down, restarting, pool
+/// exhausted), rather than that the query was wrong: such errors are a 503, not a 500.
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot
+        // connect now), 53300 (too many connections).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
+}
+
+fn db_err_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            database_unavailable(e)
+        }
+        DbErr::Conn(_) => true,
+        _ => false,
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        match err {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => ApiError::Unavailable,
-            other => ApiError::Internal(other.into()),
+        if db_err_unavailable(&err) {
+            tracing::warn!(%err, "database unavailable; answering 503");
+            return ApiError::Unavailable;
         }
+        ApiError::Internal(err.into())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        if database_unavailable(&err) {
+            tracing::warn!(%err, "database unavailable; answering 503");
+            return ApiError::Unavailable;
+        }
+        ApiError::Internal(err.into())
     }
 }
 
@@ -93,7 +137,11 @@ impl IntoResponse for ApiError {
         }
         let (status, code) = self.parts();
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unavailable = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE.into());
+        }
+        response
     }
 }
 
