@@ -112,3 +112,13 @@ build_all() {
   log "building the server"
   (cd "$ROOT" && cargo build -p server --bin webhooks)
 }
+
+# The PostgreSQL server binaries (initdb, pg_ctl), for scenarios that run a private cluster
+# they can stop and start; sets PG_BIN_DIR.
+ensure_postgres_server_binaries() {
+  if [ -z "$(pg_bin_dir)" ] || [ ! -x "$(pg_bin_dir)/initdb" ]; then
+    apt_install postgresql
+  fi
+  PG_BIN_DIR="$(pg_bin_dir)"
+  export PG_BIN_DIR
+}
