@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .layer(middleware::from_fn_with_state(state.clone(), security::same_origin))
+        .layer(middleware::from_fn(security::server_fn_status))
         .with_state(state);
     security::harden(router)
 }

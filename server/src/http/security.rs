@@ -1,8 +1,9 @@
 //! Browser-facing hardening: security headers on every response, a Content-Security-Policy
 //! carrying the per-response nonce Leptos puts on its inline hydration script, and a
 //! same-origin check on the cookie-authenticated requests that change state (server
-//! functions, login, logout).
+//! functions, login, logout), and server-function errors answered with their real status.
 
+use app::AppError;
 use axum::{
     extract::{Request, State},
     http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
@@ -10,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use leptos::{nonce::use_nonce, prelude::use_context};
+use leptos::{nonce::use_nonce, prelude::use_context, server_fn::error::SERVER_FN_ERROR_HEADER};
 use leptos_axum::ResponseOptions;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -63,6 +64,29 @@ pub async fn same_origin(State(state): State<AppState>, req: Request, next: Next
         }
         None => next.run(req).await,
     }
+}
+
+/// Server functions answer every error with 500 (Leptos' convention); this gives the
+/// browser and the logs the status the error means: 401, 403, 404 (another account's
+/// object), 422. Leptos' client decodes the same body for any 4xx/5xx.
+pub async fn server_fn_status(req: Request, next: Next) -> Response {
+    let server_fn = req.uri().path().starts_with("/api/") && !req.uri().path().starts_with("/api/v1/");
+    let res = next.run(req).await;
+    if !server_fn || res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.status = match serde_json::from_slice::<AppError>(&bytes) {
+        Ok(AppError::Unauthorized) => StatusCode::UNAUTHORIZED,
+        Ok(AppError::Forbidden) => StatusCode::FORBIDDEN,
+        Ok(AppError::NotFound) => StatusCode::NOT_FOUND,
+        Ok(AppError::Invalid { .. } | AppError::Validation(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// Where a cross-site request came from, or `None` when it is same-origin. Origin decides;
