@@ -83,7 +83,7 @@ async fn read_response(mut response: reqwest::Response, started: Instant, reques
     let response_headers: Vec<(String, String)> = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| (k.as_str().to_owned(), storable(v.as_bytes())))
         .collect();
     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut body = Vec::new();
@@ -107,7 +107,13 @@ async fn read_response(mut response: reqwest::Response, started: Instant, reques
             }
         }
     }
-    let mut text = String::from_utf8_lossy(&body).into_owned();
+    let mut text = storable(&body);
+    if text.len() > BODY_LIMIT {
+        // U+FFFD is 3 bytes: binary junk can grow past the limit once made text.
+        let cut = (0..=BODY_LIMIT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        text.truncate(cut);
+        truncated = true;
+    }
     if truncated {
         text.push_str(TRUNCATION_MARKER);
     }
@@ -120,6 +126,12 @@ async fn read_response(mut response: reqwest::Response, started: Instant, reques
         retry_after,
         error,
     }
+}
+
+/// Receiver bytes as text PostgreSQL accepts: invalid UTF-8 and NUL (which `text` and
+/// `jsonb` refuse, failing the whole record) become U+FFFD.
+fn storable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
 }
 
 /// A body as kept in the attempt log: at most 10 KB, cut on a character boundary, with a

@@ -9,6 +9,7 @@ mod delivery;
 mod endpoints;
 mod health;
 mod helpers;
+mod hostile;
 mod receiver;
 mod security;
 mod smtp;

@@ -62,6 +62,16 @@ pub fn test_ca() -> &'static TestCa {
     })
 }
 
+/// A TLS acceptor with the test CA's `localhost` certificate, for purpose-built receivers
+/// that speak raw HTTP over TLS (see `hostile.rs`).
+pub fn tls_acceptor() -> TlsAcceptor {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = test_ca();
+    let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
+    let config = ServerConfig::builder().with_no_client_auth().with_single_cert(ca.cert_chain.clone(), key).unwrap();
+    TlsAcceptor::from(Arc::new(config))
+}
+
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: std::time::Instant,
@@ -101,11 +111,7 @@ pub struct TestReceiver {
 
 impl TestReceiver {
     pub async fn start() -> TestReceiver {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = test_ca();
-        let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
-        let config = ServerConfig::builder().with_no_client_auth().with_single_cert(ca.cert_chain.clone(), key).unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = tls_acceptor();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared {
