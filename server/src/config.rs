@@ -66,8 +66,9 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub attempt_timeout: Duration,
 
-    /// Endpoints one worker process sends to at the same time.
-    #[arg(long, env = "WEBHOOKS_DISPATCH_CONCURRENCY", default_value_t = 64)]
+    /// Endpoints one worker process sends to at the same time; 0 runs no dispatcher in this
+    /// process (`serve` beside separate `worker` processes).
+    #[arg(long, env = "WEBHOOKS_DISPATCH_CONCURRENCY", default_value_t = 256)]
     pub dispatch_concurrency: usize,
 
     /// Sender of notification emails.
@@ -77,6 +78,10 @@ pub struct Config {
     /// Maximum connections in the PostgreSQL pool of this process.
     #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,
+
+    /// Bearer token `GET /metrics` requires; unset: /metrics is open (keep it off the internet).
+    #[arg(long, env = "WEBHOOKS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 
     /// Log format: `text` or `json`.
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", default_value = "text")]

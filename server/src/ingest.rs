@@ -118,6 +118,7 @@ pub async fn publish(
     check_ids_are_ours(conn, account, events, &inserted).await?;
     let fresh: Vec<&NewEvent> = events.iter().filter(|e| inserted.contains_key(e.id.as_str())).collect();
     let created = fan_out(conn, account, &fresh, now).await?;
+    crate::metrics::events_ingested(fresh.len());
     if created > 0 {
         sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(account.as_str()).execute(&mut *conn).await?;
     }

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod metrics;
 pub mod notify;
 pub mod quota;
 pub mod retention;

@@ -1,18 +1,27 @@
 //! The delivery loop of a worker process: lease endpoints with due work, send their
-//! deliveries in order within the rate limit, record each attempt, repeat. Woken by
-//! LISTEN/NOTIFY at ingest, with a short backstop poll for retries coming due.
+//! deliveries in order within the rate limit, hand each outcome to the recorder, repeat.
+//! Woken by LISTEN/NOTIFY at ingest, with a short backstop poll for retries coming due.
+//!
+//! Per endpoint, a batch costs two queries (due deliveries, renew-and-read) and one wait for
+//! the recorder's commit; attempts are written in batches by `record`. The commit wait at the
+//! end of each batch is what keeps this correct: a delivery is never fetched again before its
+//! previous attempt is on disk.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use sqlx::{postgres::PgListener, PgPool};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{broadcast, oneshot, watch, Semaphore};
 
 use super::{
     attempt::{self, AttemptRequest},
-    health::Change,
+    health::{Change, Health},
     rate_limit::SlidingWindow,
-    record::{record, Recorded},
+    record::{self, Outcome, RecorderHandle},
+    retry,
     signing::WebhookSecret,
     store::{self, ClaimedEndpoint},
 };
@@ -20,8 +29,15 @@ use crate::{config::RetrySchedule, engine::DeliveryEngine, ingest::NOTIFY_CHANNE
 
 /// How often to look for retries that came due when no notification arrives.
 const BACKSTOP_POLL: Duration = Duration::from_millis(500);
-/// Deliveries fetched per query for one endpoint.
-const BATCH: i64 = 20;
+/// Claims are at least this far apart, however many notifications arrive.
+const CLAIM_SPACING: Duration = Duration::from_millis(20);
+/// Deliveries fetched per query for one endpoint; the rate limit's maximum.
+const BATCH: i64 = 100;
+/// How long an endpoint that ran out of due work keeps its lease waiting for more, so a
+/// steady trickle of events does not pay for a claim, a lease and a rate-window read each.
+const LINGER: Duration = Duration::from_secs(1);
+/// While lingering, how often to look for retries coming due.
+const LINGER_POLL: Duration = Duration::from_millis(500);
 
 /// What the dispatcher tells the rest of the system about endpoint health changes.
 pub trait HealthEvents: Send + Sync + 'static {
@@ -35,13 +51,30 @@ pub struct Dispatcher {
     pub worker_id: String,
     /// Longer than an attempt can take, so a live worker never loses its lease mid-send.
     pub lease: Duration,
+    /// Endpoints sent to at once; 0 turns dispatching off in this process.
     pub concurrency: usize,
     pub events: Arc<dyn HealthEvents>,
 }
 
+/// What a drain shares with the loop that started it.
+struct DrainContext {
+    recorder: RecorderHandle,
+    /// Account ids of ingest notifications, to wake lingering drains.
+    wake: broadcast::Receiver<String>,
+    slots: Arc<Semaphore>,
+    shutdown: watch::Receiver<bool>,
+}
+
 impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if self.concurrency == 0 {
+            tracing::info!("dispatching is off in this process (WEBHOOKS_DISPATCH_CONCURRENCY=0)");
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            return;
+        }
         let slots = Arc::new(Semaphore::new(self.concurrency));
+        let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone());
+        let (wake, _) = broadcast::channel::<String>(4096);
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => l.listen(NOTIFY_CHANNEL).await.ok().map(|_| l),
             Err(err) => {
@@ -49,25 +82,36 @@ impl Dispatcher {
                 None
             }
         };
-        tracing::info!(worker = %self.worker_id, "dispatcher started");
+        tracing::info!(worker = %self.worker_id, concurrency = self.concurrency, "dispatcher started");
         while !*shutdown.borrow() {
+            let claimed_at = Instant::now();
             let free = slots.available_permits();
             let claimed = if free == 0 { Vec::new() } else { self.claim(free).await };
             let busy = !claimed.is_empty() && claimed.len() == free;
             for endpoint in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else { break };
-                let (me, stop) = (self.clone(), shutdown.clone());
+                let me = self.clone();
+                let ctx = DrainContext {
+                    recorder: recorder.clone(),
+                    wake: wake.subscribe(),
+                    slots: slots.clone(),
+                    shutdown: shutdown.clone(),
+                };
                 tokio::spawn(async move {
-                    me.drain(endpoint, stop).await;
+                    me.drain(endpoint, ctx).await;
                     drop(permit);
                 });
             }
             if !busy {
-                wait_for_work(&mut listener, &mut shutdown).await;
+                wait_for_work(&mut listener, &mut shutdown, &wake).await;
             }
+            tokio::time::sleep(CLAIM_SPACING.saturating_sub(claimed_at.elapsed())).await;
         }
-        // Graceful shutdown: in-flight attempts finish and leases are released.
+        // Graceful shutdown: in-flight attempts finish, their outcomes are written, leases
+        // are released.
         let _ = slots.acquire_many(self.concurrency as u32).await;
+        drop(recorder);
+        let _ = recording.await;
         tracing::info!(worker = %self.worker_id, "dispatcher stopped");
     }
 
@@ -84,8 +128,8 @@ impl Dispatcher {
 
     /// Sends an endpoint's due deliveries in order, one at a time, within its rate limit.
     #[tracing::instrument(skip_all, fields(endpoint = %endpoint.id))]
-    async fn drain(&self, endpoint: ClaimedEndpoint, shutdown: watch::Receiver<bool>) {
-        if let Err(err) = self.drain_inner(&endpoint, &shutdown).await {
+    async fn drain(&self, endpoint: ClaimedEndpoint, mut ctx: DrainContext) {
+        if let Err(err) = self.drain_inner(endpoint.clone(), &mut ctx).await {
             tracing::warn!(%err, "sending stopped by a database error; the lease will expire");
             return;
         }
@@ -94,76 +138,139 @@ impl Dispatcher {
         }
     }
 
-    async fn drain_inner(&self, claimed: &ClaimedEndpoint, shutdown: &watch::Receiver<bool>) -> sqlx::Result<()> {
-        let mut window = SlidingWindow::new(claimed.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &claimed.id).await?);
-        // While the breaker is half-open only one probe goes out.
-        let batch = if claimed.status == "failing" { 1 } else { BATCH };
+    async fn drain_inner(&self, mut endpoint: ClaimedEndpoint, ctx: &mut DrainContext) -> Result<(), String> {
+        let db = |e: sqlx::Error| e.to_string();
+        let mut window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?);
+        let mut refreshed = Instant::now();
+        let mut idle_since: Option<Instant> = None;
         loop {
-            // Re-read per batch so edits (URL, secret rotation, rate limit) apply promptly.
-            let Some(endpoint) = store::current(&self.pool, &claimed.id, &self.worker_id).await? else {
+            let probing = endpoint.status == "failing";
+            // While the breaker is half-open only one probe goes out.
+            let batch = if probing { 1 } else { BATCH };
+            // Subscribe afresh before looking, so a notification for work committed after the
+            // query below is never missed.
+            ctx.wake = ctx.wake.resubscribe();
+            let due = store::due_deliveries(&self.pool, &endpoint.id, batch).await.map_err(db)?;
+            if due.is_empty() {
+                let idle = *idle_since.get_or_insert_with(Instant::now);
+                if idle.elapsed() >= LINGER || ctx.slots.available_permits() == 0 || *ctx.shutdown.borrow() {
+                    return Ok(());
+                }
+                if !linger(&endpoint.account_id, ctx).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            idle_since = None;
+            // Read the settings after seeing the work, renewing the lease in the same query:
+            // an edit committed before these deliveries were published applies to them.
+            let Some(current) = store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(db)? else {
                 return Ok(()); // disabled meanwhile, or the lease was lost
             };
-            if endpoint.rate_limit as u32 != window.limit() {
-                window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await?);
+            refreshed = Instant::now();
+            if current.rate_limit as u32 != window.limit() {
+                window = SlidingWindow::new(current.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &current.id).await.map_err(db)?);
             }
-            let secrets: Vec<WebhookSecret> = endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
-            let due = store::due_deliveries(&self.pool, &endpoint.id, batch).await?;
-            if due.is_empty() {
-                return Ok(());
-            }
-            for delivery in &due {
-                if *shutdown.borrow() {
-                    return Ok(());
-                }
-                let wait = window.wait(std::time::Instant::now());
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-                if !store::renew_lease(&self.pool, &endpoint.id, &self.worker_id, self.lease).await? {
-                    tracing::warn!("lease lost; another worker owns this endpoint now");
-                    return Ok(());
-                }
-                let remaining = window.remaining_after_one(std::time::Instant::now());
-                let started_at = Utc::now();
-                let result = attempt::send(
-                    self.engine.client(),
-                    self.engine.guard(),
-                    AttemptRequest {
-                        url: &endpoint.url,
-                        msg_id: &delivery.event_id,
-                        body: &delivery.payload,
-                        secrets: &secrets,
-                        rate_limit: Some((window.limit(), remaining)),
-                    },
-                )
-                .await;
-                window.record(std::time::Instant::now());
-                let recorded = record(&self.pool, &endpoint.id, &endpoint.account_id, delivery, &result, started_at, &self.schedule).await?;
-                self.report(&endpoint.id, &recorded);
-                if !recorded.keep_sending {
-                    return Ok(());
-                }
-            }
-            if batch == 1 {
+            endpoint = current;
+            let keep_sending = self.send_batch(&mut endpoint, due, &mut window, &mut refreshed, ctx).await?;
+            if !keep_sending || probing || *ctx.shutdown.borrow() {
                 return Ok(());
             }
         }
     }
 
-    fn report(&self, endpoint_id: &str, recorded: &Recorded) {
-        if recorded.change != Change::None {
-            tracing::info!(endpoint = endpoint_id, change = ?recorded.change, "endpoint health changed");
-            self.events.changed(endpoint_id, &recorded.change, &recorded.last_error);
+    /// Sends one batch in order and waits until its outcomes are committed. Returns whether
+    /// the endpoint may be sent more (it is not failing or disabled).
+    async fn send_batch(
+        &self,
+        endpoint: &mut ClaimedEndpoint,
+        due: Vec<store::DueDelivery>,
+        window: &mut SlidingWindow,
+        refreshed: &mut Instant,
+        ctx: &mut DrainContext,
+    ) -> Result<bool, String> {
+        let secrets: Vec<WebhookSecret> = endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
+        let mut health = Health {
+            status: endpoint.status.parse().unwrap_or(entity::EndpointStatus::Healthy),
+            consecutive_failures: endpoint.consecutive_failures,
+        };
+        let mut last_commit: Option<oneshot::Receiver<Result<(), String>>> = None;
+        let mut keep_sending = true;
+        for delivery in due {
+            if *ctx.shutdown.borrow() {
+                break;
+            }
+            let wait = window.wait(Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            // A slow batch (a low rate limit, slow receivers) renews its lease as it goes.
+            if refreshed.elapsed() >= self.lease / 4 {
+                if store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(|e| e.to_string())?.is_none() {
+                    tracing::warn!("lease lost; another worker owns this endpoint now");
+                    keep_sending = false;
+                    break;
+                }
+                *refreshed = Instant::now();
+            }
+            let remaining = window.remaining_after_one(Instant::now());
+            let started_at = Utc::now();
+            let result = attempt::send(
+                self.engine.client(),
+                self.engine.guard(),
+                AttemptRequest {
+                    url: &endpoint.url,
+                    msg_id: &delivery.event_id,
+                    body: &delivery.payload,
+                    secrets: &secrets,
+                    rate_limit: Some((window.limit(), remaining)),
+                },
+            )
+            .await;
+            window.record(Instant::now());
+            let jitter = retry::random_jitter_unit(&mut rand::thread_rng());
+            let plan = record::plan(&health, delivery.attempt_count, &result, &self.schedule, jitter, std::time::SystemTime::now());
+            health = plan.health.clone();
+            keep_sending = plan.keep_sending();
+            let outcome = Outcome {
+                endpoint_id: endpoint.id.clone(),
+                account_id: endpoint.account_id.clone(),
+                delivery,
+                result,
+                started_at,
+                plan,
+                committed: None,
+            };
+            last_commit = Some(ctx.recorder.submit(outcome).await);
+            if !keep_sending {
+                break;
+            }
         }
+        endpoint.status = health.status.as_str().to_owned();
+        endpoint.consecutive_failures = health.consecutive_failures;
+        // One recorder commits in queue order: once the last outcome is on disk, all are.
+        if let Some(commit) = last_commit {
+            commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
+        }
+        Ok(keep_sending)
     }
 }
 
-async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>) {
+/// Waits for an ingest notification (passed on to lingering drains), the backstop poll or
+/// shutdown. Notifications already buffered are passed on too: one claim serves them all.
+async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>, wake: &broadcast::Sender<String>) {
     let notified = async {
         match listener.as_mut() {
-            Some(l) => {
-                let _ = l.recv().await;
-            }
+            Some(l) => match l.recv().await {
+                Ok(n) => {
+                    let _ = wake.send(n.payload().to_owned());
+                    while let Some(n) = l.next_buffered() {
+                        let _ = wake.send(n.payload().to_owned());
+                    }
+                }
+                // The listener reconnects on the next recv; don't spin meanwhile.
+                Err(_) => tokio::time::sleep(BACKSTOP_POLL).await,
+            },
             None => std::future::pending::<()>().await,
         }
     };
@@ -171,5 +278,24 @@ async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::
         _ = notified => {}
         _ = tokio::time::sleep(BACKSTOP_POLL) => {}
         _ = shutdown.changed() => {}
+    }
+}
+
+/// Waits while an endpoint has no due work: true when it should look again (its account
+/// published, or time to check for retries coming due), false on shutdown.
+async fn linger(account_id: &str, ctx: &mut DrainContext) -> bool {
+    let poll = tokio::time::sleep(LINGER_POLL);
+    tokio::pin!(poll);
+    loop {
+        tokio::select! {
+            msg = ctx.wake.recv() => match msg {
+                Ok(account) if account == account_id => return true,
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Closed) => return false,
+            },
+            _ = &mut poll => return true,
+            _ = ctx.shutdown.changed() => return false,
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The delivery engine's SQL. No transaction is ever held across an HTTP call: claims are
-//! leases on endpoint rows, and each attempt is recorded in its own short transaction.
+//! leases on endpoint rows, and attempts are recorded in batches by `record`.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ pub struct ClaimedEndpoint {
     pub url: String,
     pub rate_limit: i32,
     pub status: String,
+    pub consecutive_failures: i32,
     pub secrets: Vec<String>,
 }
 
@@ -24,20 +25,22 @@ pub struct DueDelivery {
     pub event_type: String,
     pub attempt_count: i32,
     pub payload: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Leases up to `n` enabled endpoints with due deliveries whose breaker is closed.
-/// `SKIP LOCKED` lets several workers claim side by side without waiting on each other.
+/// `SKIP LOCKED` lets several workers claim side by side without waiting on each other; the
+/// `EXISTS` probe is one index lookup per endpoint (deliveries_pending_endpoint_idx), so the
+/// cost does not grow with the backlog.
 pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duration) -> sqlx::Result<Vec<ClaimedEndpoint>> {
     let rows = sqlx::query(
-        "WITH due AS (
-             SELECT DISTINCT endpoint_id FROM deliveries
-             WHERE status = 'pending' AND next_attempt_at <= now()
-         ), picked AS (
-             SELECT e.id FROM endpoints e JOIN due ON due.endpoint_id = e.id
+        "WITH picked AS (
+             SELECT e.id FROM endpoints e
              WHERE e.enabled
                AND (e.lease_until IS NULL OR e.lease_until < now())
                AND (e.breaker_until IS NULL OR e.breaker_until <= now())
+               AND EXISTS (SELECT 1 FROM deliveries d
+                           WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now())
              ORDER BY e.lease_until NULLS FIRST
              LIMIT $1
              FOR UPDATE OF e SKIP LOCKED
@@ -45,8 +48,8 @@ pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duratio
          UPDATE endpoints e
          SET lease_until = now() + make_interval(secs => $2), lease_owner = $3
          FROM picked WHERE e.id = picked.id
-         RETURNING e.id, e.account_id, e.url, e.rate_limit, e.status, e.secret, e.previous_secret,
-                   e.previous_secret_expires_at",
+         RETURNING e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.secret,
+                   e.previous_secret, e.previous_secret_expires_at",
     )
     .bind(n)
     .bind(lease.as_secs_f64())
@@ -71,19 +74,24 @@ fn to_claimed(r: sqlx::postgres::PgRow) -> ClaimedEndpoint {
         url: r.get("url"),
         rate_limit: r.get("rate_limit"),
         status: r.get("status"),
+        consecutive_failures: r.get("consecutive_failures"),
         secrets: app::server::secret_box::open_all(secrets), // SPEC §7: sealed at rest
     }
 }
 
-/// The endpoint as it is now, while it is still enabled and leased by `worker`: a URL,
-/// secret or rate-limit change takes effect at the next batch, not at the next lease.
-pub async fn current(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Result<Option<ClaimedEndpoint>> {
+/// Renews the lease and reads the endpoint as it is now, while it is still enabled and
+/// leased by `worker`, in one round trip: a URL, secret or rate-limit change takes effect at
+/// the next batch, not at the next lease. `None`: disabled meanwhile, or the lease was lost.
+pub async fn renew(pool: &PgPool, endpoint_id: &str, worker: &str, lease: Duration) -> sqlx::Result<Option<ClaimedEndpoint>> {
     let row = sqlx::query(
-        "SELECT id, account_id, url, rate_limit, status, secret, previous_secret, previous_secret_expires_at
-         FROM endpoints WHERE id = $1 AND enabled AND lease_owner = $2",
+        "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
+         WHERE id = $1 AND enabled AND lease_owner = $2
+         RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+                   previous_secret_expires_at",
     )
     .bind(endpoint_id)
     .bind(worker)
+    .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await?;
     Ok(row.map(to_claimed))
@@ -92,7 +100,7 @@ pub async fn current(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Re
 /// Due deliveries of one endpoint in event order (delivery ids are time-ordered).
 pub async fn due_deliveries(pool: &PgPool, endpoint_id: &str, limit: i64) -> sqlx::Result<Vec<DueDelivery>> {
     let rows = sqlx::query(
-        "SELECT d.id, d.event_id, d.event_type, d.attempt_count, ev.payload
+        "SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.created_at, ev.payload
          FROM deliveries d JOIN events ev ON ev.id = d.event_id
          WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
          ORDER BY d.id LIMIT $2",
@@ -109,6 +117,7 @@ pub async fn due_deliveries(pool: &PgPool, endpoint_id: &str, limit: i64) -> sql
             event_type: r.get("event_type"),
             attempt_count: r.get("attempt_count"),
             payload: r.get("payload"),
+            created_at: r.get("created_at"),
         })
         .collect())
 }
@@ -127,20 +136,6 @@ pub async fn recent_sends(pool: &PgPool, endpoint_id: &str) -> sqlx::Result<Vec<
     .await?;
     let now = Instant::now();
     Ok(ages.into_iter().filter_map(|(age,)| now.checked_sub(Duration::from_secs_f64(age.max(0.0)))).collect())
-}
-
-/// Extends the lease; false when it is no longer ours (expired and taken).
-pub async fn renew_lease(pool: &PgPool, endpoint_id: &str, worker: &str, lease: Duration) -> sqlx::Result<bool> {
-    let res = sqlx::query(
-        "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(endpoint_id)
-    .bind(worker)
-    .bind(lease.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(res.rows_affected() == 1)
 }
 
 pub async fn release_lease(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Result<()> {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod live;
+pub mod metrics;
 pub mod openapi;
 pub mod security;
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(deliveries::router())
         .merge(live::router())
+        .merge(metrics::router())
         .merge(openapi::router())
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .layer(middleware::from_fn_with_state(state.clone(), security::same_origin))
