@@ -20,6 +20,7 @@ log "building the site (wasm + css) with cargo-leptos"
 
 log "unit and integration tests"
 (cd "$ROOT" && cargo test -p entity -p server --no-fail-fast)
+"$ROOT/scripts/reliability.sh" # crash + database outage, ~2 min more (docs/RELIABILITY.md)
 
 log "end-to-end tests (Playwright, chromium)"
 (cd "$ROOT/end2end" && WEBHOOKS_BIN="$ROOT/target/debug/webhooks" WEBHOOKS_SITE_ROOT="$ROOT/target/site" npx playwright test)
