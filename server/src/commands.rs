@@ -45,6 +45,12 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     db.ping().await?;
     let engine = std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+    if let Some(addr) = config.worker_metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
+        let (pool, token) = (db.get_postgres_connection_pool().clone(), config.metrics_token.clone());
+        tokio::spawn(crate::http::metrics::serve_alone(listener, pool, token));
+    }
     jobs::run_workers(db, std::sync::Arc::new(config), engine, shutdown).await
 }
 

@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Where a `worker` process serves its own `/metrics`; unset: it serves nothing.
+    #[arg(long, env = "WEBHOOKS_WORKER_METRICS_LISTEN")]
+    pub worker_metrics_listen: Option<std::net::SocketAddr>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "WEBHOOKS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

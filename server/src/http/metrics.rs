@@ -9,6 +9,7 @@ use axum::{
     Router,
 };
 use sea_orm::DatabaseConnection;
+use sqlx::PgPool;
 
 use super::AppState;
 use crate::metrics;
@@ -19,16 +20,34 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = state.config.metrics_token.as_deref() {
+    let db: &DatabaseConnection = &state.db;
+    render(db.get_postgres_connection_pool(), state.config.metrics_token.as_deref(), &headers).await
+}
+
+/// `/metrics` alone, for a `worker` process (it serves no dashboard): see
+/// `WEBHOOKS_WORKER_METRICS_LISTEN`.
+pub async fn serve_alone(listener: tokio::net::TcpListener, pool: PgPool, token: Option<String>) -> std::io::Result<()> {
+    metrics::install();
+    let app = Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| {
+            let (pool, token) = (pool.clone(), token.clone());
+            async move { render(&pool, token.as_deref(), &headers).await }
+        }),
+    );
+    axum::serve(listener, app).await
+}
+
+async fn render(pool: &PgPool, token: Option<&str>, headers: &HeaderMap) -> Response {
+    if let Some(token) = token {
         let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if sent != Some(token) {
             let body = "Send the WEBHOOKS_METRICS_TOKEN as `Authorization: Bearer <token>`.\n";
             return (StatusCode::UNAUTHORIZED, body).into_response();
         }
     }
-    let db: &DatabaseConnection = &state.db;
     // The counters are still worth serving while the database is away; the gauges are left out.
-    let gauges = match metrics::queue_gauges(db.get_postgres_connection_pool()).await {
+    let gauges = match metrics::queue_gauges(pool).await {
         Ok(g) => Some(g),
         Err(err) => {
             tracing::warn!(%err, "metrics: queue gauges unavailable");

@@ -25,8 +25,13 @@ struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `webhooks worker` and waits until its dispatcher reports that it runs.
     fn start(app: &TestApp) -> WorkerProcess {
+        Self::start_with(app, &[])
+    }
+
+    fn start_with(app: &TestApp, env: &[(&str, String)]) -> WorkerProcess {
         let mut child = Command::new(BIN)
             .arg("worker")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("DATABASE_URL", &app.database.url)
             .env("WEBHOOKS_ALLOW_HOSTS", "localhost,127.0.0.1")
             .env("WEBHOOKS_EXTRA_CA", &test_ca().pem_path)
@@ -135,4 +140,23 @@ async fn sigterm_lets_the_in_flight_attempt_finish_and_releases_the_endpoint() {
     assert!(!leased, "the endpoint's lease was released");
     assert_eq!(receiver.received().len(), 2, "no new attempt was started after SIGTERM");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2, "nothing lost");
+}
+
+#[tokio::test]
+async fn a_worker_process_serves_its_own_metrics() {
+    let app = spawn_app().await; // no in-process workers: the worker process does the sending
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.updated"], 100).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _worker = WorkerProcess::start_with(&app, &[("WEBHOOKS_WORKER_METRICS_LISTEN", format!("127.0.0.1:{port}"))]);
+    app.publish(&key, json!({ "events": [event(1), event(2)] })).await;
+    app.until("both are delivered", "SELECT count(*) = 2 FROM deliveries WHERE status = 'delivered'").await;
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    let successes = text
+        .lines()
+        .find_map(|l| l.strip_prefix("webhooks_attempts_total{outcome=\"success\"} "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(successes, Some(2.0), "the worker counted its own two attempts:\n{text}");
+    assert!(text.contains("webhooks_queue_pending 0"), "{text}");
 }
