@@ -14,7 +14,7 @@ use std::{
 
 use chrono::Utc;
 use sqlx::{postgres::PgListener, PgPool};
-use tokio::sync::{broadcast, oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
 use super::{
     attempt::{self, AttemptRequest},
@@ -59,8 +59,8 @@ pub struct Dispatcher {
 /// What a drain shares with the loop that started it.
 struct DrainContext {
     recorder: RecorderHandle,
-    /// Account ids of ingest notifications, to wake lingering drains.
-    wake: broadcast::Receiver<String>,
+    /// Wakes this endpoint's drain when its account publishes.
+    wake: Arc<Notify>,
     slots: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
 }
@@ -74,7 +74,7 @@ impl Dispatcher {
         }
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone());
-        let (wake, _) = broadcast::channel::<String>(4096);
+        let wakers = Wakers::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => l.listen(NOTIFY_CHANNEL).await.ok().map(|_| l),
             Err(err) => {
@@ -93,7 +93,7 @@ impl Dispatcher {
                 let me = self.clone();
                 let ctx = DrainContext {
                     recorder: recorder.clone(),
-                    wake: wake.subscribe(),
+                    wake: wakers.of(&endpoint.account_id),
                     slots: slots.clone(),
                     shutdown: shutdown.clone(),
                 };
@@ -103,7 +103,7 @@ impl Dispatcher {
                 });
             }
             if !busy {
-                wait_for_work(&mut listener, &mut shutdown, &wake).await;
+                wait_for_work(&mut listener, &mut shutdown, &wakers).await;
             }
             tokio::time::sleep(CLAIM_SPACING.saturating_sub(claimed_at.elapsed())).await;
         }
@@ -141,23 +141,29 @@ impl Dispatcher {
     async fn drain_inner(&self, mut endpoint: ClaimedEndpoint, ctx: &mut DrainContext) -> Result<(), String> {
         let db = |e: sqlx::Error| e.to_string();
         let mut window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?);
-        let mut refreshed = Instant::now();
+        let mut refreshed;
         let mut idle_since: Option<Instant> = None;
         loop {
             let probing = endpoint.status == "failing";
             // While the breaker is half-open only one probe goes out.
             let batch = if probing { 1 } else { BATCH };
-            // Subscribe afresh before looking, so a notification for work committed after the
-            // query below is never missed.
-            ctx.wake = ctx.wake.resubscribe();
+            // Listen before looking, so a notification for work committed after the query
+            // below is never missed.
+            let wake = ctx.wake.clone();
+            let woken = wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let due = store::due_deliveries(&self.pool, &endpoint.id, batch).await.map_err(db)?;
             if due.is_empty() {
                 let idle = *idle_since.get_or_insert_with(Instant::now);
                 if idle.elapsed() >= LINGER || ctx.slots.available_permits() == 0 || *ctx.shutdown.borrow() {
                     return Ok(());
                 }
-                if !linger(&endpoint.account_id, ctx).await {
-                    return Ok(());
+                // Look again when the account publishes, or a retry may have come due.
+                tokio::select! {
+                    _ = woken => {}
+                    _ = tokio::time::sleep(LINGER_POLL) => {}
+                    _ = ctx.shutdown.changed() => return Ok(()),
                 }
                 continue;
             }
@@ -256,16 +262,32 @@ impl Dispatcher {
     }
 }
 
+/// One `Notify` per account with lingering drains; the ingest NOTIFY names the account.
+#[derive(Default, Clone)]
+struct Wakers(Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>);
+
+impl Wakers {
+    fn of(&self, account_id: &str) -> Arc<Notify> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(account_id.to_owned()).or_default().clone()
+    }
+
+    fn wake(&self, account_id: &str) {
+        if let Some(n) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(account_id) {
+            n.notify_waiters();
+        }
+    }
+}
+
 /// Waits for an ingest notification (passed on to lingering drains), the backstop poll or
 /// shutdown. Notifications already buffered are passed on too: one claim serves them all.
-async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>, wake: &broadcast::Sender<String>) {
+async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>, wakers: &Wakers) {
     let notified = async {
         match listener.as_mut() {
             Some(l) => match l.recv().await {
                 Ok(n) => {
-                    let _ = wake.send(n.payload().to_owned());
+                    wakers.wake(n.payload());
                     while let Some(n) = l.next_buffered() {
-                        let _ = wake.send(n.payload().to_owned());
+                        wakers.wake(n.payload());
                     }
                 }
                 // The listener reconnects on the next recv; don't spin meanwhile.
@@ -278,24 +300,5 @@ async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::
         _ = notified => {}
         _ = tokio::time::sleep(BACKSTOP_POLL) => {}
         _ = shutdown.changed() => {}
-    }
-}
-
-/// Waits while an endpoint has no due work: true when it should look again (its account
-/// published, or time to check for retries coming due), false on shutdown.
-async fn linger(account_id: &str, ctx: &mut DrainContext) -> bool {
-    let poll = tokio::time::sleep(LINGER_POLL);
-    tokio::pin!(poll);
-    loop {
-        tokio::select! {
-            msg = ctx.wake.recv() => match msg {
-                Ok(account) if account == account_id => return true,
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                Err(broadcast::error::RecvError::Closed) => return false,
-            },
-            _ = &mut poll => return true,
-            _ = ctx.shutdown.changed() => return false,
-        }
     }
 }
