@@ -22,18 +22,23 @@ struct Figures {
     drained_in: Duration,
 }
 
-async fn run_load_and_kill(
+/// Deliveries are flowing: the kill lands mid-work, not before it.
+async fn warm_up(publisher: &Publisher) {
+    publisher.until_accepted_more((load::rate() * LOAD_SECONDS) as usize, Duration::from_secs(60)).await;
+}
+
+async fn kill_and_check(
     subscribers: &[Subscriber],
     publisher: Publisher,
     pool: &sqlx::PgPool,
+    victim: u32,
     kill: impl FnOnce(),
     restart: impl FnOnce(),
 ) -> Figures {
     let rate = load::rate();
-    // Deliveries are flowing: the kill lands mid-work, not before it.
-    publisher.until_accepted_more((rate * LOAD_SECONDS) as usize, Duration::from_secs(60)).await;
     let flowing = subscribers.iter().map(|s| s.by_id().len()).sum::<usize>();
     assert!(flowing > 0, "nothing was delivered before the kill");
+    let leased_by_victim = scenario::leased_by(pool, victim).await;
     kill();
     let died = Instant::now();
     let committed = scenario::committed_successes(pool).await;
@@ -58,19 +63,20 @@ async fn run_load_and_kill(
         accepted: accepted.len(),
         refused: counts.get("no answer").copied().unwrap_or(0),
         unacknowledged: scenario::unacknowledged(subscribers, &accepted),
-        repeats: scenario::check_repeats(subscribers, died, &committed),
+        repeats: scenario::Repeats { leased_by_victim, ..scenario::check_repeats(subscribers, died, &committed) },
         drained_in,
     }
 }
 
 fn report(scenario: &str, f: &Figures) {
     println!(
-        "{scenario}: accepted {}, delivered {} (endpoint × event), re-sent {}, in flight at the kill {}, \
+        "{scenario}: accepted {}, delivered {} (endpoint × event), re-sent {}, in flight at the kill {}, endpoints it leased {}, \
          committed but unacknowledged {}, requests refused while down {}, backlog drained {:.1} s after the load stopped",
         f.accepted,
         f.repeats.delivered,
         f.repeats.resent,
         f.repeats.in_flight_at_kill,
+        f.repeats.leased_by_victim,
         f.unacknowledged,
         f.refused,
         f.drained_in.as_secs_f64()
@@ -85,14 +91,17 @@ async fn a_server_killed_under_load_loses_nothing_and_resends_only_in_flight_del
     let port = scenario::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = Some(Process::serve("serve#1", &database.url, port));
+    let victim = server.as_ref().unwrap().pid();
     let subscribers = scenario::subscribe(&base, &key, &LAYOUT).await;
     let publisher = Publisher::start(base, key, load::rate());
 
+    warm_up(&publisher).await;
     let mut restarted = None;
-    let figures = run_load_and_kill(
+    let figures = kill_and_check(
         &subscribers,
         publisher,
         &pool,
+        victim,
         || server.as_mut().unwrap().kill_hard(),
         || restarted = Some(Process::serve("serve#2", &database.url, port)),
     )
@@ -114,18 +123,23 @@ async fn a_worker_process_killed_under_load_loses_nothing_and_resends_only_in_fl
     let subscribers = scenario::subscribe(&app.address, &key, &LAYOUT).await;
     let publisher = Publisher::start(app.address.clone(), key, load::rate());
 
+    warm_up(&publisher).await;
+    // Kill the one holding more endpoints, so the kill interrupts work.
+    let (victim, survivor) =
+        if scenario::leased_by(&pool, a.pid()).await >= scenario::leased_by(&pool, b.pid()).await { (&mut a, &mut b) } else { (&mut b, &mut a) };
     let mut restarted = None;
-    let figures = run_load_and_kill(
+    let figures = kill_and_check(
         &subscribers,
         publisher,
         &pool,
-        || a.kill_hard(),
-        || restarted = Some(Process::worker("worker A restarted", &app.database.url)),
+        victim.pid(),
+        || victim.kill_hard(),
+        || restarted = Some(Process::worker("worker restarted", &app.database.url)),
     )
     .await;
     report("worker killed", &figures);
     assert_eq!(figures.refused, 0, "the HTTP side never went away");
-    assert!(b.terminate().success(), "the surviving worker stops cleanly");
+    assert!(survivor.terminate().success(), "the surviving worker stops cleanly");
     assert!(restarted.unwrap().terminate().success(), "the restarted worker stops cleanly");
     assert!(figures.accepted > 0 && figures.repeats.delivered >= figures.accepted);
 }
