@@ -22,8 +22,11 @@ const OUTAGE: Duration = Duration::from_secs(20);
 /// 2-core machine: no request may hang longer while the database is down.
 const MAX_ANSWER_WHILE_DOWN: Duration = Duration::from_secs(6);
 
-/// Polls `/readyz` every 250 ms; records (started, status or 0 for no answer, took).
-fn watch_readiness(base: String) -> (Arc<Mutex<Vec<(Instant, u16, Duration)>>>, tokio::task::JoinHandle<()>) {
+/// `/readyz` answers: (started, status or 0 for no answer, took).
+type Probes = Arc<Mutex<Vec<(Instant, u16, Duration)>>>;
+
+/// Polls `/readyz` every 250 ms.
+fn watch_readiness(base: String) -> (Probes, tokio::task::JoinHandle<()>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let task = tokio::spawn(async move {
