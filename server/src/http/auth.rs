@@ -39,7 +39,8 @@ pub fn router() -> Router<AppState> {
         .layer(Extension(Arc::new(LoginThrottle::default())))
 }
 
-/// Failed logins in a sliding window, per key (`email:…`, `ip:…`), in this process's memory.
+/// Failed logins in a sliding window, per key (`email:…` first, then `ip:…`), in this
+/// process's memory.
 #[derive(Default)]
 pub struct LoginThrottle {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -71,8 +72,18 @@ impl LoginThrottle {
         }
     }
 
-    pub fn forget(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    /// Takes back the failure `record_failure` counted in advance for an attempt that did
+    /// not fail; after a success the email's whole count goes (the address's stays: logging
+    /// into one's own account must not reset a guesser's budget).
+    pub fn forgive(&self, keys: &[(String, usize)], succeeded: bool) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (key, _)) in keys.iter().enumerate() {
+            if succeeded && i == 0 {
+                failures.remove(key);
+            } else if let Some(times) = failures.get_mut(key) {
+                times.pop_back();
+            }
+        }
     }
 }
 
@@ -120,19 +131,21 @@ async fn login(
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         return res;
     }
+    // Counted before the (slow) check, so concurrent guesses cannot all slip under the limit.
+    throttle.record_failure(&keys, Instant::now());
     let user = match accounts::authenticate(&state.db, &form.email, &form.password).await {
         Ok(Some(user)) => user,
         Ok(None) => {
             tracing::info!("login refused");
-            throttle.record_failure(&keys, Instant::now());
             return back("invalid", None);
         }
         Err(err) => {
             tracing::error!(%err, "login failed");
+            throttle.forgive(&keys, false);
             return back("unavailable", None);
         }
     };
-    throttle.forget(&keys[0].0); // the email's count; the IP's stays (one's own account is no reset)
+    throttle.forgive(&keys, true);
     // Session rotation: a token the browser already had (possibly planted) ends here; the
     // login always gets a fresh random one.
     if let Some(old) = session_token(&headers) {
@@ -270,6 +283,11 @@ mod tests {
         let other = throttle_keys("bob@acme.test", Some("10.0.0.1:5001".parse().unwrap()));
         assert_eq!(throttle.retry_after(&other, now), None, "another email from the same IP is not yet blocked");
         assert_eq!(throttle.retry_after(&keys, t0 + THROTTLE_WINDOW), None, "the oldest failure expired");
+        throttle.forgive(&keys, true);
+        assert_eq!(throttle.retry_after(&keys, now), None, "a success clears the email");
+        let ip_only = &keys[1..];
+        // 5 failures, the oldest expired, one taken back for the success: 3 stay on the address.
+        assert_eq!(throttle.failures.lock().unwrap()[&ip_only[0].0].len(), 3, "the address keeps the rest");
     }
 
     #[test]

@@ -326,6 +326,7 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
     assert!(text.contains(&logged_in) && text.contains("login refused"), "the capture works");
     assert!(text.contains(&format!("endpoint={ep}")), "the dispatcher's logs are captured too");
     assert!(text.lines().count() > 50, "at debug/trace there is plenty to look through");
+    eprintln!("log capture: {} lines, {} bytes, {} secret values checked", text.lines().count(), text.len(), secrets.len());
     for secret in &secrets {
         // whsec_ secrets also without their prefix (the key material).
         for needle in [secret.as_str(), secret.trim_start_matches("whsec_").trim_start_matches("whk_")] {
