@@ -52,6 +52,15 @@ ensure_verify_python() {
   fi
 }
 
+# schemathesis (PyPI) for fuzzing the REST API from its OpenAPI document, pinned.
+ensure_schemathesis() {
+  if ! "$DATA_DIR/venv/bin/schemathesis" --version 2>/dev/null | grep -q ' 4.32.5$'; then
+    log "installing schemathesis 4.32.5 (PyPI) into .data/venv"
+    [ -x "$DATA_DIR/venv/bin/pip" ] || python3 -m venv "$DATA_DIR/venv"
+    "$DATA_DIR/venv/bin/pip" install -q schemathesis==4.32.5
+  fi
+}
+
 pg_bin_dir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 # Starts (creating on first use) a private cluster under .data/pg, owned by `postgres`

@@ -20,6 +20,7 @@ log "building the site (wasm + css) with cargo-leptos"
 
 log "unit and integration tests"
 (cd "$ROOT" && cargo test -p entity -p server --no-fail-fast)
+"$ROOT/scripts/schemathesis.sh" # fuzz the REST API from its OpenAPI document (issue 7): no 5xx, schema-conformant answers
 "$ROOT/scripts/reliability.sh" # crash + database outage, ~2 min more (docs/RELIABILITY.md)
 
 log "end-to-end tests (Playwright, chromium)"

@@ -478,3 +478,23 @@ proptest! {
         prop_assert_eq!(parsed, Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER)));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The OpenAPI document schemathesis fuzzes from (scripts/schemathesis.sh)
+
+#[test]
+fn the_openapi_document_names_event_types_as_they_travel_and_documents_common_errors() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(server::http::openapi::ApiDoc::openapi()).unwrap();
+    let names: Vec<&str> = doc["components"]["schemas"]["EventType"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(names, EventType::ALL.map(EventType::as_str).to_vec());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert!(responses.contains_key("401"), "{method} {path} does not document 401");
+            if operation.get("requestBody").is_some() {
+                assert!(responses.contains_key("422") && responses.contains_key("413"), "{method} {path}");
+            }
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use app::server::deliveries as service;
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     routing::{get, post},
     Json, Router,
 };
@@ -11,6 +11,7 @@ use entity::api::{BulkRetry, BulkRetryRange, Delivery, DeliveryFilter, DeliveryP
 
 use super::{
     api_auth::ApiAccount,
+    endpoints::{ApiPath, ApiQuery},
     error::{ApiError, ApiJson},
     AppState,
 };
@@ -31,29 +32,29 @@ pub fn router() -> Router<AppState> {
 pub async fn list(
     State(state): State<AppState>,
     account: ApiAccount,
-    Path(id): Path<String>,
-    Query(filter): Query<DeliveryFilter>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<DeliveryFilter>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     Ok(Json(service::list(&state.db, &account.actor(), &id, &filter).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody)))]
-pub async fn show(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn show(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::get(&state.db, &account.actor(), &id).await?))
 }
 
 /// Queues a failed delivery for another attempt.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn retry(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::resend(&state.db, &account.actor(), &id, false).await?))
 }
 
 /// Sends a delivered event again, with the same `webhook-id`.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/replay", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
-pub async fn replay(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn replay(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::resend(&state.db, &account.actor(), &id, true).await?))
 }
 
@@ -65,7 +66,7 @@ pub async fn replay(State(state): State<AppState>, account: ApiAccount, Path(id)
 pub async fn bulk_retry(
     State(state): State<AppState>,
     account: ApiAccount,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(range): ApiJson<BulkRetryRange>,
 ) -> Result<(StatusCode, Json<BulkRetry>), ApiError> {
     let bulk = service::bulk_retry_start(&state.db, state.engine.as_ref(), &account.actor(), &id, &range).await?;
@@ -74,6 +75,6 @@ pub async fn bulk_retry(
 
 #[utoipa::path(get, path = "/api/v1/bulk-retries/{id}", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = BulkRetry), (status = 404, body = super::error::ErrorBody)))]
-pub async fn bulk_retry_status(State(state): State<AppState>, account: ApiAccount, Path(id): Path<String>) -> Result<Json<BulkRetry>, ApiError> {
+pub async fn bulk_retry_status(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<BulkRetry>, ApiError> {
     Ok(Json(state.engine.bulk_retry_status(account.0.as_str(), &id).await?))
 }
