@@ -182,9 +182,14 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
         server.count_in_log("job worker failed; restarting it"),
         server.count_in_log("the dispatcher stopped without being asked"),
     );
+    let exit = server.terminate();
+    assert!(exit.success(), "the server stops cleanly after the outage: {exit}; its log ends:\n{}", tail(&server.log(), 40));
     // SPEC §6: a live process never sends a delivery twice. Only a send whose outcome could
     // not be written (first sent before PostgreSQL was back) may be repeated.
     assert_eq!(late, 0, "deliveries first sent after the outage were sent again");
     assert_eq!(twice, 0, "deliveries sent twice with both successes recorded");
-    assert!(server.terminate().success(), "the server stops cleanly after the outage");
+}
+
+fn tail(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
