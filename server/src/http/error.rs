@@ -155,3 +155,73 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
         ApiError::Invalid(format!("the request body was not accepted: {}", rejection.body_text()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, error::Error as StdError, fmt};
+
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+
+    use super::*;
+
+    /// A PostgreSQL error with only a SQLSTATE, as sqlx reports one.
+    #[derive(Debug)]
+    struct PgCode(&'static str);
+
+    impl fmt::Display for PgCode {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl StdError for PgCode {}
+
+    impl sqlx::error::DatabaseError for PgCode {
+        fn message(&self) -> &str {
+            "from the server"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn status(err: impl Into<ApiError>) -> StatusCode {
+        err.into().into_response().status()
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_and_a_wrong_query_a_500() {
+        let refused = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(status(sqlx::Error::PoolTimedOut), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(refused()), StatusCode::SERVICE_UNAVAILABLE);
+        // The server terminating our session (a restart, `pg_ctl stop -m fast`).
+        assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("57P01")))), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("08006")))), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(refused())))), StatusCode::SERVICE_UNAVAILABLE);
+
+        assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("42P01")))), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(sqlx::Error::RowNotFound), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(status(DbErr::Custom("bug".into())), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn a_503_says_why_and_when_to_retry() {
+        let response = ApiError::Unavailable.into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], RETRY_AFTER_UNAVAILABLE.to_string().as_str());
+        let response = ApiError::Internal(anyhow::anyhow!("x")).into_response();
+        assert!(response.headers().get(axum::http::header::RETRY_AFTER).is_none());
+    }
+}
