@@ -455,3 +455,25 @@ async fn a_binary_answer_with_nul_bytes_is_recorded_readably() {
     assert!(body.len() <= BODY_LIMIT + TRUNCATION_MARKER.len() && body.ends_with(TRUNCATION_MARKER), "{} bytes stored", body.len());
     app.until("the delivery is delivered", "SELECT status = 'delivered' FROM deliveries").await;
 }
+
+/// Hostile requests rather than receivers (found by schemathesis): an id that is not valid
+/// UTF-8 once decoded and a query string that does not parse get the JSON error shape of
+/// SPEC §11, not axum's plain-text 400.
+#[tokio::test]
+async fn undecodable_ids_and_bad_query_strings_get_json_api_errors() {
+    let app = crate::helpers::spawn_app().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let cases = [
+        ("/api/v1/endpoints/%FF%FE", 404, "not_found"),
+        ("/api/v1/deliveries/%C3%28", 404, "not_found"),
+        ("/api/v1/endpoints/ep_x/deliveries?status=bogus", 422, "invalid"),
+        ("/api/v1/endpoints/ep_x/deliveries?since=yesterday", 422, "invalid"),
+    ];
+    for (path, status, code) in cases {
+        let res = app.api(&key, reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+    }
+}
