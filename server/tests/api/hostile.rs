@@ -252,9 +252,12 @@ struct AttemptRow {
     response_body: Option<String>,
 }
 
+/// status_code, response_time_ms, success, error, response_body.
+type AttemptColumns = (Option<i32>, i32, bool, Option<String>, Option<String>);
+
 async fn attempts(app: &TestApp) -> Vec<AttemptRow> {
     app.until("an attempt is recorded", "SELECT count(*) > 0 FROM attempts").await;
-    let rows: Vec<(Option<i32>, i32, bool, Option<String>, Option<String>)> =
+    let rows: Vec<AttemptColumns> =
         sqlx::query_as("SELECT status_code, response_time_ms, success, error, response_body FROM attempts ORDER BY attempted_at")
             .fetch_all(app.db.get_postgres_connection_pool())
             .await
