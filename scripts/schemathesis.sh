@@ -117,6 +117,8 @@ log "seeded in ${SECONDS} s: endpoints $ok_ep $fail_ep, $(echo "$deliveries" | w
 
 log "schemathesis against http://127.0.0.1:$port/api/v1/openapi.json"
 status=0
+# From the scratch directory: schemathesis keeps a `.schemathesis/` cache in the working directory.
+cd "$work"
 "$DATA_DIR/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   -H "Authorization: Bearer $key" \
