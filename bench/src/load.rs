@@ -46,7 +46,7 @@ pub async fn publish(
                 let events: Vec<Value> = (0..per_tick)
                     .map(|_| {
                         n += 1;
-                        json!({ "type": "invoice.paid", "data": { "object": { "account": index, "n": n, "amount": 4200 } } })
+                        json!({ "type": "payment.succeeded", "data": { "object": { "account": index, "n": n, "amount": 4200 } } })
                     })
                     .collect();
                 let started = Instant::now();

@@ -74,6 +74,14 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)?;
     let started = Instant::now();
+    let admin_url = args.admin_url.clone();
+    let template = format!("bench_template_{}", std::process::id());
+    let result = run(args, started).await;
+    let _ = psql(&admin_url, &format!("DROP DATABASE IF EXISTS \"{template}\" WITH (FORCE)"));
+    result
+}
+
+async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
     let setup = prepare(args).await?;
     println!("setup: template database with {} accounts ready in {:.0} s", setup.e2e_keys.len() + 2, started.elapsed().as_secs_f64());
     let mut rows = Vec::new();
@@ -91,7 +99,6 @@ async fn main() -> anyhow::Result<()> {
         };
         rows.push(row);
     }
-    psql(&setup.args.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\"", setup.template))?;
     let text = report::render(&rows, started.elapsed());
     std::fs::write(setup.args.out.join("report.md"), &text)?;
     println!("\n{text}");
@@ -139,7 +146,7 @@ async fn prepare(args: Args) -> anyhow::Result<Setup> {
     for chunk in creates.chunks(16) {
         let mut handles = Vec::new();
         for (k, endpoint) in chunk {
-            let body = json!({ "url": receiver.url(*endpoint), "event_types": ["invoice.paid"], "rate_limit": 100 });
+            let body = json!({ "url": receiver.url(*endpoint), "event_types": ["payment.succeeded"], "rate_limit": 100 });
             let request = client.post(format!("{base}/api/v1/endpoints")).bearer_auth(k).json(&body);
             handles.push(tokio::spawn(async move { request.send().await }));
         }
@@ -164,7 +171,7 @@ async fn ingest(setup: &Setup) -> anyhow::Result<Row> {
     let sampler = procstat::Sampler::start(run.pids());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
-    let batch: Vec<Value> = (0..1000).map(|n| json!({ "type": "invoice.paid", "data": { "object": { "n": n, "amount": 4200 } } })).collect();
+    let batch: Vec<Value> = (0..1000).map(|n| json!({ "type": "payment.succeeded", "data": { "object": { "n": n, "amount": 4200 } } })).collect();
     let body = Arc::new(serde_json::to_vec(&json!({ "events": batch }))?);
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -188,13 +195,13 @@ async fn ingest(setup: &Setup) -> anyhow::Result<Row> {
         failed += f;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let (ours, pg) = sampler.finish().await;
+    let (ours, pg, bench) = sampler.finish().await;
     let stored: u64 = psql(&run.db_url, "SELECT count(*) FROM events")?.trim().parse()?;
     run.finish()?;
     if stored != accepted {
         bail!("ingest: {accepted} events were accepted but {stored} are stored");
     }
-    Ok(Row::ingest(accepted as f64 / elapsed, accepted, failed, ours, pg))
+    Ok(Row::ingest(accepted as f64 / elapsed, accepted, failed, ours, pg, bench))
 }
 
 async fn end_to_end(setup: &Setup, name: &str, workers: usize, secs: f64) -> anyhow::Result<Row> {
@@ -253,7 +260,7 @@ async fn run_load(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let drained = started.elapsed();
-    let (ours, pg) = sampler.finish().await;
+    let (ours, pg, bench) = sampler.finish().await;
     setup.receiver.set_failure_share(0.0);
     let receipts = setup.receiver.take();
     let account_of = &published.account_of;
@@ -263,7 +270,7 @@ async fn run_load(
     let attempts = receipts.len() as u64;
     run.finish()?;
     let offered_per_sec = published.offered as f64 * fan_out(0).len() as f64 / secs;
-    Ok(Row::delivery(name, offered_per_sec, published.sent.len() as u64, &delivered, dead, attempts, drained, ours, pg))
+    Ok(Row::delivery(name, offered_per_sec, published.sent.len() as u64, &delivered, dead, attempts, drained, [ours, pg, bench]))
 }
 
 /// A fresh database cloned from the template, with `serve` (and `workers` worker processes)
@@ -306,12 +313,19 @@ impl Scenario {
     }
 
     fn finish(self) -> anyhow::Result<()> {
+        Ok(()) // Drop stops the processes and drops the database
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
         for w in &self.workers {
             w.stop();
         }
         self.server.stop();
-        psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))?;
-        Ok(())
+        if let Err(err) = psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)) {
+            eprintln!("could not drop {}: {err}", self.db_name);
+        }
     }
 }
 

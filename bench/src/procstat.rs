@@ -20,7 +20,7 @@ pub struct Usage {
 
 /// Samples a group of processes every 250 ms until `stop` is called.
 pub struct Sampler {
-    done: Arc<Mutex<Option<(Usage, Usage)>>>,
+    done: Arc<Mutex<Option<(Usage, Usage, Usage)>>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -35,6 +35,8 @@ impl Sampler {
             let started = Instant::now();
             let ours_start = cpu_ticks(&ours);
             let pg_start = cpu_ticks(&postgres_pids());
+            let me = vec![std::process::id()];
+            let me_start = cpu_ticks(&me);
             let (mut ours_peak, mut pg_peak) = (0.0f64, 0.0f64);
             loop {
                 ours_peak = ours_peak.max(rss_mib(&ours));
@@ -52,13 +54,14 @@ impl Sampler {
             };
             let ours_usage = Usage { peak_rss_mib: ours_peak, cpu_percent: percent(&ours_start, &cpu_ticks(&ours)) };
             let pg_usage = Usage { peak_rss_mib: pg_peak, cpu_percent: percent(&pg_start, &cpu_ticks(&postgres_pids())) };
-            *out.lock().unwrap() = Some((ours_usage, pg_usage));
+            let me_usage = Usage { peak_rss_mib: 0.0, cpu_percent: percent(&me_start, &cpu_ticks(&me)) };
+            *out.lock().unwrap() = Some((ours_usage, pg_usage, me_usage));
         });
         Sampler { done, stop, task }
     }
 
-    /// (server + workers, PostgreSQL).
-    pub async fn finish(self) -> (Usage, Usage) {
+    /// (server + workers, PostgreSQL, this bench process: load generator and receiver).
+    pub async fn finish(self) -> (Usage, Usage, Usage) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.done.lock().unwrap().take().unwrap_or_default()

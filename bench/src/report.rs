@@ -16,11 +16,12 @@ pub struct Row {
     drained: Option<Duration>,
     ours: Usage,
     pg: Usage,
+    bench: Usage,
     note: String,
 }
 
 impl Row {
-    pub fn ingest(rate: f64, accepted: u64, failed: u64, ours: Usage, pg: Usage) -> Row {
+    pub fn ingest(rate: f64, accepted: u64, failed: u64, ours: Usage, pg: Usage, bench: Usage) -> Row {
         Row {
             name: "ingest (batches of 1,000, 4 clients)".into(),
             offered_per_sec: None,
@@ -32,6 +33,7 @@ impl Row {
             drained: None,
             ours,
             pg,
+            bench,
             note: if failed > 0 { format!("{failed} events refused") } else { String::new() },
         }
     }
@@ -45,8 +47,7 @@ impl Row {
         dead_lettered: u64,
         attempts: u64,
         drained: Duration,
-        ours: Usage,
-        pg: Usage,
+        [ours, pg, bench]: [Usage; 3],
     ) -> Row {
         Row {
             name: name.into(),
@@ -59,6 +60,7 @@ impl Row {
             drained: Some(drained),
             ours,
             pg,
+            bench,
             note: String::new(),
         }
     }
@@ -74,8 +76,8 @@ fn ms(d: Duration) -> String {
 
 pub fn render(rows: &[Row], total: Duration) -> String {
     let mut out = String::from(
-        "| scenario | offered/s | accepted | done/s in window | delivered | p50 | p95 | p99 | lost | dead-lettered | duplicates | attempts | drained after | server CPU | server peak RSS | PostgreSQL CPU |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | offered/s | accepted | done/s in window | delivered | p50 | p95 | p99 | lost | dead-lettered | duplicates | attempts | drained after | server CPU | server peak RSS | PostgreSQL CPU | bench CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let offered = r.offered_per_sec.map(|o| format!("{o:.0}")).unwrap_or("-".into());
@@ -91,7 +93,7 @@ pub fn render(rows: &[Row], total: Duration) -> String {
             None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
         };
         out.push_str(&format!(
-            "| {}{} | {offered} | {} | {:.0} | {delivered} | {p50} | {p95} | {p99} | {lost} | {} | {dups} | {} | {} | {:.0} % | {:.0} MiB | {:.0} % |\n",
+            "| {}{} | {offered} | {} | {:.0} | {delivered} | {p50} | {p95} | {p99} | {lost} | {} | {dups} | {} | {} | {:.0} % | {:.0} MiB | {:.0} % | {:.0} % |\n",
             r.name,
             if r.note.is_empty() { String::new() } else { format!(" ({})", r.note) },
             r.accepted,
@@ -102,12 +104,13 @@ pub fn render(rows: &[Row], total: Duration) -> String {
             r.ours.cpu_percent,
             r.ours.peak_rss_mib,
             r.pg.cpu_percent,
+            r.bench.cpu_percent,
         ));
     }
     out.push_str(&format!(
         "\nLatency is ingest request start → first 2xx at the receiver. `lost` = accepted deliveries neither \
          acknowledged nor dead-lettered; `duplicates` = 2xx receipts of a (endpoint, webhook-id) beyond the first. \
-         CPU is percent of one core (the machine has two). Total bench time {:.0} s.\n",
+         CPU is percent of one core (the machine has two); server = `serve` plus any `worker` processes, bench = the load generator and receiver, which share the machine. Total bench time {:.0} s.\n",
         total.as_secs_f64()
     ));
     out.push_str(&targets(rows));

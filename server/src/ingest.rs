@@ -67,7 +67,7 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<NewEvent>, IngestError> {
     let not_json = |e: serde_json::Error| IngestError::Invalid(format!("the body is not a JSON object: {e}"));
     // serde also reads a struct from a JSON array (`[[{…}]]`); only the documented shapes count.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(IngestError::Invalid("the body must be a JSON object: one event or {\"events\":[…]}".into()));
+        return Err(IngestError::Invalid("the body is not a JSON object: send one event or {\"events\":[…]}".into()));
     }
     let raw = match serde_json::from_slice::<Batch>(body).map_err(not_json)?.events {
         Some(events) => events,

@@ -8,6 +8,7 @@
 //! previous attempt is on disk.
 
 use std::{
+    collections::{HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -33,6 +34,8 @@ const BACKSTOP_POLL: Duration = Duration::from_millis(500);
 const CLAIM_SPACING: Duration = Duration::from_millis(20);
 /// Deliveries fetched per query for one endpoint; the rate limit's maximum.
 const BATCH: i64 = 100;
+/// Sent-but-uncommitted outcomes one endpoint may have: what a crash can make it re-send.
+const MAX_UNCOMMITTED: usize = 8;
 /// How long an endpoint that ran out of due work keeps its lease waiting for more, so a
 /// steady trickle of events does not pay for a claim, a lease and a rate-window read each.
 const LINGER: Duration = Duration::from_secs(1);
@@ -75,6 +78,7 @@ impl Dispatcher {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone());
         let wakers = Wakers::default();
+        let draining = Draining::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => l.listen(NOTIFY_CHANNEL).await.ok().map(|_| l),
             Err(err) => {
@@ -86,7 +90,7 @@ impl Dispatcher {
         while !*shutdown.borrow() {
             let claimed_at = Instant::now();
             let free = slots.available_permits();
-            let claimed = if free == 0 { Vec::new() } else { self.claim(free).await };
+            let claimed = if free == 0 { Vec::new() } else { self.claim(free, &draining.ids()).await };
             let busy = !claimed.is_empty() && claimed.len() == free;
             for endpoint in claimed {
                 let Ok(permit) = slots.clone().acquire_owned().await else { break };
@@ -97,8 +101,10 @@ impl Dispatcher {
                     slots: slots.clone(),
                     shutdown: shutdown.clone(),
                 };
+                let guard = draining.enter(&endpoint.id);
                 tokio::spawn(async move {
                     me.drain(endpoint, ctx).await;
+                    drop(guard);
                     drop(permit);
                 });
             }
@@ -115,8 +121,10 @@ impl Dispatcher {
         tracing::info!(worker = %self.worker_id, "dispatcher stopped");
     }
 
-    async fn claim(&self, free: usize) -> Vec<ClaimedEndpoint> {
-        match store::claim_endpoints(&self.pool, &self.worker_id, free as i64, self.lease).await {
+    /// `busy`: endpoints this process is still draining. Their lease may have run out while
+    /// a drain waited for the database; claiming them again would start a second drain.
+    async fn claim(&self, free: usize, busy: &[String]) -> Vec<ClaimedEndpoint> {
+        match store::claim_endpoints(&self.pool, &self.worker_id, free as i64, self.lease, busy).await {
             Ok(claimed) => claimed,
             Err(err) => {
                 tracing::warn!(%err, "claiming endpoints failed; retrying shortly");
@@ -200,11 +208,16 @@ impl Dispatcher {
             status: endpoint.status.parse().unwrap_or(entity::EndpointStatus::Healthy),
             consecutive_failures: endpoint.consecutive_failures,
         };
-        let mut last_commit: Option<oneshot::Receiver<Result<(), String>>> = None;
+        let mut uncommitted: VecDeque<oneshot::Receiver<Result<(), String>>> = VecDeque::new();
         let mut keep_sending = true;
         for delivery in due {
             if *ctx.shutdown.borrow() {
                 break;
+            }
+            while uncommitted.len() >= MAX_UNCOMMITTED {
+                if let Some(commit) = uncommitted.pop_front() {
+                    commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
+                }
             }
             let wait = window.wait(Instant::now());
             if !wait.is_zero() {
@@ -247,7 +260,7 @@ impl Dispatcher {
                 plan,
                 committed: None,
             };
-            last_commit = Some(ctx.recorder.submit(outcome).await);
+            uncommitted.push_back(ctx.recorder.submit(outcome).await);
             if !keep_sending {
                 break;
             }
@@ -255,10 +268,33 @@ impl Dispatcher {
         endpoint.status = health.status.as_str().to_owned();
         endpoint.consecutive_failures = health.consecutive_failures;
         // One recorder commits in queue order: once the last outcome is on disk, all are.
-        if let Some(commit) = last_commit {
+        if let Some(commit) = uncommitted.pop_back() {
             commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
         }
         Ok(keep_sending)
+    }
+}
+
+/// Endpoints with a drain running in this process.
+#[derive(Default, Clone)]
+struct Draining(Arc<std::sync::Mutex<HashSet<String>>>);
+
+struct DrainingGuard(Draining, String);
+
+impl Draining {
+    fn enter(&self, id: &str) -> DrainingGuard {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned());
+        DrainingGuard(self.clone(), id.to_owned())
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
+impl Drop for DrainingGuard {
+    fn drop(&mut self) {
+        self.0 .0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
     }
 }
 

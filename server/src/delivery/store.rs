@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
 
-/// An endpoint this worker holds the lease of, with what sending to it needs.
-#[derive(Debug, Clone)]
+/// An endpoint this worker holds the lease of, with what sending to it needs. Its `Debug`
+/// leaves the secrets out (SPEC §7: secrets never reach the logs).
+#[derive(Clone)]
 pub struct ClaimedEndpoint {
     pub id: String,
     pub account_id: String,
@@ -16,6 +17,20 @@ pub struct ClaimedEndpoint {
     pub status: String,
     pub consecutive_failures: i32,
     pub secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for ClaimedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedEndpoint")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("url", &self.url)
+            .field("rate_limit", &self.rate_limit)
+            .field("status", &self.status)
+            .field("consecutive_failures", &self.consecutive_failures)
+            .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -32,11 +47,11 @@ pub struct DueDelivery {
 /// `SKIP LOCKED` lets several workers claim side by side without waiting on each other; the
 /// `EXISTS` probe is one index lookup per endpoint (deliveries_pending_endpoint_idx), so the
 /// cost does not grow with the backlog.
-pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duration) -> sqlx::Result<Vec<ClaimedEndpoint>> {
+pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duration, busy: &[String]) -> sqlx::Result<Vec<ClaimedEndpoint>> {
     let rows = sqlx::query(
         "WITH picked AS (
              SELECT e.id FROM endpoints e
-             WHERE e.enabled
+             WHERE e.enabled AND e.id <> ALL($4)
                AND (e.lease_until IS NULL OR e.lease_until < now())
                AND (e.breaker_until IS NULL OR e.breaker_until <= now())
                AND EXISTS (SELECT 1 FROM deliveries d
@@ -54,6 +69,7 @@ pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duratio
     .bind(n)
     .bind(lease.as_secs_f64())
     .bind(worker)
+    .bind(busy)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(to_claimed).collect())
