@@ -136,21 +136,8 @@ async fn run(pool: PgPool, events: Arc<dyn HealthEvents>, mut rx: mpsc::Receiver
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        // A database outage must not lose outcomes we hold: retry until it returns. The
-        // senders of these outcomes wait meanwhile, so nothing is sent twice by this process.
-        let mut delay = Duration::from_millis(100);
-        let result = loop {
-            match write(&pool, &batch).await {
-                Ok(()) => break Ok(()),
-                Err(err) if rx.is_closed() && delay > Duration::from_secs(5) => break Err(err.to_string()),
-                Err(err) => {
-                    tracing::warn!(%err, outcomes = batch.len(), "recording attempts failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
-        };
-        for mut outcome in batch.drain(..) {
+        let result = write_batch(&pool, &mut batch, &rx).await;
+        for (mut outcome, result) in batch.drain(..).zip(result) {
             if result.is_ok() {
                 observe(&outcome);
                 if outcome.plan.change != Change::None {
@@ -163,6 +150,59 @@ async fn run(pool: PgPool, events: Arc<dyn HealthEvents>, mut rx: mpsc::Receiver
                 let _ = done.send(result.clone());
             }
         }
+    }
+}
+
+/// Writes a batch; the result of each outcome, in order. A database outage must not lose
+/// outcomes we hold: connection failures are retried until it returns (the senders wait
+/// meanwhile, so nothing is sent twice by this process). A row the database refuses must
+/// not hold up the others: then each is written alone, and one still refused is written
+/// without the receiver's answer, which is the only part a receiver controls.
+async fn write_batch(pool: &PgPool, batch: &mut [Outcome], rx: &mpsc::Receiver<Outcome>) -> Vec<Result<(), String>> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match write(pool, batch).await {
+            Ok(()) => return vec![Ok(()); batch.len()],
+            Err(err) if is_refusal(&err) => break,
+            Err(err) if rx.is_closed() && delay > Duration::from_secs(5) => return vec![Err(err.to_string()); batch.len()],
+            Err(err) => {
+                tracing::warn!(%err, outcomes = batch.len(), "recording attempts failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for i in 0..batch.len() {
+        let one = &mut batch[i..=i];
+        let mut result = write(pool, one).await;
+        if let Err(err) = &result {
+            if is_refusal(err) {
+                tracing::warn!(%err, delivery = %one[0].delivery.id, "an attempt's answer could not be stored; storing it without");
+                let r = &mut one[0].result;
+                r.response_body = None;
+                r.response_headers.clear();
+                r.error = Some(format!("The receiver's answer could not be stored: {err}"));
+                result = write(pool, one).await;
+            }
+        }
+        results.push(result.map_err(|e| e.to_string()));
+    }
+    results
+}
+
+/// The database understood the statement and refused it (a constraint, bad bytes), as
+/// opposed to being unreachable: retrying the same rows cannot help.
+fn is_refusal(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // Class 08: connection exceptions; 57: operator intervention (shutdown);
+            // 53: insufficient resources; 40: serialization/deadlock: all worth a retry.
+            !(code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code.starts_with("40"))
+        }
+        sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. } | sqlx::Error::ColumnDecode { .. } => true,
+        _ => false,
     }
 }
 

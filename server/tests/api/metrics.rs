@@ -116,3 +116,66 @@ async fn batched_recording_writes_every_attempt_once_and_keeps_each_endpoint_in_
         assert!(ordered, "first attempts to {endpoint} started in event order");
     }
 }
+
+struct NoEvents;
+impl server::delivery::dispatcher::HealthEvents for NoEvents {
+    fn changed(&self, _: &str, _: &server::delivery::health::Change, _: &str) {}
+}
+
+/// A row PostgreSQL refuses (here a NUL byte, which `text` cannot hold) must not hold up the
+/// rest of its batch, nor be retried forever: it is stored without the receiver's answer.
+#[tokio::test]
+async fn a_row_the_database_refuses_does_not_block_its_batch() {
+    use server::delivery::{attempt::AttemptResult, health::Health, record, store::DueDelivery};
+    let app = spawn_app_with(|_| {}).await; // no workers: the test plays the dispatcher
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (endpoint, _) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    let events: Vec<Value> = (0..2).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
+    app.publish(&key, json!({ "events": events })).await;
+    let pool = app.db.get_postgres_connection_pool().clone();
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT d.id, d.event_id, d.account_id, ev.payload FROM deliveries d JOIN events ev ON ev.id = d.event_id ORDER BY d.id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let (recorder, task) = record::spawn(pool.clone(), std::sync::Arc::new(NoEvents));
+    let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
+    let mut waits = Vec::new();
+    for (n, (id, event_id, account_id, payload)) in rows.into_iter().enumerate() {
+        let result = AttemptResult {
+            status: Some(200),
+            elapsed: std::time::Duration::from_millis(3),
+            request_headers: vec![],
+            response_headers: vec![("x-answer".into(), "ok".into())],
+            response_body: Some(if n == 0 { "bad\0byte".into() } else { "fine".into() }),
+            retry_after: None,
+            error: None,
+        };
+        let schedule = server::config::RetrySchedule(vec![]);
+        let plan = record::plan(&healthy, 0, &result, &schedule, 0.0, std::time::SystemTime::now());
+        let delivery = DueDelivery { id, event_id, event_type: "task.completed".into(), attempt_count: 0, payload, created_at: chrono::Utc::now() };
+        let outcome = record::Outcome {
+            endpoint_id: endpoint.clone(),
+            account_id,
+            delivery,
+            result,
+            started_at: chrono::Utc::now(),
+            plan,
+            committed: None,
+        };
+        waits.push(recorder.submit(outcome).await);
+    }
+    for w in waits {
+        assert_eq!(w.await.unwrap(), Ok(()), "both outcomes are committed");
+    }
+    drop(recorder);
+    task.await.unwrap();
+    let delivered: i64 = app.scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempt_count = 1").await;
+    assert_eq!(delivered, 2);
+    let stored: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT response_body, error FROM attempts ORDER BY delivery_id").fetch_all(&pool).await.unwrap();
+    assert_eq!(stored[0].0, None, "the refused answer is left out");
+    assert!(stored[0].1.as_deref().unwrap_or_default().contains("could not be stored"), "{:?}", stored[0]);
+    assert_eq!(stored[1], (Some("fine".into()), None), "its neighbour is stored as it was");
+}
