@@ -270,7 +270,11 @@ async fn run_load(
     let attempts = receipts.len() as u64;
     run.finish()?;
     let offered_per_sec = published.offered as f64 * fan_out(0).len() as f64 / secs;
-    Ok(Row::delivery(name, offered_per_sec, published.sent.len() as u64, &delivered, dead, attempts, drained, [ours, pg, bench]))
+    let mut row = Row::delivery(name, offered_per_sec, published.sent.len() as u64, &delivered, dead, attempts, drained, [ours, pg, bench]);
+    if published.rejected + published.errors > 0 {
+        row.note(format!("{} events refused with 429, {} failed", published.rejected, published.errors));
+    }
+    Ok(row)
 }
 
 /// A fresh database cloned from the template, with `serve` (and `workers` worker processes)

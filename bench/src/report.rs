@@ -66,6 +66,12 @@ impl Row {
     }
 }
 
+impl Row {
+    pub fn note(&mut self, note: String) {
+        self.note = note;
+    }
+}
+
 fn ms(d: Duration) -> String {
     if d >= Duration::from_secs(10) {
         format!("{:.1} s", d.as_secs_f64())

@@ -53,6 +53,8 @@ pub struct IncomingData {
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub id: EventId,
+    /// The client chose the id (a retry may repeat it); false for ids we generated.
+    pub client_id: bool,
     pub event_type: EventType,
     pub object: Box<RawValue>,
 }
@@ -99,36 +101,56 @@ fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
     if event.data.object.get().len() > MAX_EVENT_BYTES {
         return Err(IngestError::TooLarge { index, size });
     }
+    let client_id = event.id.is_some();
     let id = match event.id {
         Some(id) => id.parse().map_err(|e| IngestError::Invalid(format!("event {index}: {e}")))?,
         None => EventId::generate(),
     };
-    Ok(NewEvent { id, event_type, object: event.data.object })
+    Ok(NewEvent { id, client_id, event_type, object: event.data.object })
 }
 
 /// Stores the events and their deliveries; returns the ids in request order. Events whose
 /// id this account already used are left as they are (a retried request is a no-op).
+/// Two statements: the account's subscriptions, then one that inserts the events, their
+/// deliveries and notifies the workers (ingest is the hottest path; round trips are its cost).
 pub async fn publish(
     conn: &mut PgConnection,
     account: &AccountId,
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, IngestError> {
     let now = Utc::now();
-    let inserted = insert_events(conn, account, events, now).await?;
+    let subs = subscriptions(conn, account).await?;
+    let inserted = insert_with_deliveries(conn, account, events, &subs, now).await?;
     check_ids_are_ours(conn, account, events, &inserted).await?;
-    let fresh: Vec<&NewEvent> = events.iter().filter(|e| inserted.contains_key(e.id.as_str())).collect();
-    let created = fan_out(conn, account, &fresh, now).await?;
-    crate::metrics::events_ingested(fresh.len());
-    if created > 0 {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(account.as_str()).execute(&mut *conn).await?;
-    }
+    crate::metrics::events_ingested(inserted.len());
     Ok(events.iter().map(|e| e.id.clone()).collect())
 }
 
-async fn insert_events(
+/// Event type → the enabled endpoints of the account subscribed to it.
+async fn subscriptions(conn: &mut PgConnection, account: &AccountId) -> Result<HashMap<String, Vec<String>>, IngestError> {
+    let subs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.event_type, s.endpoint_id FROM endpoint_event_types s
+         JOIN endpoints e ON e.id = s.endpoint_id
+         WHERE s.account_id = $1 AND e.enabled ORDER BY s.endpoint_id",
+    )
+    .bind(account.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
+    for (event_type, endpoint_id) in subs {
+        by_type.entry(event_type).or_default().push(endpoint_id);
+    }
+    Ok(by_type)
+}
+
+/// Inserts the events, and one delivery per (event, subscribed endpoint) for the events that
+/// were new, created exactly once (the unique (event_id, endpoint_id) makes a repeat a
+/// no-op); notifies the workers when there are deliveries. Returns the ids inserted.
+async fn insert_with_deliveries(
     conn: &mut PgConnection,
     account: &AccountId,
     events: &[NewEvent],
+    subs: &HashMap<String, Vec<String>>,
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, ()>, IngestError> {
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
@@ -137,19 +159,46 @@ async fn insert_events(
         .iter()
         .map(|e| payload_bytes(e.id.as_str(), e.event_type.as_str(), now, &e.object, account.as_str()))
         .collect();
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "INSERT INTO events (id, account_id, event_type, payload, created_at)
-         SELECT id, $2, t, p, $5 FROM UNNEST($1::text[], $3::text[], $4::text[]) AS x(id, t, p)
-         ON CONFLICT (id) DO NOTHING RETURNING id",
+    let (mut delivery_ids, mut event_ids, mut endpoint_ids, mut delivery_types) = (vec![], vec![], vec![], vec![]);
+    for event in events {
+        for endpoint in subs.get(event.event_type.as_str()).into_iter().flatten() {
+            delivery_ids.push(DeliveryId::generate().to_string());
+            event_ids.push(event.id.as_str());
+            endpoint_ids.push(endpoint.as_str());
+            delivery_types.push(event.event_type.as_str());
+        }
+    }
+    // Data-modifying CTEs all run, and the deliveries' foreign keys are checked at the end of
+    // the statement, when the events are there. The NOTIFY is delivered at commit.
+    let (inserted,): (Option<Vec<String>>,) = sqlx::query_as(
+        "WITH ev AS (
+             INSERT INTO events (id, account_id, event_type, payload, created_at)
+             SELECT id, $2, t, p, $5 FROM UNNEST($1::text[], $3::text[], $4::text[]) AS x(id, t, p)
+             ON CONFLICT (id) DO NOTHING RETURNING id
+         ), dl AS (
+             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at, created_at, updated_at)
+             SELECT d.id, $2, d.ev, d.ep, d.t, 'pending', $5, $5, $5
+             FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[]) AS d(id, ev, ep, t)
+             WHERE d.ev IN (SELECT id FROM ev)
+             ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING 1
+         ), note AS (
+             SELECT pg_notify($10, $2) WHERE EXISTS (SELECT 1 FROM dl)
+         )
+         SELECT (SELECT array_agg(id) FROM ev) WHERE (SELECT count(*) FROM note) >= 0",
     )
     .bind(&ids)
     .bind(account.as_str())
     .bind(&types)
     .bind(&payloads)
     .bind(now)
-    .fetch_all(&mut *conn)
+    .bind(&delivery_ids)
+    .bind(&event_ids)
+    .bind(&endpoint_ids)
+    .bind(&delivery_types)
+    .bind(NOTIFY_CHANNEL)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|(id,)| (id, ())).collect())
+    Ok(inserted.unwrap_or_default().into_iter().map(|id| (id, ())).collect())
 }
 
 /// A client-supplied id that collides with another account's event is refused rather than
@@ -178,65 +227,21 @@ async fn check_ids_are_ours(
     }
 }
 
-/// One delivery per (event, enabled endpoint subscribed to its type), created exactly once:
-/// the unique (event_id, endpoint_id) constraint makes a repeat a no-op.
-async fn fan_out(
-    conn: &mut PgConnection,
-    account: &AccountId,
-    events: &[&NewEvent],
-    now: DateTime<Utc>,
-) -> Result<u64, IngestError> {
-    if events.is_empty() {
-        return Ok(0);
-    }
-    let subs: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.event_type, s.endpoint_id FROM endpoint_event_types s
-         JOIN endpoints e ON e.id = s.endpoint_id
-         WHERE s.account_id = $1 AND e.enabled ORDER BY s.endpoint_id",
-    )
-    .bind(account.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
-    for (event_type, endpoint_id) in subs {
-        by_type.entry(event_type).or_default().push(endpoint_id);
-    }
-    let (mut ids, mut event_ids, mut endpoint_ids, mut types) = (vec![], vec![], vec![], vec![]);
-    for event in events {
-        for endpoint in by_type.get(event.event_type.as_str()).into_iter().flatten() {
-            ids.push(DeliveryId::generate().to_string());
-            event_ids.push(event.id.as_str());
-            endpoint_ids.push(endpoint.as_str());
-            types.push(event.event_type.as_str());
-        }
-    }
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let result = sqlx::query(
-        "INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at, created_at, updated_at)
-         SELECT id, $2, ev, ep, t, 'pending', $6, $6, $6 FROM UNNEST($1::text[], $3::text[], $4::text[], $5::text[]) AS x(id, ev, ep, t)
-         ON CONFLICT (event_id, endpoint_id) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(account.as_str())
-    .bind(&event_ids)
-    .bind(&endpoint_ids)
-    .bind(&types)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(result.rows_affected())
-}
-
-/// The API path: idempotency key, then `publish`, in one transaction. With a key seen
-/// before, the original ids come back and nothing is stored again.
+/// The API path: idempotency key, then `publish`, in one transaction (or, with neither a
+/// key nor client-chosen ids, `publish` alone). With a key seen before, the original ids
+/// come back and nothing is stored again.
 pub async fn ingest(
     pool: &sqlx::PgPool,
     account: &AccountId,
     idempotency_key: Option<&str>,
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, IngestError> {
+    if idempotency_key.is_none() && events.iter().all(|e| !e.client_id) {
+        // Ids we just generated cannot collide, and the insert is one statement, atomic on
+        // its own: no transaction needed, two round trips in all.
+        let mut conn = pool.acquire().await?;
+        return publish(&mut conn, account, events).await;
+    }
     let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     if let Some(key) = idempotency_key {
         let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
