@@ -87,10 +87,9 @@ impl From<IngestError> for ApiError {
             IngestError::Invalid(message) => ApiError::Invalid(message),
             IngestError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
             IngestError::IdTaken { .. } => ApiError::Conflict(err.to_string()),
-            IngestError::Db(db) => match db {
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ApiError::Unavailable,
-                other => ApiError::Internal(other.into()),
-            },
+            // One mapping for every database error (http/error.rs): a session PostgreSQL
+            // terminated at shutdown is a 503 like a refused connection, not a 500.
+            IngestError::Db(db) => db.into(),
         }
     }
 }
