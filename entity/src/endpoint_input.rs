@@ -16,6 +16,7 @@ pub struct EndpointInput {
     pub url: String,
     #[serde(default)]
     #[validate(length(max = 500, message = "Keep the description under 500 characters."))]
+    #[validate(custom(function = "check_description"))]
     pub description: String,
     #[validate(length(min = 1, message = "Select at least one event."))]
     pub event_types: Vec<EventType>,
@@ -52,6 +53,17 @@ fn check_url(url: &str) -> Result<(), ValidationError> {
         e.message = Some(err.to_string().into());
         e
     })
+}
+
+/// Control characters have no place in a label, and PostgreSQL's `text` cannot hold NUL:
+/// refused here with a message rather than failing at the database (found by schemathesis).
+fn check_description(description: &str) -> Result<(), ValidationError> {
+    if description.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        let mut e = ValidationError::new("description");
+        e.message = Some("The description can't contain control characters; use plain text.".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// One broken rule, named by the form field it belongs to.
@@ -104,6 +116,17 @@ mod tests {
     #[test]
     fn a_complete_input_has_no_errors() {
         assert_eq!(valid().errors(), vec![]);
+    }
+
+    #[test]
+    fn control_characters_in_the_description_are_refused_but_line_breaks_are_not() {
+        let with = |description: &str| EndpointInput { description: description.into(), ..valid() }.errors();
+        let errors = with("orders\0feed");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "description");
+        assert!(errors[0].message.contains("control characters"), "{}", errors[0].message);
+        assert!(!with("bell\u{7}").is_empty());
+        assert_eq!(with("Orders\nfor the EU team\tü ✓"), vec![]);
     }
 
     #[test]
