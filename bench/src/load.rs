@@ -9,6 +9,9 @@ use std::{
 
 use serde_json::{json, Value};
 
+/// Unanswered ingest requests one account may have.
+const MAX_IN_FLIGHT: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct Published {
     /// Event id → when the request that carried it started.
@@ -41,18 +44,25 @@ pub async fn publish(
             let mut ticker = tokio::time::interval(tick);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut n = 0u64;
-            let mut requests = Vec::new();
+            let mut requests: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+            let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             // Open loop: each tick's request goes out on time whether or not the previous
             // one was answered, so a slow server shows up as latency, not as less load.
             while Instant::now() < deadline {
                 ticker.tick().await;
+                // Bounded: past this many unanswered requests the account waits (and offers
+                // less), rather than opening connections without end.
+                while in_flight.load(std::sync::atomic::Ordering::Relaxed) >= MAX_IN_FLIGHT && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 let events: Vec<Value> = (0..per_tick)
                     .map(|_| {
                         n += 1;
                         json!({ "type": "payment.succeeded", "data": { "object": { "account": index, "n": n, "amount": 4200 } } })
                     })
                     .collect();
-                let (client, url, key, out) = (client.clone(), url.clone(), key.clone(), out.clone());
+                let (client, url, key, out, in_flight) = (client.clone(), url.clone(), key.clone(), out.clone(), in_flight.clone());
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 requests.push(tokio::spawn(async move {
                     let started = Instant::now();
                     out_add(&out, |o| o.offered += per_tick as u64);
@@ -70,6 +80,7 @@ pub async fn publish(
                         Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => out_add(&out, |o| o.rejected += per_tick as u64),
                         _ => out_add(&out, |o| o.errors += per_tick as u64),
                     }
+                    in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 }));
             }
             for r in requests {
