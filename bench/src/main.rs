@@ -263,6 +263,9 @@ async fn run_load(
     }
     let drained = started.elapsed();
     let (ours, pg, bench) = sampler.finish().await;
+    // Stop sending before counting (SIGTERM: in-flight attempts finish and are recorded), so
+    // nothing completes between reading the receiver and reading the queue.
+    run.stop_processes();
     setup.receiver.set_failure_share(0.0);
     let receipts = setup.receiver.take();
     let account_of = &published.account_of;
@@ -324,12 +327,18 @@ impl Scenario {
     }
 }
 
-impl Drop for Scenario {
-    fn drop(&mut self) {
+impl Scenario {
+    fn stop_processes(&self) {
         for w in &self.workers {
             w.stop();
         }
         self.server.stop();
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.stop_processes();
         if let Err(err) = psql(&self.admin_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name)) {
             eprintln!("could not drop {}: {err}", self.db_name);
         }
