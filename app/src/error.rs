@@ -61,6 +61,11 @@ impl FromServerFnError for AppError {
 #[cfg(feature = "ssr")]
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        AppError::internal(err)
+        match err {
+            // The row was read, then deleted by a concurrent request before the update:
+            // from the caller's side it is simply gone (schemathesis found this as a 500).
+            sea_orm::DbErr::RecordNotUpdated => AppError::NotFound,
+            err => AppError::internal(err),
+        }
     }
 }
