@@ -7,6 +7,9 @@ start=$SECONDS
 # One clean build, no incremental caches: less disk and time on a fresh checkout (CI).
 export CARGO_INCREMENTAL=0
 
+log "formatting (cargo fmt --check; rustfmt.toml holds stable options only)"
+(cd "$ROOT" && cargo fmt --all --check)
+
 ensure_rust_tools
 ensure_chromium
 ensure_node_modules
@@ -17,6 +20,9 @@ export WEBHOOKS_VERIFY_PYTHON="$DATA_DIR/venv/bin/python"
 
 log "building the site (wasm + css) with cargo-leptos"
 (cd "$ROOT" && cargo leptos build)
+
+log "lints (clippy on every crate and target, warnings are errors)"
+(cd "$ROOT" && cargo clippy --workspace --all-targets -- -D warnings)
 
 log "unit and integration tests"
 (cd "$ROOT" && cargo test -p entity -p server --no-fail-fast)

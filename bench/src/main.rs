@@ -70,7 +70,10 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     if !args.bin.exists() {
-        bail!("{} does not exist; build it with `cargo build --release -p server` (bench/run.sh does)", args.bin.display());
+        bail!(
+            "{} does not exist; build it with `cargo build --release -p server` (bench/run.sh does)",
+            args.bin.display()
+        );
     }
     std::fs::create_dir_all(&args.out)?;
     let started = Instant::now();
@@ -83,7 +86,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
     let setup = prepare(args).await?;
-    println!("setup: template database with {} accounts ready in {:.0} s", setup.e2e_keys.len() + 2, started.elapsed().as_secs_f64());
+    println!(
+        "setup: template database with {} accounts ready in {:.0} s",
+        setup.e2e_keys.len() + 2,
+        started.elapsed().as_secs_f64()
+    );
     let mut rows = Vec::new();
     for name in setup.args.scenarios.clone() {
         let row = match name.as_str() {
@@ -124,7 +131,20 @@ async fn prepare(args: Args) -> anyhow::Result<Setup> {
                 let (bin, db_url, i) = (args.bin.clone(), db_url.clone(), *i);
                 tokio::task::spawn_blocking(move || {
                     let email = format!("bench{i}@example.com");
-                    run_cli(&bin, &db_url, &["account", "create", "--name", &format!("Bench {i}"), "--owner-email", &email, "--owner-password", PASSWORD])
+                    run_cli(
+                        &bin,
+                        &db_url,
+                        &[
+                            "account",
+                            "create",
+                            "--name",
+                            &format!("Bench {i}"),
+                            "--owner-email",
+                            &email,
+                            "--owner-password",
+                            PASSWORD,
+                        ],
+                    )
                 })
             })
             .collect();
@@ -146,14 +166,19 @@ async fn prepare(args: Args) -> anyhow::Result<Setup> {
     for chunk in creates.chunks(16) {
         let mut handles = Vec::new();
         for (k, endpoint) in chunk {
-            let body = json!({ "url": receiver.url(*endpoint), "event_types": ["payment.succeeded"], "rate_limit": 100 });
+            let body =
+                json!({ "url": receiver.url(*endpoint), "event_types": ["payment.succeeded"], "rate_limit": 100 });
             let request = client.post(format!("{base}/api/v1/endpoints")).bearer_auth(k).json(&body);
             handles.push(tokio::spawn(async move { request.send().await }));
         }
         for h in handles {
             let response = h.await??;
             if !response.status().is_success() {
-                bail!("creating a bench endpoint failed: {} {}", response.status(), response.text().await.unwrap_or_default());
+                bail!(
+                    "creating a bench endpoint failed: {} {}",
+                    response.status(),
+                    response.text().await.unwrap_or_default()
+                );
             }
         }
     }
@@ -171,15 +196,28 @@ async fn ingest(setup: &Setup) -> anyhow::Result<Row> {
     let sampler = procstat::Sampler::start(run.pids());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
-    let batch: Vec<Value> = (0..1000).map(|n| json!({ "type": "payment.succeeded", "data": { "object": { "n": n, "amount": 4200 } } })).collect();
+    let batch: Vec<Value> = (0..1000)
+        .map(|n| json!({ "type": "payment.succeeded", "data": { "object": { "n": n, "amount": 4200 } } }))
+        .collect();
     let body = Arc::new(serde_json::to_vec(&json!({ "events": batch }))?);
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (client, url, key, body) = (setup.client.clone(), format!("{}/api/v1/events", run.server.base()), setup.ingest_key.clone(), body.clone());
+        let (client, url, key, body) = (
+            setup.client.clone(),
+            format!("{}/api/v1/events", run.server.base()),
+            setup.ingest_key.clone(),
+            body.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let (mut accepted, mut failed) = (0u64, 0u64);
             while Instant::now() < deadline {
-                let r = client.post(&url).bearer_auth(&key).header("content-type", "application/json").body(body.as_ref().clone()).send().await;
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/json")
+                    .body(body.as_ref().clone())
+                    .send()
+                    .await;
                 match r {
                     Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => accepted += 1000,
                     _ => failed += 1000,
@@ -213,14 +251,16 @@ async fn end_to_end(setup: &Setup, name: &str, workers: usize, secs: f64) -> any
 async fn fan_out(setup: &Setup) -> anyhow::Result<Row> {
     let fan_out = |_: usize| (0..FAN_OUT_ENDPOINTS).map(|i| FAN_OUT_BASE + i).collect();
     let keys = vec![setup.fanout_key.clone()];
-    run_load(setup, "fan-out, 1 account × 200 endpoints", 0, None, &keys, 50, 30.0 * setup.args.scale, 0.0, &fan_out).await
+    run_load(setup, "fan-out, 1 account × 200 endpoints", 0, None, &keys, 50, 30.0 * setup.args.scale, 0.0, &fan_out)
+        .await
 }
 
 async fn flaky(setup: &Setup) -> anyhow::Result<Row> {
     let keys: Vec<String> = setup.e2e_keys.iter().take(20).cloned().collect();
     let fan_out = |account: usize| vec![account as u32];
     let name = "flaky receiver (30 % fail), 20 accounts";
-    run_load(setup, name, 0, Some(FLAKY_SCHEDULE), &keys, PER_ACCOUNT_PER_SEC, 30.0 * setup.args.scale, 0.3, &fan_out).await
+    run_load(setup, name, 0, Some(FLAKY_SCHEDULE), &keys, PER_ACCOUNT_PER_SEC, 30.0 * setup.args.scale, 0.3, &fan_out)
+        .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -241,7 +281,8 @@ async fn run_load(
     let sampler = procstat::Sampler::start(run.pids());
     let per_tick = (per_sec as f64 * TICK.as_secs_f64()).round() as usize;
     let started = Instant::now();
-    let published = load::publish(&setup.client, &run.server.base(), keys, per_tick, TICK, Duration::from_secs_f64(secs)).await;
+    let published =
+        load::publish(&setup.client, &run.server.base(), keys, per_tick, TICK, Duration::from_secs_f64(secs)).await;
     let ended = Instant::now();
     // Drain: wait until nothing is pending (retries included), or give up after a while.
     // Bounded so the whole bench stays well under 25 minutes; what is still queued then is
@@ -249,7 +290,8 @@ async fn run_load(
     let limit = if failure_share > 0.0 { Duration::from_secs(120) } else { Duration::from_secs(60) };
     let mut last = (setup.receiver.ok_count(), Instant::now());
     loop {
-        let pending: u64 = psql(&run.db_url, "SELECT count(*) FROM deliveries WHERE status = 'pending'")?.trim().parse()?;
+        let pending: u64 =
+            psql(&run.db_url, "SELECT count(*) FROM deliveries WHERE status = 'pending'")?.trim().parse()?;
         if pending == 0 || ended.elapsed() > limit {
             break;
         }
@@ -275,8 +317,18 @@ async fn run_load(
     let queued: u64 = psql(&run.db_url, "SELECT count(*) FROM deliveries WHERE status = 'pending'")?.trim().parse()?;
     let attempts = receipts.len() as u64;
     run.finish()?;
-    let offered_per_sec = published.offered as f64 * fan_out(0).len() as f64 / ended.duration_since(started).as_secs_f64();
-    let mut row = Row::delivery(name, offered_per_sec, published.sent.len() as u64, &delivered, (dead, queued), attempts, drained, [ours, pg, bench]);
+    let offered_per_sec =
+        published.offered as f64 * fan_out(0).len() as f64 / ended.duration_since(started).as_secs_f64();
+    let mut row = Row::delivery(
+        name,
+        offered_per_sec,
+        published.sent.len() as u64,
+        &delivered,
+        (dead, queued),
+        attempts,
+        drained,
+        [ours, pg, bench],
+    );
     if published.rejected + published.errors > 0 {
         row.note(format!("{} events refused with 429, {} failed", published.rejected, published.errors));
     }
@@ -296,7 +348,8 @@ struct Scenario {
 impl Scenario {
     async fn start(setup: &Setup, name: &str, workers: usize, schedule: Option<&str>) -> anyhow::Result<Scenario> {
         println!("scenario: {name}");
-        let slug: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect::<String>().to_lowercase();
+        let slug: String =
+            name.chars().filter(|c| c.is_ascii_alphanumeric()).take(24).collect::<String>().to_lowercase();
         let db_name = format!("bench_{}_{slug}", std::process::id());
         let admin = &setup.args.admin_url;
         psql(admin, &format!("DROP DATABASE IF EXISTS \"{db_name}\""))?;
@@ -313,7 +366,9 @@ impl Scenario {
         let server = Server::start(&setup.args, &setup.receiver, &db_url, &serve_env, "serve", Some(&slug))?;
         server.wait_ready(&setup.client).await?;
         let workers = (0..workers)
-            .map(|i| Server::start(&setup.args, &setup.receiver, &db_url, &env, "worker", Some(&format!("{slug}-worker{i}"))))
+            .map(|i| {
+                Server::start(&setup.args, &setup.receiver, &db_url, &env, "worker", Some(&format!("{slug}-worker{i}")))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Scenario { db_name, db_url, admin_url: admin.clone(), server, workers })
     }
@@ -351,7 +406,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: &Args, receiver: &Receiver, db_url: &str, env: &[(&str, String)], mode: &str, log: Option<&str>) -> anyhow::Result<Server> {
+    fn start(
+        args: &Args,
+        receiver: &Receiver,
+        db_url: &str,
+        env: &[(&str, String)],
+        mode: &str,
+        log: Option<&str>,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
         let log_path = args.out.join(format!("{}.log", log.unwrap_or("setup")));
         let log_file = std::fs::File::create(&log_path)?;
@@ -410,7 +472,8 @@ impl Drop for Server {
 }
 
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -440,4 +503,3 @@ fn run_cli(bin: &Path, db_url: &str, args: &[&str]) -> anyhow::Result<Value> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     Ok(stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null))
 }
-

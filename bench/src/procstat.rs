@@ -53,7 +53,8 @@ impl Sampler {
                 used as f64 / TICKS / secs * 100.0
             };
             let ours_usage = Usage { peak_rss_mib: ours_peak, cpu_percent: percent(&ours_start, &cpu_ticks(&ours)) };
-            let pg_usage = Usage { peak_rss_mib: pg_peak, cpu_percent: percent(&pg_start, &cpu_ticks(&postgres_pids())) };
+            let pg_usage =
+                Usage { peak_rss_mib: pg_peak, cpu_percent: percent(&pg_start, &cpu_ticks(&postgres_pids())) };
             let me_usage = Usage { peak_rss_mib: 0.0, cpu_percent: percent(&me_start, &cpu_ticks(&me)) };
             *out.lock().unwrap() = Some((ours_usage, pg_usage, me_usage));
         });

@@ -20,7 +20,7 @@ use axum::{
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use tokio::net::TcpListener;
 use tokio_rustls::{
-    rustls::{pki_types::PrivateKeyDer, pki_types::pem::PemObject, ServerConfig},
+    rustls::{pki_types::pem::PemObject, pki_types::PrivateKeyDer, ServerConfig},
     TlsAcceptor,
 };
 
@@ -58,7 +58,8 @@ impl Receiver {
         std::fs::write(&ca_pem, ca_cert.pem())?;
 
         let key = PrivateKeyDer::from_pem_slice(leaf_key.serialize_pem().as_bytes())?;
-        let config = ServerConfig::builder().with_no_client_auth().with_single_cert(vec![leaf_cert.der().clone()], key)?;
+        let config =
+            ServerConfig::builder().with_no_client_auth().with_single_cert(vec![leaf_cert.der().clone()], key)?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

@@ -143,7 +143,11 @@ fn targets(rows: &[Row]) -> String {
         line("end-to-end ≥ 10,000 deliveries/s for 60 s", format!("{:.0} deliveries/s", r.rate), r.rate >= 10_000.0);
         line("p95 ingest → first attempt < 1 s (PRD < 5 s)", ms(d.latency_p95), d.latency_p95 < Duration::from_secs(1));
         let lost = d.missing.saturating_sub(r.dead_lettered + r.queued);
-        line("0 lost, 0 duplicates", format!("{lost} lost, {} duplicates", d.duplicates), lost == 0 && d.duplicates == 0);
+        line(
+            "0 lost, 0 duplicates",
+            format!("{lost} lost, {} duplicates", d.duplicates),
+            lost == 0 && d.duplicates == 0,
+        );
     }
     if let Some(r) = find("flaky") {
         let d = r.delivered.clone().unwrap_or_default();

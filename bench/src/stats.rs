@@ -118,7 +118,8 @@ mod tests {
     fn duplicates_missing_and_latency_are_counted_per_endpoint() {
         let t0 = Instant::now();
         let sent: HashMap<String, Instant> = [("a".to_owned(), t0), ("b".to_owned(), t0 + ms(10))].into();
-        let receipt = |endpoint, id: &str, after, ok| Receipt { endpoint, webhook_id: id.to_owned(), at: t0 + ms(after), ok };
+        let receipt =
+            |endpoint, id: &str, after, ok| Receipt { endpoint, webhook_id: id.to_owned(), at: t0 + ms(after), ok };
         let receipts = vec![
             receipt(1, "a", 30, false), // a failed attempt is neither delivered nor a duplicate
             receipt(1, "a", 40, true),

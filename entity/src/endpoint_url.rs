@@ -37,9 +37,7 @@ pub enum UrlError {
     Invalid,
     #[error("The URL must include a host name, for example https://example.com/webhooks.")]
     MissingHost,
-    #[error(
-        "The host name is not valid: use a domain name (letters, digits, hyphens and dots) or an IP address."
-    )]
+    #[error("The host name is not valid: use a domain name (letters, digits, hyphens and dots) or an IP address.")]
     InvalidHost,
     #[error("The port must be a number between 1 and 65535.")]
     InvalidPort,
@@ -189,9 +187,7 @@ fn check_length(input: &str) -> Result<(), UrlError> {
 fn parse_error(input: &str, error: url::ParseError) -> UrlError {
     if let Some(scheme) = typed_scheme(input) {
         if !scheme.eq_ignore_ascii_case("https") {
-            return UrlError::NotHttps {
-                scheme: scheme.to_ascii_lowercase(),
-            };
+            return UrlError::NotHttps { scheme: scheme.to_ascii_lowercase() };
         }
     }
     match error {
@@ -218,9 +214,7 @@ fn typed_scheme(input: &str) -> Option<&str> {
 fn check_scheme(url: &Url) -> Result<(), UrlError> {
     // SPEC §7: https only, so payloads and signatures never travel in clear text.
     if url.scheme() != "https" {
-        return Err(UrlError::NotHttps {
-            scheme: url.scheme().to_owned(),
-        });
+        return Err(UrlError::NotHttps { scheme: url.scheme().to_owned() });
     }
     Ok(())
 }
@@ -262,8 +256,7 @@ fn normalise_host(url: &mut Url) -> Result<(), UrlError> {
     let normalised = normalise_domain(&domain)?;
     if normalised != domain {
         // Re-parsing through `set_host` also turns `127.0.0.1.`-like names into IPv4.
-        url.set_host(Some(&normalised))
-            .map_err(|_| UrlError::InvalidHost)?;
+        url.set_host(Some(&normalised)).map_err(|_| UrlError::InvalidHost)?;
     }
     Ok(())
 }
@@ -272,10 +265,7 @@ fn normalise_host(url: &mut Url) -> Result<(), UrlError> {
 /// names like `*.x`, `a..b` or `.` that no resolver would; refusing them here gives the user
 /// a clear sentence instead of a DNS failure later.
 fn normalise_domain(domain: &str) -> Result<String, UrlError> {
-    let name = domain
-        .strip_suffix('.')
-        .unwrap_or(domain)
-        .to_ascii_lowercase();
+    let name = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
     if name.is_empty() || name.len() > MAX_DOMAIN_LEN || !name.split('.').all(is_valid_label) {
         return Err(UrlError::InvalidHost);
     }
@@ -288,9 +278,7 @@ fn is_valid_label(label: &str) -> bool {
         && label.len() <= MAX_LABEL_LEN
         && !label.starts_with('-')
         && !label.ends_with('-')
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -315,60 +303,31 @@ mod tests {
 
     #[test]
     fn surrounding_whitespace_is_trimmed() {
-        assert_eq!(
-            ok("  https://example.com/x \n").as_str(),
-            "https://example.com/x"
-        );
+        assert_eq!(ok("  https://example.com/x \n").as_str(), "https://example.com/x");
     }
 
     #[test]
     fn http_is_rejected_with_a_sentence_asking_for_https() {
         let error = err("http://example.com/webhooks");
-        assert_eq!(
-            error,
-            UrlError::NotHttps {
-                scheme: "http".into()
-            }
-        );
-        assert!(error
-            .to_string()
-            .starts_with("The URL must start with https://"));
+        assert_eq!(error, UrlError::NotHttps { scheme: "http".into() });
+        assert!(error.to_string().starts_with("The URL must start with https://"));
     }
 
     #[test]
     fn http_without_a_host_still_asks_for_https() {
-        assert_eq!(
-            err("http://"),
-            UrlError::NotHttps {
-                scheme: "http".into()
-            }
-        );
+        assert_eq!(err("http://"), UrlError::NotHttps { scheme: "http".into() });
     }
 
     #[test]
     fn other_schemes_are_rejected() {
-        assert_eq!(
-            err("ftp://example.com/"),
-            UrlError::NotHttps {
-                scheme: "ftp".into()
-            }
-        );
-        assert!(matches!(
-            err("file:///etc/passwd"),
-            UrlError::NotHttps { .. }
-        ));
-        assert!(matches!(
-            err("javascript:alert(1)"),
-            UrlError::NotHttps { .. }
-        ));
+        assert_eq!(err("ftp://example.com/"), UrlError::NotHttps { scheme: "ftp".into() });
+        assert!(matches!(err("file:///etc/passwd"), UrlError::NotHttps { .. }));
+        assert!(matches!(err("javascript:alert(1)"), UrlError::NotHttps { .. }));
     }
 
     #[test]
     fn an_upper_case_scheme_and_host_are_normalised() {
-        assert_eq!(
-            ok("HTTPS://EXAMPLE.COM/Path").as_str(),
-            "https://example.com/Path"
-        );
+        assert_eq!(ok("HTTPS://EXAMPLE.COM/Path").as_str(), "https://example.com/Path");
     }
 
     #[test]
@@ -402,10 +361,7 @@ mod tests {
     fn a_user_name_and_password_are_refused() {
         let error = err("https://user:secret@example.com/");
         assert_eq!(error, UrlError::Credentials);
-        assert_eq!(
-            error.to_string(),
-            "The URL must not contain a username or password."
-        );
+        assert_eq!(error.to_string(), "The URL must not contain a username or password.");
     }
 
     #[test]
@@ -471,18 +427,12 @@ mod tests {
     #[test]
     fn an_ipv4_mapped_ipv6_literal_is_reported_as_ipv6_for_the_guard_to_unwrap() {
         let url = ok("https://[::ffff:127.0.0.1]/");
-        assert_eq!(
-            url.host(),
-            EndpointHost::Ipv6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())
-        );
+        assert_eq!(url.host(), EndpointHost::Ipv6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()));
     }
 
     #[test]
     fn a_dotted_ipv4_literal_is_reported_as_ipv4() {
-        assert_eq!(
-            ok("https://10.1.2.3/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::new(10, 1, 2, 3))
-        );
+        assert_eq!(ok("https://10.1.2.3/").host(), EndpointHost::Ipv4(Ipv4Addr::new(10, 1, 2, 3)));
     }
 
     #[test]
@@ -494,38 +444,20 @@ mod tests {
 
     #[test]
     fn a_hexadecimal_ipv4_spelling_is_normalised_to_dotted_form() {
-        assert_eq!(
-            ok("https://0x7f.0.0.1/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)
-        );
-        assert_eq!(
-            ok("https://0x7f000001/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)
-        );
+        assert_eq!(ok("https://0x7f.0.0.1/").host(), EndpointHost::Ipv4(Ipv4Addr::LOCALHOST));
+        assert_eq!(ok("https://0x7f000001/").host(), EndpointHost::Ipv4(Ipv4Addr::LOCALHOST));
     }
 
     #[test]
     fn an_octal_ipv4_spelling_is_normalised_to_dotted_form() {
-        assert_eq!(
-            ok("https://0177.0.0.1/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)
-        );
+        assert_eq!(ok("https://0177.0.0.1/").host(), EndpointHost::Ipv4(Ipv4Addr::LOCALHOST));
     }
 
     #[test]
     fn short_and_trailing_dot_ipv4_spellings_are_normalised() {
-        assert_eq!(
-            ok("https://127.1/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)
-        );
-        assert_eq!(
-            ok("https://127.0.0.1./").host(),
-            EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)
-        );
-        assert_eq!(
-            ok("https://0/").host(),
-            EndpointHost::Ipv4(Ipv4Addr::UNSPECIFIED)
-        );
+        assert_eq!(ok("https://127.1/").host(), EndpointHost::Ipv4(Ipv4Addr::LOCALHOST));
+        assert_eq!(ok("https://127.0.0.1./").host(), EndpointHost::Ipv4(Ipv4Addr::LOCALHOST));
+        assert_eq!(ok("https://0/").host(), EndpointHost::Ipv4(Ipv4Addr::UNSPECIFIED));
     }
 
     #[test]
@@ -564,13 +496,7 @@ mod tests {
 
     #[test]
     fn garbage_input_is_refused_with_a_sentence() {
-        for input in [
-            "https://",
-            "https://[::1",
-            "https://exa<mple.com/",
-            "::::",
-            "%%%",
-        ] {
+        for input in ["https://", "https://[::1", "https://exa<mple.com/", "::::", "%%%"] {
             let error = err(input);
             assert!(error.to_string().ends_with('.'), "{input}: {error}");
         }
@@ -597,32 +523,16 @@ mod tests {
 
     #[test]
     fn serde_refuses_an_invalid_url_with_the_user_facing_message() {
-        let error = serde_json::from_str::<EndpointUrl>(r#""http://example.com/""#)
-            .expect_err("http must be refused");
-        assert!(
-            error.to_string().contains("must start with https://"),
-            "{error}"
-        );
+        let error = serde_json::from_str::<EndpointUrl>(r#""http://example.com/""#).expect_err("http must be refused");
+        assert!(error.to_string().contains("must start with https://"), "{error}");
     }
 
     #[test]
     fn a_bare_host_parses_with_the_same_rules_as_a_url_host() {
-        assert_eq!(
-            EndpointHost::parse("Example.COM."),
-            Ok(EndpointHost::Domain("example.com".into()))
-        );
-        assert_eq!(
-            EndpointHost::parse("0x7f.1"),
-            Ok(EndpointHost::Ipv4(Ipv4Addr::LOCALHOST))
-        );
-        assert_eq!(
-            EndpointHost::parse("[::1]"),
-            Ok(EndpointHost::Ipv6(Ipv6Addr::LOCALHOST))
-        );
+        assert_eq!(EndpointHost::parse("Example.COM."), Ok(EndpointHost::Domain("example.com".into())));
+        assert_eq!(EndpointHost::parse("0x7f.1"), Ok(EndpointHost::Ipv4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(EndpointHost::parse("[::1]"), Ok(EndpointHost::Ipv6(Ipv6Addr::LOCALHOST)));
         assert_eq!(EndpointHost::parse("host:80"), Err(UrlError::InvalidHost));
-        assert_eq!(
-            EndpointHost::parse("*.example.com"),
-            Err(UrlError::InvalidHost)
-        );
+        assert_eq!(EndpointHost::parse("*.example.com"), Err(UrlError::InvalidHost));
     }
 }

@@ -105,8 +105,7 @@ mod tests {
     #[test]
     fn the_catalogue_has_the_prds_nineteen_types_in_four_categories() {
         assert_eq!(EventType::ALL.len(), 19);
-        let per_category: Vec<usize> =
-            EventCategory::ALL.iter().map(|c| c.event_types().count()).collect();
+        let per_category: Vec<usize> = EventCategory::ALL.iter().map(|c| c.event_types().count()).collect();
         assert_eq!(per_category, vec![4, 6, 4, 5]);
         let names: HashSet<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(names.len(), 19, "names are unique");

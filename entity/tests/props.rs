@@ -39,7 +39,8 @@ fn host() -> impl Strategy<Value = String> {
 fn url_like() -> impl Strategy<Value = String> {
     // Weighted towards valid parts, so about half the cases are accepted and the rest are
     // refused for one or two reasons at a time.
-    let scheme = prop_oneof![6 => Just("https"), 1 => select(vec!["HTTPS", "http", "ftp", "javascript", "file", "", "https:"])];
+    let scheme =
+        prop_oneof![6 => Just("https"), 1 => select(vec!["HTTPS", "http", "ftp", "javascript", "file", "", "https:"])];
     let userinfo = prop_oneof![8 => Just(""), 1 => select(vec!["user@", "user:pass@", ":@", "@"])];
     let port = prop_oneof![
         6 => Just(String::new()),
@@ -50,7 +51,8 @@ fn url_like() -> impl Strategy<Value = String> {
     let query = prop_oneof![3 => Just(String::new()), 1 => "\\?[\\PC&&[^#]]{0,20}"];
     let fragment = prop_oneof![8 => Just(String::new()), 1 => "#\\PC{0,8}"];
     let padding = select(vec!["", "", " ", "\n", "\t "]);
-    (scheme, userinfo, host(), port, path, query, fragment, padding).prop_map(|(s, u, h, p, path, q, f, pad)| format!("{pad}{s}://{u}{h}{p}{path}{q}{f}{pad}"))
+    (scheme, userinfo, host(), port, path, query, fragment, padding)
+        .prop_map(|(s, u, h, p, path, q, f, pad)| format!("{pad}{s}://{u}{h}{p}{path}{q}{f}{pad}"))
 }
 
 fn event_type() -> impl Strategy<Value = EventType> {
@@ -61,8 +63,15 @@ fn endpoint_input() -> impl Strategy<Value = EndpointInput> {
     let url = prop_oneof![url_like(), "\\PC{0,40}"];
     let description = prop_oneof!["\\PC{0,40}", "\\PC{490,510}", "[é€😀]{495,505}"];
     let types = proptest::collection::vec(event_type(), 0..5);
-    (url, description, types, any::<bool>(), prop_oneof![any::<i32>(), -2..105i32])
-        .prop_map(|(url, description, event_types, enabled, rate_limit)| EndpointInput { url, description, event_types, enabled, rate_limit })
+    (url, description, types, any::<bool>(), prop_oneof![any::<i32>(), -2..105i32]).prop_map(
+        |(url, description, event_types, enabled, rate_limit)| EndpointInput {
+            url,
+            description,
+            event_types,
+            enabled,
+            rate_limit,
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -228,15 +237,13 @@ fn arbitrary_json() -> impl Strategy<Value = serde_json::Value> {
     let value = leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map("\\PC{0,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     });
     // Objects with the real field names, so serde gets past the first key.
     let fields = select(vec!["url", "description", "event_types", "enabled", "rate_limit", "other"]);
-    prop_oneof![
-        value.clone(),
-        proptest::collection::btree_map(fields, value, 0..6).prop_map(|m| json!(m)),
-    ]
+    prop_oneof![value.clone(), proptest::collection::btree_map(fields, value, 0..6).prop_map(|m| json!(m)),]
 }
 
 // ---------------------------------------------------------------------------------------

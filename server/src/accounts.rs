@@ -6,8 +6,8 @@ use entity::{
     AccountId, ApiKeyId, Role, UserId,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    TransactionTrait,
 };
 use serde::Serialize;
 
@@ -39,9 +39,9 @@ pub struct CreatedAccount {
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        });
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'));
     if valid {
         Ok(email)
     } else {
@@ -159,7 +159,11 @@ pub async fn authenticate(db: &DatabaseConnection, email: &str, password: &str) 
 }
 
 /// Starts a session and returns the cookie token (only its hash is stored).
-pub async fn create_session(db: &DatabaseConnection, user: &user::Model, ttl: std::time::Duration) -> Result<String, DbErr> {
+pub async fn create_session(
+    db: &DatabaseConnection,
+    user: &user::Model,
+    ttl: std::time::Duration,
+) -> Result<String, DbErr> {
     let token = secrets::random_token(32);
     let now = Utc::now();
     let ttl = ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::hours(12));
@@ -203,10 +207,7 @@ pub async fn delete_session(db: &DatabaseConnection, token: &str) -> Result<(), 
 
 /// Removes expired sessions; run from the worker's housekeeping.
 pub async fn delete_expired_sessions(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    let res = session::Entity::delete_many()
-        .filter(session::Column::ExpiresAt.lt(Utc::now()))
-        .exec(db)
-        .await?;
+    let res = session::Entity::delete_many().filter(session::Column::ExpiresAt.lt(Utc::now())).exec(db).await?;
     Ok(res.rows_affected)
 }
 

@@ -34,7 +34,12 @@ pub async fn count(pool: &PgPool, endpoint_id: &str, range: &BulkRetryRange) -> 
 
 /// Creates the bulk retry row; `None` when the same range is already running (then that
 /// one is returned by `running`).
-pub async fn create(pool: &PgPool, account_id: &str, endpoint_id: &str, range: &BulkRetryRange) -> sqlx::Result<(BulkRetry, bool)> {
+pub async fn create(
+    pool: &PgPool,
+    account_id: &str,
+    endpoint_id: &str,
+    range: &BulkRetryRange,
+) -> sqlx::Result<(BulkRetry, bool)> {
     let total = count(pool, endpoint_id, range).await?;
     let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
     let inserted = sqlx::query(
@@ -54,12 +59,14 @@ pub async fn create(pool: &PgPool, account_id: &str, endpoint_id: &str, range: &
     if let Some(row) = inserted {
         return Ok((from_row(row), true));
     }
-    let row = sqlx::query("SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running'")
-        .bind(endpoint_id)
-        .bind(range.since)
-        .bind(range.until)
-        .fetch_one(pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running'",
+    )
+    .bind(endpoint_id)
+    .bind(range.since)
+    .bind(range.until)
+    .fetch_one(pool)
+    .await?;
     Ok((from_row(row), false))
 }
 

@@ -102,11 +102,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
-    let delays = s
-        .split(',')
-        .filter(|part| !part.trim().is_empty())
-        .map(parse_duration)
-        .collect::<Result<Vec<_>, _>>()?;
+    let delays =
+        s.split(',').filter(|part| !part.trim().is_empty()).map(parse_duration).collect::<Result<Vec<_>, _>>()?;
     Ok(RetrySchedule(delays))
 }
 

@@ -8,8 +8,8 @@ use app::{
     server::engine::{Engine, TestTarget},
     AppError,
 };
-use entity::api::{BulkRetry, BulkRetryRange};
 use chrono::Utc;
+use entity::api::{BulkRetry, BulkRetryRange};
 use entity::{api::TestOutcome, endpoint_url::EndpointUrl, EventId, EventType};
 use serde_json::value::to_raw_value;
 
@@ -80,7 +80,13 @@ impl Engine for DeliveryEngine {
         let result = attempt::send(
             &self.client,
             &self.guard,
-            AttemptRequest { url: &target.url, msg_id: id.as_str(), body: &body, secrets: &secrets, rate_limit: Some((limit, limit.saturating_sub(1))) },
+            AttemptRequest {
+                url: &target.url,
+                msg_id: id.as_str(),
+                body: &body,
+                secrets: &secrets,
+                rate_limit: Some((limit, limit.saturating_sub(1))),
+            },
         )
         .await;
         TestOutcome {
@@ -100,8 +106,14 @@ impl Engine for DeliveryEngine {
         crate::bulk_retry::count(&self.pool, endpoint_id, range).await.map_err(AppError::internal)
     }
 
-    async fn bulk_retry_start(&self, account_id: &str, endpoint_id: &str, range: &BulkRetryRange) -> Result<BulkRetry, AppError> {
-        let (bulk, created) = crate::bulk_retry::create(&self.pool, account_id, endpoint_id, range).await.map_err(AppError::internal)?;
+    async fn bulk_retry_start(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        range: &BulkRetryRange,
+    ) -> Result<BulkRetry, AppError> {
+        let (bulk, created) =
+            crate::bulk_retry::create(&self.pool, account_id, endpoint_id, range).await.map_err(AppError::internal)?;
         if created {
             let mut storage: PostgresStorage<crate::jobs::bulk::BulkRetryJob> = PostgresStorage::new(&self.pool);
             storage.push(crate::jobs::bulk::BulkRetryJob { id: bulk.id.clone() }).await.map_err(AppError::internal)?;

@@ -89,12 +89,13 @@ fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
     if !raw.get().starts_with('{') {
         return Err(IngestError::Invalid(format!("event {index}: an event must be a JSON object")));
     }
-    let event: IncomingEvent = serde_json::from_str(raw.get())
-        .map_err(|e| IngestError::Invalid(format!("event {index}: {e}; expected {{\"type\", \"data\": {{\"object\": {{…}}}}, \"id\"?}}")))?;
-    let event_type: EventType = event
-        .event_type
-        .parse()
-        .map_err(|e| IngestError::Invalid(format!("event {index}: {e}")))?;
+    let event: IncomingEvent = serde_json::from_str(raw.get()).map_err(|e| {
+        IngestError::Invalid(format!(
+            "event {index}: {e}; expected {{\"type\", \"data\": {{\"object\": {{…}}}}, \"id\"?}}"
+        ))
+    })?;
+    let event_type: EventType =
+        event.event_type.parse().map_err(|e| IngestError::Invalid(format!("event {index}: {e}")))?;
     if !event.data.object.get().trim_start().starts_with('{') {
         return Err(IngestError::Invalid(format!("event {index}: data.object must be a JSON object")));
     }
@@ -127,7 +128,10 @@ pub async fn publish(
 }
 
 /// Event type → the enabled endpoints of the account subscribed to it.
-async fn subscriptions(conn: &mut PgConnection, account: &AccountId) -> Result<HashMap<String, Vec<String>>, IngestError> {
+async fn subscriptions(
+    conn: &mut PgConnection,
+    account: &AccountId,
+) -> Result<HashMap<String, Vec<String>>, IngestError> {
     let subs: Vec<(String, String)> = sqlx::query_as(
         "SELECT s.event_type, s.endpoint_id FROM endpoint_event_types s
          JOIN endpoints e ON e.id = s.endpoint_id
@@ -291,8 +295,12 @@ mod tests {
     #[test]
     fn problems_are_named_with_the_event_index() {
         let err = |body: &str| parse_body(body.as_bytes()).unwrap_err().to_string();
-        assert!(err(r#"{"type":"task.exploded","data":{"object":{}}}"#).contains("event 0: unknown event type `task.exploded`"));
-        assert!(err(r#"{"events":[{"type":"task.created","data":{"object":{}}},{"type":"task.created","data":{"object":[1]}}]}"#).contains("event 1: data.object must be a JSON object"));
+        assert!(err(r#"{"type":"task.exploded","data":{"object":{}}}"#)
+            .contains("event 0: unknown event type `task.exploded`"));
+        assert!(err(
+            r#"{"events":[{"type":"task.created","data":{"object":{}}},{"type":"task.created","data":{"object":[1]}}]}"#
+        )
+        .contains("event 1: data.object must be a JSON object"));
         assert!(err(r#"{"type":"task.created","data":{}}"#).contains("object"));
         assert!(err(r#"{"type":"task.created","data":{"object":{}},"id":"nope"}"#).contains("not a valid event id"));
         assert!(err(r#"{"events":[]}"#).contains("empty"));

@@ -19,7 +19,12 @@ pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("webhooks_attempt_duration_seconds".into()), ATTEMPT_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("webhooks_first_attempt_delay_seconds".into()), FIRST_ATTEMPT_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("webhooks_first_attempt_delay_seconds".into()),
+                    FIRST_ATTEMPT_BUCKETS,
+                )
+            })
             .expect("bucket lists are non-empty")
             .build_recorder();
         let handle = recorder.handle();
@@ -31,11 +36,28 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!("webhooks_events_ingested_total", "Events accepted (committed) by the ingest API or the outbox.");
-    metrics::describe_counter!("webhooks_attempts_total", "HTTP attempts by outcome: success, http_error, network_error.");
-    metrics::describe_counter!("webhooks_deliveries_completed_total", "Deliveries that reached a final state: delivered or failed (dead-lettered).");
-    metrics::describe_histogram!("webhooks_attempt_duration_seconds", metrics::Unit::Seconds, "Time from sending an attempt to its answer.");
-    metrics::describe_histogram!("webhooks_first_attempt_delay_seconds", metrics::Unit::Seconds, "Time from ingest to the start of a delivery's first attempt.");
+    metrics::describe_counter!(
+        "webhooks_events_ingested_total",
+        "Events accepted (committed) by the ingest API or the outbox."
+    );
+    metrics::describe_counter!(
+        "webhooks_attempts_total",
+        "HTTP attempts by outcome: success, http_error, network_error."
+    );
+    metrics::describe_counter!(
+        "webhooks_deliveries_completed_total",
+        "Deliveries that reached a final state: delivered or failed (dead-lettered)."
+    );
+    metrics::describe_histogram!(
+        "webhooks_attempt_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from sending an attempt to its answer."
+    );
+    metrics::describe_histogram!(
+        "webhooks_first_attempt_delay_seconds",
+        metrics::Unit::Seconds,
+        "Time from ingest to the start of a delivery's first attempt."
+    );
 }
 
 pub fn events_ingested(n: usize) {
@@ -86,11 +108,27 @@ pub fn render(handle: &PrometheusHandle, gauges: Option<&QueueGauges>) -> String
     let mut out = handle.render();
     if let Some(g) = gauges {
         let lines: [(&str, &str, f64); 5] = [
-            ("webhooks_queue_pending", "Deliveries waiting for an attempt (due now or retrying later).", g.pending as f64),
+            (
+                "webhooks_queue_pending",
+                "Deliveries waiting for an attempt (due now or retrying later).",
+                g.pending as f64,
+            ),
             ("webhooks_queue_due", "Deliveries due for an attempt now.", g.due as f64),
-            ("webhooks_queue_oldest_due_age_seconds", "How long the oldest due delivery has waited past its due time.", g.oldest_due_age_seconds),
-            ("webhooks_breakers_open", "Enabled endpoints that are failing: their circuit breaker is open.", g.breakers_open as f64),
-            ("webhooks_endpoints_disabled", "Endpoints disabled by their owner or automatically.", g.endpoints_disabled as f64),
+            (
+                "webhooks_queue_oldest_due_age_seconds",
+                "How long the oldest due delivery has waited past its due time.",
+                g.oldest_due_age_seconds,
+            ),
+            (
+                "webhooks_breakers_open",
+                "Enabled endpoints that are failing: their circuit breaker is open.",
+                g.breakers_open as f64,
+            ),
+            (
+                "webhooks_endpoints_disabled",
+                "Endpoints disabled by their owner or automatically.",
+                g.endpoints_disabled as f64,
+            ),
         ];
         for (name, help, value) in lines {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));

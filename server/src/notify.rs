@@ -59,10 +59,7 @@ pub enum NotifyError {
 #[derive(Clone)]
 pub enum Mailer {
     /// Sends over SMTP with a connection pool (needs a running tokio runtime).
-    Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
-        from: Mailbox,
-    },
+    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
     /// No SMTP configured: each email becomes a file in `dir` and an `info` log line.
     Folder { dir: PathBuf },
 }
@@ -71,10 +68,9 @@ impl fmt::Debug for Mailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The transport is left out: its settings may include credentials.
         match self {
-            Mailer::Smtp { from, .. } => f
-                .debug_struct("Mailer::Smtp")
-                .field("from", &from.to_string())
-                .finish_non_exhaustive(),
+            Mailer::Smtp { from, .. } => {
+                f.debug_struct("Mailer::Smtp").field("from", &from.to_string()).finish_non_exhaustive()
+            }
             Mailer::Folder { dir } => f.debug_struct("Mailer::Folder").field("dir", dir).finish(),
         }
     }
@@ -88,31 +84,20 @@ impl Mailer {
     /// `Webhooks <webhooks@example.com>`; it is validated in both modes.
     ///
     /// With an SMTP URL this must run inside a tokio runtime (lettre's pool spawns a task).
-    pub fn from_config(
-        smtp_url: Option<&str>,
-        mail_dir: &Path,
-        from: &str,
-    ) -> Result<Mailer, NotifyError> {
-        let from: Mailbox = from
-            .trim()
-            .parse()
-            .map_err(|e: lettre::address::AddressError| NotifyError::From {
-                from: from.to_owned(),
-                reason: e.to_string(),
-            })?;
+    pub fn from_config(smtp_url: Option<&str>, mail_dir: &Path, from: &str) -> Result<Mailer, NotifyError> {
+        let from: Mailbox = from.trim().parse().map_err(|e: lettre::address::AddressError| NotifyError::From {
+            from: from.to_owned(),
+            reason: e.to_string(),
+        })?;
         match smtp_url.map(str::trim).filter(|u| !u.is_empty()) {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| NotifyError::SmtpUrl {
-                        reason: e.to_string(),
-                    })?
+                    .map_err(|e| NotifyError::SmtpUrl { reason: e.to_string() })?
                     .timeout(Some(SMTP_TIMEOUT))
                     .build();
                 Ok(Mailer::Smtp { transport, from })
             }
-            None => Ok(Mailer::Folder {
-                dir: mail_dir.to_path_buf(),
-            }),
+            None => Ok(Mailer::Folder { dir: mail_dir.to_path_buf() }),
         }
     }
 
@@ -150,23 +135,15 @@ async fn send_smtp(
         }
     }
     if recipients == 0 {
-        return Err(NotifyError::NoRecipients {
-            subject: email.subject.clone(),
-        });
+        return Err(NotifyError::NoRecipients { subject: email.subject.clone() });
     }
     let message = builder
         .body(email.text.clone())
-        .map_err(|e| NotifyError::Build {
-            subject: email.subject.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| NotifyError::Build { subject: email.subject.clone(), reason: e.to_string() })?;
     transport
         .send(message)
         .await
-        .map_err(|e| NotifyError::Smtp {
-            subject: email.subject.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| NotifyError::Smtp { subject: email.subject.clone(), reason: e.to_string() })?;
     tracing::info!(subject = %email.subject, to = ?email.to, "email sent");
     Ok(())
 }
@@ -178,13 +155,9 @@ async fn write_to_folder(dir: &Path, email: &Email) -> Result<(), NotifyError> {
         source,
     };
     if email.to.iter().all(|t| t.trim().is_empty()) {
-        return Err(NotifyError::NoRecipients {
-            subject: email.subject.clone(),
-        });
+        return Err(NotifyError::NoRecipients { subject: email.subject.clone() });
     }
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| io_err(dir, e))?;
+    tokio::fs::create_dir_all(dir).await.map_err(|e| io_err(dir, e))?;
 
     let now = chrono::Utc::now();
     let contents = render_eml(email, now);
@@ -192,9 +165,7 @@ async fn write_to_folder(dir: &Path, email: &Email) -> Result<(), NotifyError> {
     // Write under a temporary name, then rename: a reader never sees half a file.
     let tmp = dir.join(format!(".{stem}.tmp"));
     let path = dir.join(format!("{stem}.eml"));
-    tokio::fs::write(&tmp, contents.as_bytes())
-        .await
-        .map_err(|e| io_err(&tmp, e))?;
+    tokio::fs::write(&tmp, contents.as_bytes()).await.map_err(|e| io_err(&tmp, e))?;
     if let Err(e) = tokio::fs::rename(&tmp, &path).await {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(io_err(&path, e));
@@ -212,21 +183,11 @@ async fn write_to_folder(dir: &Path, email: &Email) -> Result<(), NotifyError> {
 fn file_stem(now: chrono::DateTime<chrono::Utc>) -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}-{}-{seq:06}",
-        now.format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
-    )
+    format!("{}-{}-{seq:06}", now.format("%Y%m%dT%H%M%S%.6fZ"), std::process::id())
 }
 
 fn render_eml(email: &Email, now: chrono::DateTime<chrono::Utc>) -> String {
-    let to = email
-        .to
-        .iter()
-        .map(|t| one_line(t.trim()))
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let to = email.to.iter().map(|t| one_line(t.trim())).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(", ");
     let mut text = email.text.replace("\r\n", "\n");
     if !text.ends_with('\n') {
         text.push('\n');
@@ -244,9 +205,7 @@ fn render_eml(email: &Email, now: chrono::DateTime<chrono::Utc>) -> String {
 
 /// Header values on one line: no CR/LF (header injection) and no other control characters.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Quoted text (an error message) on one line, cut to `max` characters.
@@ -264,13 +223,7 @@ fn quote(s: &str, max: usize) -> String {
 
 /// Sent when an endpoint turns `failing` (5 consecutive failed attempts), before anything is
 /// disabled.
-pub fn failing_warning(
-    endpoint_url: &str,
-    failures: u32,
-    last_error: &str,
-    link: &str,
-    owners: Vec<String>,
-) -> Email {
+pub fn failing_warning(endpoint_url: &str, failures: u32, last_error: &str, link: &str, owners: Vec<String>) -> Email {
     let url = one_line(endpoint_url.trim());
     let failed = if failures == 1 {
         "has failed its last delivery attempt".to_owned()
@@ -321,11 +274,7 @@ You are receiving this email because you are an owner of this account.
         error = quote(last_error, MAX_ERROR_CHARS),
         link = one_line(link.trim()),
     );
-    Email {
-        to: owners,
-        subject,
-        text,
-    }
+    Email { to: owners, subject, text }
 }
 
 /// Sent when an endpoint is disabled automatically (a delivery to a failing endpoint was
@@ -359,11 +308,7 @@ You are receiving this email because you are an owner of this account.
         reason = quote(reason, MAX_ERROR_CHARS),
         link = one_line(link.trim()),
     );
-    Email {
-        to: owners,
-        subject,
-        text,
-    }
+    Email { to: owners, subject, text }
 }
 
 #[cfg(test)]
@@ -384,9 +329,7 @@ mod tests {
         assert!(email.subject.contains(URL), "{}", email.subject);
         assert!(email.subject.to_lowercase().contains("failing"));
         assert!(email.text.contains(URL));
-        assert!(email
-            .text
-            .contains("has failed 5 delivery attempts in a row"));
+        assert!(email.text.contains("has failed 5 delivery attempts in a row"));
         assert!(email.text.contains("HTTP 503 Service Unavailable"));
         assert!(email.text.contains(LINK));
         assert!(email.text.contains("Nothing has been disabled yet"));
@@ -410,20 +353,10 @@ mod tests {
 
     #[test]
     fn builders_keep_header_values_on_one_line_and_cut_long_errors() {
-        let email = failing_warning(
-            "https://x.example/\r\nBcc: evil@x",
-            1,
-            &"e".repeat(2000),
-            LINK,
-            owners(),
-        );
+        let email = failing_warning("https://x.example/\r\nBcc: evil@x", 1, &"e".repeat(2000), LINK, owners());
         assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
-        assert!(email
-            .text
-            .contains("has failed its last delivery attempt and"));
-        assert!(email
-            .text
-            .contains(&format!("{}…", "e".repeat(MAX_ERROR_CHARS))));
+        assert!(email.text.contains("has failed its last delivery attempt and"));
+        assert!(email.text.contains(&format!("{}…", "e".repeat(MAX_ERROR_CHARS))));
         assert!(!email.text.contains(&"e".repeat(MAX_ERROR_CHARS + 1)));
         let email = disabled_notice(URL, "  ", LINK, owners());
         assert!(email.text.contains("(no details recorded)"));
@@ -432,16 +365,12 @@ mod tests {
     #[test]
     fn from_config_validates() {
         let dir = std::env::temp_dir();
-        assert!(matches!(
-            Mailer::from_config(None, &dir, "not an address"),
-            Err(NotifyError::From { .. })
-        ));
+        assert!(matches!(Mailer::from_config(None, &dir, "not an address"), Err(NotifyError::From { .. })));
         assert!(matches!(
             Mailer::from_config(Some(""), &dir, "Webhooks <webhooks@example.com>"),
             Ok(Mailer::Folder { .. })
         ));
-        let err = Mailer::from_config(Some("ftp://user:hunter2@mail.example.com"), &dir, "a@b.c")
-            .unwrap_err();
+        let err = Mailer::from_config(Some("ftp://user:hunter2@mail.example.com"), &dir, "a@b.c").unwrap_err();
         assert!(matches!(err, NotifyError::SmtpUrl { .. }));
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
@@ -460,10 +389,8 @@ mod tests {
         mailer.send(&first).await.unwrap();
         mailer.send(&second).await.unwrap();
 
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names.len(), 2, "{names:?}");
         assert!(names.iter().all(|n| n.ends_with(".eml")));
@@ -483,9 +410,6 @@ mod tests {
         let dir = std::env::temp_dir().join("notify-test-unused");
         let mailer = Mailer::Folder { dir };
         let email = disabled_notice(URL, "x", LINK, vec![]);
-        assert!(matches!(
-            mailer.send(&email).await,
-            Err(NotifyError::NoRecipients { .. })
-        ));
+        assert!(matches!(mailer.send(&email).await, Err(NotifyError::NoRecipients { .. })));
     }
 }

@@ -19,7 +19,12 @@ pub struct Pruned {
 
 pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
-    let attempts = in_batches(pool, cutoff, "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE attempted_at < $1 LIMIT $2)").await?;
+    let attempts = in_batches(
+        pool,
+        cutoff,
+        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE attempted_at < $1 LIMIT $2)",
+    )
+    .await?;
     let deliveries = in_batches(
         pool,
         cutoff,
@@ -34,7 +39,12 @@ pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT $2)",
     )
     .await?;
-    in_batches(pool, cutoff, "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)").await?;
+    in_batches(
+        pool,
+        cutoff,
+        "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+    )
+    .await?;
     Ok(Pruned { attempts, deliveries, events })
 }
 

@@ -70,7 +70,8 @@ pub async fn seal_stored_secrets(db: &DatabaseConnection) -> anyhow::Result<u64>
     for row in rows {
         let secret = secret_box::open(&row.secret)?;
         let previous = row.previous_secret.as_deref().map(secret_box::open).transpose()?;
-        let clear_before = !secret_box::is_sealed(&row.secret) || row.previous_secret.as_deref().is_some_and(|p| !secret_box::is_sealed(p));
+        let clear_before = !secret_box::is_sealed(&row.secret)
+            || row.previous_secret.as_deref().is_some_and(|p| !secret_box::is_sealed(p));
         if clear_before {
             let mut active: endpoint::ActiveModel = row.into();
             active.secret = Set(secret_box::seal(&secret));
@@ -109,7 +110,6 @@ mod tests {
         assert_eq!(token_hash(&a).len(), 64);
     }
 
-
     // Webhook-secret sealing (app::server::secret_box), tested here so the test command runs
     // it. One key for every test in this process: the key is global by design.
     const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(secret_box::open(&sealed), Err(secret_box::SecretBoxError::Undecryptable));
         assert_eq!(secret_box::open("enc:v1:!!"), Err(secret_box::SecretBoxError::Undecryptable));
         assert_eq!(secret_box::install("c2hvcnQ="), Err(secret_box::SecretBoxError::BadKey));
-        assert_eq!(secret_box::install("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), Err(secret_box::SecretBoxError::KeyConflict));
+        assert_eq!(
+            secret_box::install("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+            Err(secret_box::SecretBoxError::KeyConflict)
+        );
         assert_eq!(secret_box::open_all(vec![sealed, secret_box::seal("whsec_ok")]), vec!["whsec_ok".to_owned()]);
     }
 }

@@ -69,7 +69,8 @@ impl Application {
         tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(wait_for(stop_rx));
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(wait_for(stop_rx));
         let signal = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -82,8 +83,16 @@ impl Application {
 
     /// Starts the workers (dispatcher + apalis) in this process, stopping when `shutdown`
     /// resolves; the tests run them beside `run_http_only`.
-    pub fn spawn_workers(&self, shutdown: impl Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-        tokio::spawn(jobs::run_workers(self.state.db.clone(), self.state.config.clone(), self.delivery.clone(), shutdown))
+    pub fn spawn_workers(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        tokio::spawn(jobs::run_workers(
+            self.state.db.clone(),
+            self.state.config.clone(),
+            self.delivery.clone(),
+            shutdown,
+        ))
     }
 
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.

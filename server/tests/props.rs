@@ -42,7 +42,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 32, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map("[\\PC\"]{0,6}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map("[\\PC\"]{0,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -51,7 +52,11 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn json_object_text() -> impl Strategy<Value = String> {
     (proptest::collection::btree_map("[\\PC\"]{0,6}", json_value(), 0..5), any::<bool>()).prop_map(|(m, pretty)| {
         let value = Value::Object(m.into_iter().collect());
-        if pretty { serde_json::to_string_pretty(&value).unwrap() } else { value.to_string() }
+        if pretty {
+            serde_json::to_string_pretty(&value).unwrap()
+        } else {
+            value.to_string()
+        }
     })
 }
 
@@ -80,7 +85,8 @@ fn hostile_body() -> impl Strategy<Value = Vec<u8>> {
         valid_event().prop_map(|(text, ..)| format!("[{text}]").into_bytes()),
         valid_event().prop_map(|(text, ..)| format!("[[{text}]]").into_bytes()),
         valid_event().prop_map(|(text, ..)| format!(r#"{{"events":[{text}],"events":[]}}"#).into_bytes()),
-        (valid_event(), any::<prop::sample::Index>()).prop_map(|((text, ..), i)| text.as_bytes()[..i.index(text.len())].to_vec()),
+        (valid_event(), any::<prop::sample::Index>())
+            .prop_map(|((text, ..), i)| text.as_bytes()[..i.index(text.len())].to_vec()),
         proptest::collection::vec(any::<u8>(), 0..64),
     ]
 }
@@ -201,8 +207,18 @@ proptest! {
 
 /// The ranges SPEC §7 names, as an oracle independent of the classifier's own table.
 const REFUSED_V4: [&str; 12] = [
-    "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
-    "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32", "169.254.169.254/32", "192.0.0.0/24",
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "100.64.0.0/10",
+    "0.0.0.0/8",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "169.254.169.254/32",
+    "192.0.0.0/24",
 ];
 const REFUSED_V6: [&str; 5] = ["::1/128", "::/128", "fc00::/7", "fe80::/10", "ff00::/8"];
 
@@ -390,16 +406,20 @@ fn verify_stripe(secret: &str, body: &[u8], header: &str) -> Option<i64> {
         }
     }
     let t = t?;
-    signatures.iter().any(|given| {
-        let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("{t}.").as_bytes());
-        mac.update(body);
-        mac.verify_slice(given).is_ok()
-    }).then_some(t)
+    signatures
+        .iter()
+        .any(|given| {
+            let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{t}.").as_bytes());
+            mac.update(body);
+            mac.verify_slice(given).is_ok()
+        })
+        .then_some(t)
 }
 
 fn secret() -> impl Strategy<Value = WebhookSecret> {
-    proptest::collection::vec(any::<u8>(), 24..=64).prop_map(|key| WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(key))).unwrap())
+    proptest::collection::vec(any::<u8>(), 24..=64)
+        .prop_map(|key| WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode(key))).unwrap())
 }
 
 fn msg_id() -> impl Strategy<Value = String> {
@@ -486,7 +506,12 @@ proptest! {
 fn the_openapi_document_names_event_types_as_they_travel_and_documents_common_errors() {
     use utoipa::OpenApi as _;
     let doc = serde_json::to_value(server::http::openapi::ApiDoc::openapi()).unwrap();
-    let names: Vec<&str> = doc["components"]["schemas"]["EventType"]["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let names: Vec<&str> = doc["components"]["schemas"]["EventType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(names, EventType::ALL.map(EventType::as_str).to_vec());
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

@@ -4,8 +4,8 @@
 
 mod login_page;
 
-pub use login_page::LoginPage;
 use leptos::prelude::*;
+pub use login_page::LoginPage;
 
 use crate::{AppError, CurrentUser};
 

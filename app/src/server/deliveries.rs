@@ -8,9 +8,7 @@ use entity::{
     tables::{attempt, delivery, event},
     DeliveryStatus,
 };
-use sea_orm::{
-    sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::endpoints::{self, Actor};
 use crate::AppError;
@@ -18,7 +16,12 @@ use crate::AppError;
 pub const PAGE_SIZE: u64 = 50;
 
 /// One page of an endpoint's deliveries, newest first.
-pub async fn list(db: &DatabaseConnection, actor: &Actor, endpoint_id: &str, filter: &DeliveryFilter) -> Result<DeliveryPage, AppError> {
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    endpoint_id: &str,
+    filter: &DeliveryFilter,
+) -> Result<DeliveryPage, AppError> {
     endpoints::get(db, actor, endpoint_id).await?; // 404 unless the endpoint is the actor's
     let mut query = delivery::find_in(&actor.account_id).filter(delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(status) = filter.status {
@@ -81,7 +84,8 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         return Err(AppError::Forbidden);
     }
     let row = find(db, actor, id).await?;
-    let (expected, verb) = if replay { (DeliveryStatus::Delivered, "Replay") } else { (DeliveryStatus::Failed, "Retry") };
+    let (expected, verb) =
+        if replay { (DeliveryStatus::Delivered, "Replay") } else { (DeliveryStatus::Failed, "Retry") };
     if row.status != expected.as_str() {
         let message = format!("{verb} applies to {} deliveries; this one is {}.", expected.as_str(), row.status);
         return Err(AppError::invalid("status", message));
@@ -98,11 +102,7 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
 }
 
 async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delivery::Model, AppError> {
-    delivery::find_in(&actor.account_id)
-        .filter(delivery::Column::Id.eq(id))
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound)
+    delivery::find_in(&actor.account_id).filter(delivery::Column::Id.eq(id)).one(db).await?.ok_or(AppError::NotFound)
 }
 
 fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, AppError> {
@@ -142,13 +142,25 @@ fn to_attempt(a: attempt::Model) -> Attempt {
 
 /// Checks the range and the endpoint's tenant, then asks the engine how many failed
 /// deliveries a bulk retry would resend.
-pub async fn bulk_retry_count(db: &DatabaseConnection, engine: &dyn super::engine::Engine, actor: &Actor, endpoint_id: &str, range: &entity::api::BulkRetryRange) -> Result<i64, AppError> {
+pub async fn bulk_retry_count(
+    db: &DatabaseConnection,
+    engine: &dyn super::engine::Engine,
+    actor: &Actor,
+    endpoint_id: &str,
+    range: &entity::api::BulkRetryRange,
+) -> Result<i64, AppError> {
     check_range(range)?;
     endpoints::get(db, actor, endpoint_id).await?;
     engine.bulk_retry_count(endpoint_id, range).await
 }
 
-pub async fn bulk_retry_start(db: &DatabaseConnection, engine: &dyn super::engine::Engine, actor: &Actor, endpoint_id: &str, range: &entity::api::BulkRetryRange) -> Result<entity::api::BulkRetry, AppError> {
+pub async fn bulk_retry_start(
+    db: &DatabaseConnection,
+    engine: &dyn super::engine::Engine,
+    actor: &Actor,
+    endpoint_id: &str,
+    range: &entity::api::BulkRetryRange,
+) -> Result<entity::api::BulkRetry, AppError> {
     if !actor.can_write {
         return Err(AppError::Forbidden);
     }
@@ -174,7 +186,12 @@ struct BucketRow {
 
 /// Success and latency of an endpoint's attempts over the last `days` (1: hourly buckets,
 /// otherwise daily), from the attempts table.
-pub async fn stats(db: &DatabaseConnection, actor: &Actor, endpoint_id: &str, days: i32) -> Result<Vec<entity::api::StatBucket>, AppError> {
+pub async fn stats(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    endpoint_id: &str,
+    days: i32,
+) -> Result<Vec<entity::api::StatBucket>, AppError> {
     use sea_orm::{DbBackend, FromQueryResult, Statement};
     endpoints::get(db, actor, endpoint_id).await?;
     let unit = if days <= 1 { "hour" } else { "day" };

@@ -11,8 +11,8 @@ use entity::{
     AccountId, EndpointId, EndpointStatus, EventType,
 };
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 
 use super::{
@@ -237,11 +237,7 @@ async fn checked_url(engine: &dyn Engine, input: &EndpointInput, current: Option
 /// The endpoint if it exists in this account; another account's id is simply not found.
 async fn find_row(db: &DatabaseConnection, account: &AccountId, id: &str) -> Result<endpoint::Model, AppError> {
     let id: EndpointId = id.parse().map_err(|_| AppError::NotFound)?;
-    endpoint::find_in(account)
-        .filter(endpoint::Column::Id.eq(id.as_str()))
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound)
+    endpoint::find_in(account).filter(endpoint::Column::Id.eq(id.as_str())).one(db).await?.ok_or(AppError::NotFound)
 }
 
 async fn event_types_of(db: &DatabaseConnection, endpoint_id: &str) -> Result<Vec<EventType>, AppError> {

@@ -26,7 +26,12 @@ pub trait Engine: Send + Sync + 'static {
     async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, AppError>;
 
     /// Starts a bulk retry as a background job, or returns the same one already running.
-    async fn bulk_retry_start(&self, account_id: &str, endpoint_id: &str, range: &BulkRetryRange) -> Result<BulkRetry, AppError>;
+    async fn bulk_retry_start(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        range: &BulkRetryRange,
+    ) -> Result<BulkRetry, AppError>;
 
     async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError>;
 }

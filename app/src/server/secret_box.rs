@@ -36,11 +36,8 @@ pub enum SecretBoxError {
 
 /// Installs the key for this process. Installing the same key again is a no-op.
 pub fn install(key_base64: &str) -> Result<(), SecretBoxError> {
-    let bytes: [u8; 32] = STANDARD
-        .decode(key_base64.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(SecretBoxError::BadKey)?;
+    let bytes: [u8; 32] =
+        STANDARD.decode(key_base64.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SecretBoxError::BadKey)?;
     let installed = KEY.get_or_init(|| Key { bytes, cipher: XChaCha20Poly1305::new(&bytes.into()) });
     if installed.bytes == bytes {
         Ok(())
@@ -58,7 +55,8 @@ pub fn seal(secret: &str) -> String {
     match KEY.get() {
         Some(key) => {
             let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-            let sealed = key.cipher.encrypt(&nonce, secret.as_bytes()).expect("XChaCha20-Poly1305 encrypts any length we store");
+            let sealed =
+                key.cipher.encrypt(&nonce, secret.as_bytes()).expect("XChaCha20-Poly1305 encrypts any length we store");
             let mut bytes = nonce.to_vec();
             bytes.extend_from_slice(&sealed);
             format!("{PREFIX}{}", STANDARD.encode(bytes))

@@ -42,7 +42,11 @@ fn Chart(buckets: Vec<StatBucket>) -> impl IntoView {
     let avg = buckets.iter().map(|b| b.avg_ms * b.total as f64).sum::<f64>() / total.max(1) as f64;
     let max_ms = buckets.iter().map(|b| b.avg_ms).fold(1.0, f64::max);
     let slot = W / buckets.len() as f64;
-    let summary = format!("{:.1} % delivered · {:.0} ms average · {total} attempts", ok as f64 * 100.0 / total.max(1) as f64, avg);
+    let summary = format!(
+        "{:.1} % delivered · {:.0} ms average · {total} attempts",
+        ok as f64 * 100.0 / total.max(1) as f64,
+        avg
+    );
     let line: String = buckets
         .iter()
         .enumerate()

@@ -4,7 +4,10 @@ use entity::{
 };
 use leptos::prelude::*;
 
-use super::{bulk_retry::{parse_local, BulkRetryPanel}, get_delivery, list_deliveries, resend_delivery};
+use super::{
+    bulk_retry::{parse_local, BulkRetryPanel},
+    get_delivery, list_deliveries, resend_delivery,
+};
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
@@ -25,10 +28,8 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
         until: parse_local(&until.get()),
         cursor: None,
     };
-    let first = Resource::new(
-        move || (filter(), refresh.get()),
-        move |(f, _)| list_deliveries(endpoint_id.get_value(), f),
-    );
+    let first =
+        Resource::new(move || (filter(), refresh.get()), move |(f, _)| list_deliveries(endpoint_id.get_value(), f));
     let load_more = Action::new(move |c: &String| {
         let f = DeliveryFilter { cursor: Some(c.clone()), ..filter() };
         list_deliveries(endpoint_id.get_value(), f)
@@ -248,7 +249,9 @@ fn AttemptView(a: Attempt) -> impl IntoView {
 fn headers_text(headers: &serde_json::Value) -> String {
     headers
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("\n"))
+        .map(|m| {
+            m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join("\n")
+        })
         .unwrap_or_default()
 }
 

@@ -21,7 +21,11 @@ pub fn EventPicker(selected: RwSignal<BTreeSet<EventType>>, #[prop(into)] disabl
 }
 
 #[component]
-fn EventGroup(category: EventCategory, selected: RwSignal<BTreeSet<EventType>>, disabled: Signal<bool>) -> impl IntoView {
+fn EventGroup(
+    category: EventCategory,
+    selected: RwSignal<BTreeSet<EventType>>,
+    disabled: Signal<bool>,
+) -> impl IntoView {
     let types: Vec<EventType> = category.event_types().collect();
     let total = types.len();
     let chosen = {

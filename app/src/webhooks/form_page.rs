@@ -8,7 +8,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
-use super::{chart::HealthChart, create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint, secret_panel::SecretPanel, update_endpoint};
+use super::{
+    chart::HealthChart, create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint,
+    secret_panel::SecretPanel, update_endpoint,
+};
 use crate::{auth::whoami, AppError};
 
 #[component]
@@ -133,7 +136,9 @@ fn EndpointForm(initial: EndpointInput, id: Option<String>, can_write: bool) -> 
     });
     let navigate = use_navigate();
     Effect::new(move |_| match save.value().get() {
-        Some(Ok(Saved::Created(new_id))) => navigate(&format!("/settings/webhooks/{new_id}?created=1"), Default::default()),
+        Some(Ok(Saved::Created(new_id))) => {
+            navigate(&format!("/settings/webhooks/{new_id}?created=1"), Default::default())
+        }
         Some(Ok(Saved::Updated)) => saved.set(true),
         Some(Err(err)) => match err {
             AppError::Validation(list) => errors.set(list),

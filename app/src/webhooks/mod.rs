@@ -116,7 +116,10 @@ pub async fn bulk_retry_count(endpoint_id: String, range: entity::api::BulkRetry
 }
 
 #[server(endpoint = "deliveries/bulk-start", input = Json)]
-pub async fn bulk_retry_start(endpoint_id: String, range: entity::api::BulkRetryRange) -> Result<entity::api::BulkRetry, AppError> {
+pub async fn bulk_retry_start(
+    endpoint_id: String,
+    range: entity::api::BulkRetryRange,
+) -> Result<entity::api::BulkRetry, AppError> {
     let (actor, ctx) = actor_and_context().await?;
     crate::server::deliveries::bulk_retry_start(&ctx.db, ctx.engine.as_ref(), &actor, &endpoint_id, &range).await
 }

@@ -78,13 +78,14 @@ pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'
     }
 }
 
-async fn read_response(mut response: reqwest::Response, started: Instant, request_headers: Vec<(String, String)>) -> AttemptResult {
+async fn read_response(
+    mut response: reqwest::Response,
+    started: Instant,
+    request_headers: Vec<(String, String)>,
+) -> AttemptResult {
     let status = response.status().as_u16();
-    let response_headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), storable(v.as_bytes())))
-        .collect();
+    let response_headers: Vec<(String, String)> =
+        response.headers().iter().map(|(k, v)| (k.as_str().to_owned(), storable(v.as_bytes()))).collect();
     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut body = Vec::new();
     let mut truncated = false;

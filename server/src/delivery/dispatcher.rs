@@ -148,7 +148,10 @@ impl Dispatcher {
 
     async fn drain_inner(&self, mut endpoint: ClaimedEndpoint, ctx: &mut DrainContext) -> Result<(), String> {
         let db = |e: sqlx::Error| e.to_string();
-        let mut window = SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?);
+        let mut window = SlidingWindow::new(
+            endpoint.rate_limit.max(1) as u32,
+            store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?,
+        );
         let mut refreshed;
         let mut idle_since: Option<Instant> = None;
         loop {
@@ -178,12 +181,17 @@ impl Dispatcher {
             idle_since = None;
             // Read the settings after seeing the work, renewing the lease in the same query:
             // an edit committed before these deliveries were published applies to them.
-            let Some(current) = store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(db)? else {
+            let Some(current) =
+                store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(db)?
+            else {
                 return Ok(()); // disabled meanwhile, or the lease was lost
             };
             refreshed = Instant::now();
             if current.rate_limit as u32 != window.limit() {
-                window = SlidingWindow::new(current.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &current.id).await.map_err(db)?);
+                window = SlidingWindow::new(
+                    current.rate_limit.max(1) as u32,
+                    store::recent_sends(&self.pool, &current.id).await.map_err(db)?,
+                );
             }
             endpoint = current;
             let keep_sending = self.send_batch(&mut endpoint, due, &mut window, &mut refreshed, ctx).await?;
@@ -203,7 +211,8 @@ impl Dispatcher {
         refreshed: &mut Instant,
         ctx: &mut DrainContext,
     ) -> Result<bool, String> {
-        let secrets: Vec<WebhookSecret> = endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
+        let secrets: Vec<WebhookSecret> =
+            endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
         let mut health = Health {
             status: endpoint.status.parse().unwrap_or(entity::EndpointStatus::Healthy),
             consecutive_failures: endpoint.consecutive_failures,
@@ -225,7 +234,11 @@ impl Dispatcher {
             }
             // A slow batch (a low rate limit, slow receivers) renews its lease as it goes.
             if refreshed.elapsed() >= self.lease / 4 {
-                if store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(|e| e.to_string())?.is_none() {
+                if store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+                {
                     tracing::warn!("lease lost; another worker owns this endpoint now");
                     keep_sending = false;
                     break;
@@ -248,7 +261,14 @@ impl Dispatcher {
             .await;
             window.record(Instant::now());
             let jitter = retry::random_jitter_unit(&mut rand::thread_rng());
-            let plan = record::plan(&health, delivery.attempt_count, &result, &self.schedule, jitter, std::time::SystemTime::now());
+            let plan = record::plan(
+                &health,
+                delivery.attempt_count,
+                &result,
+                &self.schedule,
+                jitter,
+                std::time::SystemTime::now(),
+            );
             health = plan.health.clone();
             keep_sending = plan.keep_sending();
             let outcome = Outcome {

@@ -19,12 +19,19 @@ pub enum Change {
     /// A success after failing: the breaker closes.
     Recovered,
     /// Disable now and tell the owners why.
-    Disable { reason: String },
+    Disable {
+        reason: String,
+    },
 }
 
 /// What one attempt's result does to the endpoint. `dead_lettered` is true when this
 /// attempt was the delivery's last.
-pub fn after_attempt(health: &Health, success: bool, status_code: Option<u16>, dead_lettered: bool) -> (Health, Change) {
+pub fn after_attempt(
+    health: &Health,
+    success: bool,
+    status_code: Option<u16>,
+    dead_lettered: bool,
+) -> (Health, Change) {
     if success {
         let change = if health.status == EndpointStatus::Failing { Change::Recovered } else { Change::None };
         return (Health { status: EndpointStatus::Healthy, consecutive_failures: 0 }, change);
@@ -32,12 +39,20 @@ pub fn after_attempt(health: &Health, success: bool, status_code: Option<u16>, d
     let failures = health.consecutive_failures + 1;
     if status_code == Some(410) {
         let reason = "The endpoint answered 410 Gone, which asks senders to stop.".to_owned();
-        return (Health { status: EndpointStatus::Disabled, consecutive_failures: failures }, Change::Disable { reason });
+        return (
+            Health { status: EndpointStatus::Disabled, consecutive_failures: failures },
+            Change::Disable { reason },
+        );
     }
     let failing = health.status == EndpointStatus::Failing || failures >= FAILING_AFTER;
     if failing && dead_lettered {
-        let reason = format!("A delivery failed every retry while the endpoint was failing ({failures} failed attempts in a row).");
-        return (Health { status: EndpointStatus::Disabled, consecutive_failures: failures }, Change::Disable { reason });
+        let reason = format!(
+            "A delivery failed every retry while the endpoint was failing ({failures} failed attempts in a row)."
+        );
+        return (
+            Health { status: EndpointStatus::Disabled, consecutive_failures: failures },
+            Change::Disable { reason },
+        );
     }
     if failing && health.status != EndpointStatus::Failing {
         return (Health { status: EndpointStatus::Failing, consecutive_failures: failures }, Change::BecameFailing);

@@ -70,7 +70,9 @@ pub fn plan(
     let (after, change) = health::after_attempt(before, result.success(), result.status, dead);
     let now_utc: DateTime<Utc> = now.into();
     let next_attempt_at = match decision {
-        Some(Decision::Retry { after }) => Some(now_utc + ChronoDuration::from_std(after).unwrap_or(ChronoDuration::hours(24))),
+        Some(Decision::Retry { after }) => {
+            Some(now_utc + ChronoDuration::from_std(after).unwrap_or(ChronoDuration::hours(24)))
+        }
         _ => None,
     };
     let delivery_status = match decision {
@@ -164,7 +166,9 @@ async fn write_batch(pool: &PgPool, batch: &mut [Outcome], rx: &mpsc::Receiver<O
         match write(pool, batch).await {
             Ok(()) => return vec![Ok(()); batch.len()],
             Err(err) if is_refusal(&err) => break,
-            Err(err) if rx.is_closed() && delay > Duration::from_secs(5) => return vec![Err(err.to_string()); batch.len()],
+            Err(err) if rx.is_closed() && delay > Duration::from_secs(5) => {
+                return vec![Err(err.to_string()); batch.len()]
+            }
             Err(err) => {
                 tracing::warn!(%err, outcomes = batch.len(), "recording attempts failed; retrying");
                 tokio::time::sleep(delay).await;

@@ -52,19 +52,12 @@ pub fn base_delay(schedule: &RetrySchedule, failed_attempts: u32) -> Option<Dura
 /// outside are clamped, NaN counts as 0). Jitter stops a burst of failures from retrying in
 /// lockstep against a receiver that is just recovering.
 pub fn with_jitter(delay: Duration, unit: f64) -> Duration {
-    let unit = if unit.is_nan() {
-        0.0
-    } else {
-        unit.clamp(-1.0, 1.0)
-    };
+    let unit = if unit.is_nan() { 0.0 } else { unit.clamp(-1.0, 1.0) };
     let nanos = delay.as_nanos();
     // Integer nanoseconds keep the bounds exact (60 s * 1.1 is 66 s, not 66.000000000000001 s).
     let offset = (nanos as f64 * JITTER_FRACTION * unit).round();
-    let jittered = if offset >= 0.0 {
-        nanos.saturating_add(offset as u128)
-    } else {
-        nanos.saturating_sub((-offset) as u128)
-    };
+    let jittered =
+        if offset >= 0.0 { nanos.saturating_add(offset as u128) } else { nanos.saturating_sub((-offset) as u128) };
     duration_from_nanos(jittered)
 }
 
@@ -148,12 +141,7 @@ mod tests {
     const HOUR: u64 = 60 * MIN;
 
     fn default_schedule() -> RetrySchedule {
-        RetrySchedule(
-            [MIN, 5 * MIN, 30 * MIN, 2 * HOUR, 24 * HOUR]
-                .into_iter()
-                .map(Duration::from_secs)
-                .collect(),
-        )
+        RetrySchedule([MIN, 5 * MIN, 30 * MIN, 2 * HOUR, 24 * HOUR].into_iter().map(Duration::from_secs).collect())
     }
 
     fn secs(s: u64) -> Duration {
@@ -196,14 +184,8 @@ mod tests {
         assert_eq!(with_jitter(secs(60), 1.0), secs(66));
         assert_eq!(with_jitter(secs(60), -1.0), secs(54));
         assert_eq!(with_jitter(secs(60), 0.0), secs(60));
-        assert_eq!(
-            with_jitter(secs(24 * HOUR), 1.0),
-            secs(26 * HOUR + 24 * MIN)
-        );
-        assert_eq!(
-            with_jitter(secs(24 * HOUR), -1.0),
-            secs(21 * HOUR + 36 * MIN)
-        );
+        assert_eq!(with_jitter(secs(24 * HOUR), 1.0), secs(26 * HOUR + 24 * MIN));
+        assert_eq!(with_jitter(secs(24 * HOUR), -1.0), secs(21 * HOUR + 36 * MIN));
         assert_eq!(with_jitter(secs(60), 0.5), secs(63));
     }
 
@@ -240,19 +222,13 @@ mod tests {
     fn retry_after_accepts_an_http_date_relative_to_now() {
         // 1994-11-06 08:49:37 UTC = 784111777 (the RFC's own example date).
         let now = SystemTime::UNIX_EPOCH + secs(784_111_777 - 90);
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(secs(90))
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(secs(90)));
     }
 
     #[test]
     fn retry_after_in_the_past_means_now() {
         let now = SystemTime::UNIX_EPOCH + secs(784_111_777 + 3600);
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
     }
 
     #[test]
@@ -267,27 +243,15 @@ mod tests {
     fn absurd_retry_after_values_are_capped_at_twenty_four_hours() {
         let now = SystemTime::UNIX_EPOCH + secs(784_111_777);
         assert_eq!(parse_retry_after("999999999", now), Some(MAX_RETRY_AFTER));
-        assert_eq!(
-            parse_retry_after("99999999999999999999999", now),
-            Some(MAX_RETRY_AFTER)
-        );
-        assert_eq!(
-            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
-            Some(MAX_RETRY_AFTER)
-        );
+        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_RETRY_AFTER));
     }
 
     #[test]
     fn decide_applies_jitter_to_the_scheduled_delay() {
         let s = default_schedule();
-        assert_eq!(
-            decide(&s, 1, None, None, 1.0),
-            Decision::Retry { after: secs(66) }
-        );
-        assert_eq!(
-            decide(&s, 2, Some(500), None, -1.0),
-            Decision::Retry { after: secs(270) }
-        );
+        assert_eq!(decide(&s, 1, None, None, 1.0), Decision::Retry { after: secs(66) });
+        assert_eq!(decide(&s, 2, Some(500), None, -1.0), Decision::Retry { after: secs(270) });
     }
 
     #[test]
@@ -309,51 +273,29 @@ mod tests {
     #[test]
     fn retry_after_is_ignored_for_500_and_network_errors() {
         let s = default_schedule();
-        assert_eq!(
-            decide(&s, 1, Some(500), Some(secs(600)), 0.0),
-            Decision::Retry { after: secs(60) }
-        );
-        assert_eq!(
-            decide(&s, 1, None, Some(secs(600)), 0.0),
-            Decision::Retry { after: secs(60) }
-        );
+        assert_eq!(decide(&s, 1, Some(500), Some(secs(600)), 0.0), Decision::Retry { after: secs(60) });
+        assert_eq!(decide(&s, 1, None, Some(secs(600)), 0.0), Decision::Retry { after: secs(60) });
     }
 
     #[test]
     fn retry_after_cannot_revive_an_exhausted_schedule() {
         let s = default_schedule();
         assert_eq!(decide(&s, 6, Some(429), Some(secs(5)), 0.0), Decision::Dead);
-        assert_eq!(
-            decide(&s, 6, Some(503), Some(secs(600)), 0.0),
-            Decision::Dead
-        );
+        assert_eq!(decide(&s, 6, Some(503), Some(secs(600)), 0.0), Decision::Dead);
     }
 
     #[test]
     fn seconds_scale_schedules_work_for_tests() {
         let s = RetrySchedule(vec![secs(1), secs(2)]);
         assert_eq!(max_attempts(&s), 3);
-        assert_eq!(
-            decide(&s, 1, Some(500), None, 0.0),
-            Decision::Retry { after: secs(1) }
-        );
-        assert_eq!(
-            decide(&s, 2, Some(500), None, 1.0),
-            Decision::Retry {
-                after: Duration::from_millis(2200)
-            }
-        );
+        assert_eq!(decide(&s, 1, Some(500), None, 0.0), Decision::Retry { after: secs(1) });
+        assert_eq!(decide(&s, 2, Some(500), None, 1.0), Decision::Retry { after: Duration::from_millis(2200) });
         assert_eq!(decide(&s, 3, Some(500), None, 0.0), Decision::Dead);
     }
 
     #[test]
     fn sub_second_schedules_keep_millisecond_precision() {
         let s = RetrySchedule(vec![Duration::from_millis(500)]);
-        assert_eq!(
-            decide(&s, 1, None, None, -1.0),
-            Decision::Retry {
-                after: Duration::from_millis(450)
-            }
-        );
+        assert_eq!(decide(&s, 1, None, None, -1.0), Decision::Retry { after: Duration::from_millis(450) });
     }
 }

@@ -64,12 +64,8 @@ impl WebhookSecret {
 
     /// Validates a stored or user-supplied secret.
     pub fn parse(text: &str) -> Result<Self, SecretError> {
-        let encoded = text
-            .strip_prefix(SECRET_PREFIX)
-            .ok_or(SecretError::MissingPrefix)?;
-        let key = STANDARD
-            .decode(encoded)
-            .map_err(|_| SecretError::InvalidBase64)?;
+        let encoded = text.strip_prefix(SECRET_PREFIX).ok_or(SecretError::MissingPrefix)?;
+        let key = STANDARD.decode(encoded).map_err(|_| SecretError::InvalidBase64)?;
         if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()) {
             return Err(SecretError::InvalidLength(key.len()));
         }
@@ -118,24 +114,13 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 /// Stripe's `v1` value: hex HMAC-SHA256 over `"<t>.<body>"`, key = the whole secret string.
 pub fn stripe_signature(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
-    hex::encode(hmac_sha256(
-        secret.as_str().as_bytes(),
-        &[t.as_bytes(), b".", body],
-    ))
+    hex::encode(hmac_sha256(secret.as_str().as_bytes(), &[t.as_bytes(), b".", body]))
 }
 
 /// One Standard Webhooks signature, `v1,<base64 HMAC-SHA256 over "<id>.<t>.<body>">`.
-pub fn standard_signature(
-    secret: &WebhookSecret,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> String {
+pub fn standard_signature(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
-    let mac = hmac_sha256(
-        &secret.key_bytes(),
-        &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body],
-    );
+    let mac = hmac_sha256(&secret.key_bytes(), &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
     format!("v1,{}", STANDARD.encode(mac))
 }
 
@@ -152,26 +137,14 @@ pub fn signature_headers(
     vec![
         (HEADER_WEBHOOK_ID, msg_id.to_owned()),
         (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
-        (
-            HEADER_WEBHOOK_SIGNATURE,
-            standard_header(secrets, msg_id, timestamp, body),
-        ),
+        (HEADER_WEBHOOK_SIGNATURE, standard_header(secrets, msg_id, timestamp, body)),
         (HEADER_SIGNATURE, stripe_header(secrets, timestamp, body)),
     ]
 }
 
 /// Standard Webhooks lists several signatures space-separated.
-fn standard_header(
-    secrets: &[&WebhookSecret],
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> String {
-    secrets
-        .iter()
-        .map(|secret| standard_signature(secret, msg_id, timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+fn standard_header(secrets: &[&WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets.iter().map(|secret| standard_signature(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
 }
 
 /// Stripe repeats `v1=` once per secret after a single `t=`.
@@ -205,8 +178,7 @@ mod tests {
     const PREVIOUS_SECRET: &str = "whsec_dGhpcyBpcyB0aGUgcHJldmlvdXMgc2VjcmV0IGtleSE=";
     // Same Python construction as above with this secret:
     //   hmac.new(b"whsec_dGhpcyBp…leSE=", b"1614265330." + body, hashlib.sha256).hexdigest()
-    const PREVIOUS_STRIPE_HEX: &str =
-        "c53628b2ee5ad75a88db26c05094ba35c9ed408d576a81ce2b54778c61cfd240";
+    const PREVIOUS_STRIPE_HEX: &str = "c53628b2ee5ad75a88db26c05094ba35c9ed408d576a81ce2b54778c61cfd240";
     //   "v1," + base64(hmac.new(b64decode("dGhpcyBp…leSE="),
     //                            b"msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330." + body, sha256))
     const PREVIOUS_STANDARD: &str = "v1,vgvJ5s8hKf10W0QCcmDi56/FYGy/isQGp4KrCL/SZhU=";
@@ -216,20 +188,13 @@ mod tests {
     }
 
     fn header<'a>(headers: &'a [(&'static str, String)], name: &str) -> &'a str {
-        headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-            .expect("header present")
+        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).expect("header present")
     }
 
     #[test]
     fn standard_signature_matches_the_documented_standard_webhooks_vector() {
         let s = secret(SVIX_SECRET);
-        assert_eq!(
-            standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP, SVIX_BODY),
-            SVIX_SIGNATURE
-        );
+        assert_eq!(standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP, SVIX_BODY), SVIX_SIGNATURE);
     }
 
     #[test]
@@ -246,26 +211,15 @@ mod tests {
         assert_eq!(header(&headers, "webhook-id"), SVIX_MSG_ID);
         assert_eq!(header(&headers, "webhook-timestamp"), "1614265330");
         assert_eq!(header(&headers, "webhook-signature"), SVIX_SIGNATURE);
-        assert_eq!(
-            header(&headers, "X-Webhook-Signature"),
-            format!("t=1614265330,v1={STRIPE_HEX}")
-        );
+        assert_eq!(header(&headers, "X-Webhook-Signature"), format!("t=1614265330,v1={STRIPE_HEX}"));
     }
 
     #[test]
     fn two_secrets_give_two_entries_in_each_signature_header_current_first() {
         let current = secret(SVIX_SECRET);
         let previous = secret(PREVIOUS_SECRET);
-        let headers = signature_headers(
-            &[&current, &previous],
-            SVIX_MSG_ID,
-            SVIX_TIMESTAMP,
-            SVIX_BODY,
-        );
-        assert_eq!(
-            header(&headers, "webhook-signature"),
-            format!("{SVIX_SIGNATURE} {PREVIOUS_STANDARD}")
-        );
+        let headers = signature_headers(&[&current, &previous], SVIX_MSG_ID, SVIX_TIMESTAMP, SVIX_BODY);
+        assert_eq!(header(&headers, "webhook-signature"), format!("{SVIX_SIGNATURE} {PREVIOUS_STANDARD}"));
         assert_eq!(
             header(&headers, "X-Webhook-Signature"),
             format!("t=1614265330,v1={STRIPE_HEX},v1={PREVIOUS_STRIPE_HEX}")
@@ -276,28 +230,16 @@ mod tests {
     fn changing_one_byte_of_the_body_changes_both_signatures() {
         let s = secret(SVIX_SECRET);
         let other = br#"{"test": 2432232315}"#;
-        assert_ne!(
-            standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP, other),
-            SVIX_SIGNATURE
-        );
+        assert_ne!(standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP, other), SVIX_SIGNATURE);
         assert_ne!(stripe_signature(&s, SVIX_TIMESTAMP, other), STRIPE_HEX);
     }
 
     #[test]
     fn changing_the_timestamp_or_message_id_changes_the_signatures() {
         let s = secret(SVIX_SECRET);
-        assert_ne!(
-            standard_signature(&s, "msg_other", SVIX_TIMESTAMP, SVIX_BODY),
-            SVIX_SIGNATURE
-        );
-        assert_ne!(
-            standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP + 1, SVIX_BODY),
-            SVIX_SIGNATURE
-        );
-        assert_ne!(
-            stripe_signature(&s, SVIX_TIMESTAMP + 1, SVIX_BODY),
-            STRIPE_HEX
-        );
+        assert_ne!(standard_signature(&s, "msg_other", SVIX_TIMESTAMP, SVIX_BODY), SVIX_SIGNATURE);
+        assert_ne!(standard_signature(&s, SVIX_MSG_ID, SVIX_TIMESTAMP + 1, SVIX_BODY), SVIX_SIGNATURE);
+        assert_ne!(stripe_signature(&s, SVIX_TIMESTAMP + 1, SVIX_BODY), STRIPE_HEX);
     }
 
     #[test]
@@ -326,10 +268,7 @@ mod tests {
 
     #[test]
     fn key_bytes_are_the_decoded_part_after_the_prefix() {
-        assert_eq!(
-            secret(PREVIOUS_SECRET).key_bytes(),
-            b"this is the previous secret key!"
-        );
+        assert_eq!(secret(PREVIOUS_SECRET).key_bytes(), b"this is the previous secret key!");
     }
 
     #[test]
@@ -350,19 +289,10 @@ mod tests {
     fn parse_rejects_keys_shorter_than_24_or_longer_than_64_bytes() {
         // 16 bytes ("0123456789abcdef") and 65 bytes.
         let short = format!("whsec_{}", STANDARD.encode(b"0123456789abcdef"));
-        assert_eq!(
-            WebhookSecret::parse(&short),
-            Err(SecretError::InvalidLength(16))
-        );
+        assert_eq!(WebhookSecret::parse(&short), Err(SecretError::InvalidLength(16)));
         let long = format!("whsec_{}", STANDARD.encode([7u8; 65]));
-        assert_eq!(
-            WebhookSecret::parse(&long),
-            Err(SecretError::InvalidLength(65))
-        );
-        assert_eq!(
-            WebhookSecret::parse("whsec_"),
-            Err(SecretError::InvalidLength(0))
-        );
+        assert_eq!(WebhookSecret::parse(&long), Err(SecretError::InvalidLength(65)));
+        assert_eq!(WebhookSecret::parse("whsec_"), Err(SecretError::InvalidLength(0)));
     }
 
     #[test]

@@ -151,46 +151,22 @@ static V4_RULES: [Rule<Ipv4Net>; 20] = [
 /// [`embedded_ipv4`] after these (only `::` and `::1` overlap, and they must win).
 static V6_RULES: [Rule<Ipv6Net>; 11] = [
     // AWS instance metadata and EKS Pod Identity over IPv6 (inside fc00::/7).
-    (
-        v6([0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254], 128),
-        BlockedRange::CloudMetadata,
-    ),
-    (
-        v6([0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023], 128),
-        BlockedRange::CloudMetadata,
-    ),
+    (v6([0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254], 128), BlockedRange::CloudMetadata),
+    (v6([0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0023], 128), BlockedRange::CloudMetadata),
     (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), BlockedRange::Unspecified),
     (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), BlockedRange::Loopback),
-    (
-        v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
-        BlockedRange::UniqueLocal,
-    ),
-    (
-        v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
-        BlockedRange::LinkLocal,
-    ),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), BlockedRange::UniqueLocal),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), BlockedRange::LinkLocal),
     // Site-local, deprecated (RFC 3879) but still routed like a private range by some stacks.
     (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), BlockedRange::Private),
-    (
-        v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8),
-        BlockedRange::Multicast,
-    ),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), BlockedRange::Multicast),
     // Local-use NAT64 (RFC 8215): the embedded IPv4 position depends on the local setup, so
     // the whole prefix is refused rather than guessed at.
-    (
-        v6([0x0064, 0xff9b, 0x0001, 0, 0, 0, 0, 0], 48),
-        BlockedRange::Reserved,
-    ),
+    (v6([0x0064, 0xff9b, 0x0001, 0, 0, 0, 0, 0], 48), BlockedRange::Reserved),
     // Discard-only prefix (RFC 6666): nothing legitimate listens there.
-    (
-        v6([0x0100, 0, 0, 0, 0, 0, 0, 0], 64),
-        BlockedRange::Reserved,
-    ),
+    (v6([0x0100, 0, 0, 0, 0, 0, 0, 0], 64), BlockedRange::Reserved),
     // Teredo (RFC 4380) hides an obfuscated IPv4 address and a relay; refuse it outright.
-    (
-        v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32),
-        BlockedRange::Reserved,
-    ),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), BlockedRange::Reserved),
 ];
 
 /// Why `ip` must not be connected to, or `None` when it is a public address (SPEC §7).
@@ -202,17 +178,11 @@ pub fn classify(ip: IpAddr) -> Option<BlockedRange> {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Option<BlockedRange> {
-    V4_RULES
-        .iter()
-        .find(|(net, _)| net.contains(&ip))
-        .map(|(net, kind)| kind(IpNet::V4(*net)))
+    V4_RULES.iter().find(|(net, _)| net.contains(&ip)).map(|(net, kind)| kind(IpNet::V4(*net)))
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<BlockedRange> {
-    let direct = V6_RULES
-        .iter()
-        .find(|(net, _)| net.contains(&ip))
-        .map(|(net, kind)| kind(IpNet::V6(*net)));
+    let direct = V6_RULES.iter().find(|(net, _)| net.contains(&ip)).map(|(net, kind)| kind(IpNet::V6(*net)));
     // An IPv6 form that carries an IPv4 address reaches that IPv4 address (dual-stack
     // sockets, NAT64 gateways), so it is judged by it.
     direct.or_else(|| embedded_ipv4(ip).and_then(classify_v4))
@@ -259,11 +229,7 @@ impl AllowList {
     /// skipped, so an empty setting gives an empty list.
     pub fn parse(entries: &[String]) -> Result<AllowList, AllowListError> {
         let mut list = AllowList::default();
-        for entry in entries
-            .iter()
-            .map(|entry| entry.trim())
-            .filter(|e| !e.is_empty())
-        {
+        for entry in entries.iter().map(|entry| entry.trim()).filter(|e| !e.is_empty()) {
             list.add(entry)?;
         }
         Ok(list)
@@ -293,11 +259,7 @@ impl AllowList {
             Ok(EndpointHost::Domain(host)) => self.hosts.push(host),
             Ok(EndpointHost::Ipv4(ip)) => self.nets.push(IpNet::from(IpAddr::V4(ip))),
             Ok(EndpointHost::Ipv6(ip)) => self.nets.push(IpNet::from(IpAddr::V6(ip))),
-            Err(_) => {
-                return Err(AllowListError {
-                    entry: entry.to_owned(),
-                })
-            }
+            Err(_) => return Err(AllowListError { entry: entry.to_owned() }),
         }
         Ok(())
     }
@@ -318,9 +280,7 @@ impl AllowList {
     /// True when `ip` is inside a listed network. `::ffff:127.0.0.1` counts as `127.0.0.1`.
     pub fn allows_ip(&self, ip: IpAddr) -> bool {
         let canonical = ip.to_canonical();
-        self.nets
-            .iter()
-            .any(|net| net.contains(&ip) || net.contains(&canonical))
+        self.nets.iter().any(|net| net.contains(&ip) || net.contains(&canonical))
     }
 }
 
@@ -328,11 +288,7 @@ impl AllowList {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     #[error("{}", blocked_message(.host, .ip, .range))]
-    Blocked {
-        host: String,
-        ip: IpAddr,
-        range: BlockedRange,
-    },
+    Blocked { host: String, ip: IpAddr, range: BlockedRange },
     #[error("The host {host} could not be resolved ({message}). Check the host name.")]
     Dns { host: String, message: String },
 }
@@ -368,11 +324,7 @@ impl Guard {
             return Ok(());
         }
         match classify(ip) {
-            Some(range) => Err(GuardError::Blocked {
-                host: host.to_owned(),
-                ip,
-                range,
-            }),
+            Some(range) => Err(GuardError::Blocked { host: host.to_owned(), ip, range }),
             None => Ok(()),
         }
     }
@@ -393,9 +345,8 @@ impl Guard {
 
     /// Resolves `host` with the system resolver and checks every address.
     pub async fn resolve_host(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, GuardError> {
-        let resolved = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|error| dns_error(host, &error.to_string()))?;
+        let resolved =
+            tokio::net::lookup_host((host, port)).await.map_err(|error| dns_error(host, &error.to_string()))?;
         let addrs = dedup(resolved);
         if addrs.is_empty() {
             return Err(dns_error(host, "it has no addresses"));
@@ -410,13 +361,8 @@ impl Guard {
 fn dns_error(host: &str, message: &str) -> GuardError {
     // The io error reads "failed to lookup address information: Name or service not known";
     // the user only needs the second half.
-    let message = message
-        .strip_prefix("failed to lookup address information: ")
-        .unwrap_or(message);
-    GuardError::Dns {
-        host: host.to_owned(),
-        message: message.to_owned(),
-    }
+    let message = message.strip_prefix("failed to lookup address information: ").unwrap_or(message);
+    GuardError::Dns { host: host.to_owned(), message: message.to_owned() }
 }
 
 /// Keeps the resolver's order (it encodes address preference) and drops repeats.
@@ -462,13 +408,11 @@ mod tests {
     use super::*;
 
     fn ip(text: &str) -> IpAddr {
-        text.parse()
-            .unwrap_or_else(|_| panic!("{text} is not an IP"))
+        text.parse().unwrap_or_else(|_| panic!("{text} is not an IP"))
     }
 
     fn net(text: &str) -> IpNet {
-        text.parse()
-            .unwrap_or_else(|_| panic!("{text} is not a CIDR"))
+        text.parse().unwrap_or_else(|_| panic!("{text} is not a CIDR"))
     }
 
     fn url(text: &str) -> EndpointUrl {
@@ -496,18 +440,9 @@ mod tests {
 
     #[test]
     fn the_three_private_ipv4_ranges_are_refused() {
-        assert_blocked(
-            &["10.0.0.0", "10.1.2.3", "10.255.255.255"],
-            BlockedRange::Private(net("10.0.0.0/8")),
-        );
-        assert_blocked(
-            &["172.16.0.1", "172.31.255.255"],
-            BlockedRange::Private(net("172.16.0.0/12")),
-        );
-        assert_blocked(
-            &["192.168.0.1", "192.168.255.255"],
-            BlockedRange::Private(net("192.168.0.0/16")),
-        );
+        assert_blocked(&["10.0.0.0", "10.1.2.3", "10.255.255.255"], BlockedRange::Private(net("10.0.0.0/8")));
+        assert_blocked(&["172.16.0.1", "172.31.255.255"], BlockedRange::Private(net("172.16.0.0/12")));
+        assert_blocked(&["192.168.0.1", "192.168.255.255"], BlockedRange::Private(net("192.168.0.0/16")));
     }
 
     #[test]
@@ -520,49 +455,29 @@ mod tests {
 
     #[test]
     fn the_instance_metadata_address_is_refused_as_cloud_metadata() {
-        assert_blocked(
-            &["169.254.169.254"],
-            BlockedRange::CloudMetadata(net("169.254.169.254/32")),
-        );
+        assert_blocked(&["169.254.169.254"], BlockedRange::CloudMetadata(net("169.254.169.254/32")));
     }
 
     #[test]
     fn the_ecs_task_metadata_address_is_refused_as_cloud_metadata() {
-        assert_blocked(
-            &["169.254.170.2"],
-            BlockedRange::CloudMetadata(net("169.254.170.2/32")),
-        );
+        assert_blocked(&["169.254.170.2"], BlockedRange::CloudMetadata(net("169.254.170.2/32")));
     }
 
     #[test]
     fn other_cloud_metadata_addresses_are_named_as_such() {
-        for address in [
-            "169.254.170.23",
-            "100.100.100.200",
-            "168.63.129.16",
-            "192.0.0.192",
-        ] {
-            assert!(
-                matches!(classify(ip(address)), Some(BlockedRange::CloudMetadata(_))),
-                "{address}"
-            );
+        for address in ["169.254.170.23", "100.100.100.200", "168.63.129.16", "192.0.0.192"] {
+            assert!(matches!(classify(ip(address)), Some(BlockedRange::CloudMetadata(_))), "{address}");
         }
     }
 
     #[test]
     fn cgnat_shared_address_space_is_refused() {
-        assert_blocked(
-            &["100.64.0.1", "100.127.255.255"],
-            BlockedRange::Cgnat(net("100.64.0.0/10")),
-        );
+        assert_blocked(&["100.64.0.1", "100.127.255.255"], BlockedRange::Cgnat(net("100.64.0.0/10")));
     }
 
     #[test]
     fn ipv4_multicast_is_refused() {
-        assert_blocked(
-            &["224.0.0.1", "239.255.255.250", "230.1.2.3"],
-            BlockedRange::Multicast(net("224.0.0.0/4")),
-        );
+        assert_blocked(&["224.0.0.1", "239.255.255.250", "230.1.2.3"], BlockedRange::Multicast(net("224.0.0.0/4")));
     }
 
     #[test]
@@ -572,35 +487,23 @@ mod tests {
 
     #[test]
     fn the_this_network_range_is_refused() {
-        assert_blocked(
-            &["0.0.0.1", "0.255.255.255"],
-            BlockedRange::ThisNetwork(net("0.0.0.0/8")),
-        );
+        assert_blocked(&["0.0.0.1", "0.255.255.255"], BlockedRange::ThisNetwork(net("0.0.0.0/8")));
     }
 
     #[test]
     fn the_broadcast_address_is_refused() {
-        assert_blocked(
-            &["255.255.255.255"],
-            BlockedRange::Broadcast(net("255.255.255.255/32")),
-        );
+        assert_blocked(&["255.255.255.255"], BlockedRange::Broadcast(net("255.255.255.255/32")));
     }
 
     #[test]
     fn the_reserved_class_e_range_is_refused() {
-        assert_blocked(
-            &["240.0.0.1", "250.1.2.3", "255.255.255.254"],
-            BlockedRange::Reserved(net("240.0.0.0/4")),
-        );
+        assert_blocked(&["240.0.0.1", "250.1.2.3", "255.255.255.254"], BlockedRange::Reserved(net("240.0.0.0/4")));
     }
 
     #[test]
     fn other_non_internet_ipv4_ranges_are_refused_as_reserved() {
         assert_blocked(&["192.0.0.8"], BlockedRange::Reserved(net("192.0.0.0/24")));
-        assert_blocked(
-            &["198.18.0.1", "198.19.255.255"],
-            BlockedRange::Reserved(net("198.18.0.0/15")),
-        );
+        assert_blocked(&["198.18.0.1", "198.19.255.255"], BlockedRange::Reserved(net("198.18.0.0/15")));
     }
 
     #[test]
@@ -616,29 +519,19 @@ mod tests {
     #[test]
     fn ipv6_unique_local_addresses_are_refused() {
         assert_blocked(
-            &[
-                "fc00::1",
-                "fd12:3456:789a::1",
-                "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-            ],
+            &["fc00::1", "fd12:3456:789a::1", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
             BlockedRange::UniqueLocal(net("fc00::/7")),
         );
     }
 
     #[test]
     fn the_aws_ipv6_metadata_address_is_refused_as_cloud_metadata() {
-        assert_blocked(
-            &["fd00:ec2::254"],
-            BlockedRange::CloudMetadata(net("fd00:ec2::254/128")),
-        );
+        assert_blocked(&["fd00:ec2::254"], BlockedRange::CloudMetadata(net("fd00:ec2::254/128")));
     }
 
     #[test]
     fn ipv6_link_local_is_refused() {
-        assert_blocked(
-            &["fe80::1", "febf:ffff::1"],
-            BlockedRange::LinkLocal(net("fe80::/10")),
-        );
+        assert_blocked(&["fe80::1", "febf:ffff::1"], BlockedRange::LinkLocal(net("fe80::/10")));
     }
 
     #[test]
@@ -648,48 +541,27 @@ mod tests {
 
     #[test]
     fn ipv6_multicast_is_refused() {
-        assert_blocked(
-            &["ff02::1", "ff05::1:3", "ff0e::101"],
-            BlockedRange::Multicast(net("ff00::/8")),
-        );
+        assert_blocked(&["ff02::1", "ff05::1:3", "ff0e::101"], BlockedRange::Multicast(net("ff00::/8")));
     }
 
     #[test]
     fn ipv4_mapped_addresses_are_judged_by_their_ipv4_address() {
-        assert_blocked(
-            &["::ffff:127.0.0.1"],
-            BlockedRange::Loopback(net("127.0.0.0/8")),
-        );
-        assert_blocked(
-            &["::ffff:10.0.0.1"],
-            BlockedRange::Private(net("10.0.0.0/8")),
-        );
-        assert_blocked(
-            &["::ffff:169.254.169.254"],
-            BlockedRange::CloudMetadata(net("169.254.169.254/32")),
-        );
+        assert_blocked(&["::ffff:127.0.0.1"], BlockedRange::Loopback(net("127.0.0.0/8")));
+        assert_blocked(&["::ffff:10.0.0.1"], BlockedRange::Private(net("10.0.0.0/8")));
+        assert_blocked(&["::ffff:169.254.169.254"], BlockedRange::CloudMetadata(net("169.254.169.254/32")));
         assert_eq!(classify(ip("::ffff:93.184.216.34")), None);
     }
 
     #[test]
     fn nat64_addresses_are_judged_by_their_ipv4_address() {
-        assert_blocked(
-            &["64:ff9b::127.0.0.1", "64:ff9b::7f00:1"],
-            BlockedRange::Loopback(net("127.0.0.0/8")),
-        );
-        assert_blocked(
-            &["64:ff9b::192.168.1.1"],
-            BlockedRange::Private(net("192.168.0.0/16")),
-        );
+        assert_blocked(&["64:ff9b::127.0.0.1", "64:ff9b::7f00:1"], BlockedRange::Loopback(net("127.0.0.0/8")));
+        assert_blocked(&["64:ff9b::192.168.1.1"], BlockedRange::Private(net("192.168.0.0/16")));
         assert_eq!(classify(ip("64:ff9b::93.184.216.34")), None);
     }
 
     #[test]
     fn local_use_nat64_addresses_are_refused_outright() {
-        assert_blocked(
-            &["64:ff9b:1::8.8.8.8"],
-            BlockedRange::Reserved(net("64:ff9b:1::/48")),
-        );
+        assert_blocked(&["64:ff9b:1::8.8.8.8"], BlockedRange::Reserved(net("64:ff9b:1::/48")));
     }
 
     #[test]
@@ -701,35 +573,20 @@ mod tests {
 
     #[test]
     fn ipv4_translated_addresses_are_judged_by_their_ipv4_address() {
-        assert_blocked(
-            &["::ffff:0:127.0.0.1"],
-            BlockedRange::Loopback(net("127.0.0.0/8")),
-        );
+        assert_blocked(&["::ffff:0:127.0.0.1"], BlockedRange::Loopback(net("127.0.0.0/8")));
     }
 
     #[test]
     fn six_to_four_addresses_are_judged_by_their_embedded_ipv4_address() {
-        assert_blocked(
-            &["2002:7f00:1::1"],
-            BlockedRange::Loopback(net("127.0.0.0/8")),
-        );
-        assert_blocked(
-            &["2002:a9fe:a9fe::"],
-            BlockedRange::CloudMetadata(net("169.254.169.254/32")),
-        );
+        assert_blocked(&["2002:7f00:1::1"], BlockedRange::Loopback(net("127.0.0.0/8")));
+        assert_blocked(&["2002:a9fe:a9fe::"], BlockedRange::CloudMetadata(net("169.254.169.254/32")));
         assert_eq!(classify(ip("2002:5db8:d822::1")), None);
     }
 
     #[test]
     fn teredo_and_discard_only_ipv6_are_refused_as_reserved() {
-        assert!(matches!(
-            classify(ip("2001:0:4136:e378::1")),
-            Some(BlockedRange::Reserved(_))
-        ));
-        assert!(matches!(
-            classify(ip("100::1")),
-            Some(BlockedRange::Reserved(_))
-        ));
+        assert!(matches!(classify(ip("2001:0:4136:e378::1")), Some(BlockedRange::Reserved(_))));
+        assert!(matches!(classify(ip("100::1")), Some(BlockedRange::Reserved(_))));
     }
 
     #[test]
@@ -763,9 +620,7 @@ mod tests {
             Some("a private network address (10.0.0.0/8)")
         );
         assert_eq!(
-            classify(ip("169.254.169.254"))
-                .map(|r| r.to_string())
-                .as_deref(),
+            classify(ip("169.254.169.254")).map(|r| r.to_string()).as_deref(),
             Some("a cloud metadata service address (169.254.169.254)")
         );
         assert_eq!(
@@ -776,9 +631,7 @@ mod tests {
 
     #[test]
     fn a_blocked_literal_is_explained_without_repeating_the_host() {
-        let error = Guard::default()
-            .check_ip("127.0.0.1", ip("127.0.0.1"))
-            .expect_err("loopback");
+        let error = Guard::default().check_ip("127.0.0.1", ip("127.0.0.1")).expect_err("loopback");
         assert_eq!(
             error.to_string(),
             "127.0.0.1 is a loopback address (127.0.0.0/8). \
@@ -788,9 +641,7 @@ mod tests {
 
     #[test]
     fn a_blocked_name_says_what_it_resolved_to() {
-        let error = Guard::default()
-            .check_ip("internal.example", ip("10.0.0.5"))
-            .expect_err("private");
+        let error = Guard::default().check_ip("internal.example", ip("10.0.0.5")).expect_err("private");
         assert_eq!(
             error.to_string(),
             "internal.example resolves to 10.0.0.5, a private network address (10.0.0.0/8). \
@@ -800,10 +651,7 @@ mod tests {
 
     #[test]
     fn a_dns_failure_is_explained_in_a_sentence() {
-        let error = dns_error(
-            "nope.example",
-            "failed to lookup address information: Name or service not known",
-        );
+        let error = dns_error("nope.example", "failed to lookup address information: Name or service not known");
         assert_eq!(
             error.to_string(),
             "The host nope.example could not be resolved (Name or service not known). Check the host name."
@@ -812,15 +660,7 @@ mod tests {
 
     #[test]
     fn an_allow_list_entry_can_be_a_host_an_ip_or_a_cidr() {
-        let list = allow(&[
-            "localhost",
-            " Receiver.Test. ",
-            "10.0.0.0/8",
-            "192.168.1.7",
-            "::1",
-            "[fd00::1]",
-            "",
-        ]);
+        let list = allow(&["localhost", " Receiver.Test. ", "10.0.0.0/8", "192.168.1.7", "::1", "[fd00::1]", ""]);
         assert!(list.allows_host("localhost"));
         assert!(list.allows_host("receiver.test"));
         assert!(list.allows_host("RECEIVER.test."));
@@ -859,18 +699,10 @@ mod tests {
 
     #[test]
     fn an_invalid_allow_list_entry_is_named_in_the_error() {
-        for entry in [
-            "localhost:8443",
-            "*.example.com",
-            "10.0.0.0/33",
-            "https://x.test/",
-        ] {
+        for entry in ["localhost:8443", "*.example.com", "10.0.0.0/33", "https://x.test/"] {
             let error = AllowList::parse(&["localhost".into(), entry.into()]).expect_err(entry);
             assert_eq!(error.entry, entry);
-            assert!(
-                error.to_string().contains(&format!("\"{entry}\"")),
-                "{error}"
-            );
+            assert!(error.to_string().contains(&format!("\"{entry}\"")), "{error}");
         }
     }
 
@@ -911,36 +743,16 @@ mod tests {
 
     #[tokio::test]
     async fn resolving_a_loopback_literal_is_refused() {
-        let error = Guard::default()
-            .resolve(&url("https://127.0.0.1/"))
-            .await
-            .expect_err("loopback");
-        assert!(matches!(
-            error,
-            GuardError::Blocked {
-                range: BlockedRange::Loopback(_),
-                ..
-            }
-        ));
+        let error = Guard::default().resolve(&url("https://127.0.0.1/")).await.expect_err("loopback");
+        assert!(matches!(error, GuardError::Blocked { range: BlockedRange::Loopback(_), .. }));
     }
 
     #[tokio::test]
     async fn resolving_obfuscated_ipv4_literals_is_refused() {
-        for text in [
-            "https://2130706433/",
-            "https://0x7f.0.0.1/",
-            "https://0177.0.0.1/",
-            "https://[::ffff:7f00:1]/",
-        ] {
+        for text in ["https://2130706433/", "https://0x7f.0.0.1/", "https://0177.0.0.1/", "https://[::ffff:7f00:1]/"] {
             let result = Guard::default().resolve(&url(text)).await;
             assert!(
-                matches!(
-                    result,
-                    Err(GuardError::Blocked {
-                        range: BlockedRange::Loopback(_),
-                        ..
-                    })
-                ),
+                matches!(result, Err(GuardError::Blocked { range: BlockedRange::Loopback(_), .. })),
                 "{text}: {result:?}"
             );
         }
@@ -955,28 +767,19 @@ mod tests {
     #[tokio::test]
     async fn resolving_an_allowed_literal_returns_it_with_the_url_port() {
         let guard = Guard::new(allow(&["127.0.0.0/8"]));
-        let addrs = guard
-            .resolve(&url("https://127.0.0.1:8443/hook"))
-            .await
-            .expect("allowed");
+        let addrs = guard.resolve(&url("https://127.0.0.1:8443/hook")).await.expect("allowed");
         assert_eq!(addrs, vec![SocketAddr::new(ip("127.0.0.1"), 8443)]);
     }
 
     #[tokio::test]
     async fn resolving_a_public_literal_needs_no_dns() {
-        let addrs = Guard::default()
-            .resolve(&url("https://93.184.216.34/"))
-            .await
-            .expect("public");
+        let addrs = Guard::default().resolve(&url("https://93.184.216.34/")).await.expect("public");
         assert_eq!(addrs, vec![SocketAddr::new(ip("93.184.216.34"), 443)]);
     }
 
     #[tokio::test]
     async fn resolving_localhost_is_refused_without_an_allow_list() {
-        let error = Guard::default()
-            .resolve(&url("https://localhost/"))
-            .await
-            .expect_err("loopback");
+        let error = Guard::default().resolve(&url("https://localhost/")).await.expect_err("loopback");
         match error {
             GuardError::Blocked { host, range, .. } => {
                 assert_eq!(host, "localhost");
@@ -989,17 +792,9 @@ mod tests {
     #[tokio::test]
     async fn resolving_localhost_succeeds_when_the_host_is_allowed() {
         let guard = Guard::new(allow(&["localhost"]));
-        let addrs = guard
-            .resolve(&url("https://localhost:8443/"))
-            .await
-            .expect("allowed");
+        let addrs = guard.resolve(&url("https://localhost:8443/")).await.expect("allowed");
         assert!(!addrs.is_empty());
-        assert!(
-            addrs
-                .iter()
-                .all(|a| a.ip().is_loopback() && a.port() == 8443),
-            "{addrs:?}"
-        );
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8443), "{addrs:?}");
     }
 
     #[tokio::test]
@@ -1023,24 +818,15 @@ mod tests {
             Err(error) => panic!("expected addresses, got {error}"),
         };
         assert!(!addrs.is_empty());
-        assert!(
-            addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 0),
-            "{addrs:?}"
-        );
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 0), "{addrs:?}");
     }
 
     #[tokio::test]
     async fn a_guarded_client_fails_before_connecting_to_localhost() {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = guarded_client_builder(Arc::new(Guard::default()))
-            .build()
-            .expect("client");
+        let client = guarded_client_builder(Arc::new(Guard::default())).build().expect("client");
         // Refused in the DNS step: no connection is opened.
-        let error = client
-            .get("https://localhost:9/")
-            .send()
-            .await
-            .expect_err("refused");
+        let error = client.get("https://localhost:9/").send().await.expect_err("refused");
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
         let mut found = None;
         while let Some(current) = source {
@@ -1049,9 +835,6 @@ mod tests {
             }
             source = current.source();
         }
-        assert!(
-            matches!(found, Some(GuardError::Blocked { .. })),
-            "{error:?}"
-        );
+        assert!(matches!(found, Some(GuardError::Blocked { .. })), "{error:?}");
     }
 }

@@ -47,7 +47,13 @@ pub struct DueDelivery {
 /// `SKIP LOCKED` lets several workers claim side by side without waiting on each other; the
 /// `EXISTS` probe is one index lookup per endpoint (deliveries_pending_endpoint_idx), so the
 /// cost does not grow with the backlog.
-pub async fn claim_endpoints(pool: &PgPool, worker: &str, n: i64, lease: Duration, busy: &[String]) -> sqlx::Result<Vec<ClaimedEndpoint>> {
+pub async fn claim_endpoints(
+    pool: &PgPool,
+    worker: &str,
+    n: i64,
+    lease: Duration,
+    busy: &[String],
+) -> sqlx::Result<Vec<ClaimedEndpoint>> {
     let rows = sqlx::query(
         "WITH picked AS (
              SELECT e.id FROM endpoints e
@@ -98,7 +104,12 @@ fn to_claimed(r: sqlx::postgres::PgRow) -> ClaimedEndpoint {
 /// Renews the lease and reads the endpoint as it is now, while it is still enabled and
 /// leased by `worker`, in one round trip: a URL, secret or rate-limit change takes effect at
 /// the next batch, not at the next lease. `None`: disabled meanwhile, or the lease was lost.
-pub async fn renew(pool: &PgPool, endpoint_id: &str, worker: &str, lease: Duration) -> sqlx::Result<Option<ClaimedEndpoint>> {
+pub async fn renew(
+    pool: &PgPool,
+    endpoint_id: &str,
+    worker: &str,
+    lease: Duration,
+) -> sqlx::Result<Option<ClaimedEndpoint>> {
     let row = sqlx::query(
         "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
          WHERE id = $1 AND enabled AND lease_owner = $2

@@ -1,12 +1,12 @@
 //! Delivery logs and recovery over REST (SPEC §11), over `app::server::deliveries`.
 
 use app::server::deliveries as service;
+use axum::http::StatusCode;
 use axum::{
     extract::State,
     routing::{get, post},
     Json, Router,
 };
-use axum::http::StatusCode;
 use entity::api::{BulkRetry, BulkRetryRange, Delivery, DeliveryFilter, DeliveryPage};
 
 use super::{
@@ -40,21 +40,33 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody)))]
-pub async fn show(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::get(&state.db, &account.actor(), &id).await?))
 }
 
 /// Queues a failed delivery for another attempt.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
-pub async fn retry(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::resend(&state.db, &account.actor(), &id, false).await?))
 }
 
 /// Sends a delivered event again, with the same `webhook-id`.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/replay", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
-pub async fn replay(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Delivery>, ApiError> {
+pub async fn replay(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Delivery>, ApiError> {
     Ok(Json(service::resend(&state.db, &account.actor(), &id, true).await?))
 }
 
@@ -75,6 +87,10 @@ pub async fn bulk_retry(
 
 #[utoipa::path(get, path = "/api/v1/bulk-retries/{id}", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = BulkRetry), (status = 404, body = super::error::ErrorBody)))]
-pub async fn bulk_retry_status(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<BulkRetry>, ApiError> {
+pub async fn bulk_retry_status(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<BulkRetry>, ApiError> {
     Ok(Json(state.engine.bulk_retry_status(account.0.as_str(), &id).await?))
 }

@@ -85,7 +85,11 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 200, body = Endpoint), (status = 404, body = super::error::ErrorBody)))]
-pub async fn show(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<Endpoint>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Endpoint>, ApiError> {
     Ok(Json(service::get(&state.db, &account.actor(), &id).await?))
 }
 
@@ -103,20 +107,32 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/endpoints/{id}", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = super::error::ErrorBody)))]
-pub async fn remove(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     service::delete(&state.db, &account.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}/secret", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 200, body = EndpointWithSecret), (status = 404, body = super::error::ErrorBody)))]
-pub async fn secret(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<EndpointWithSecret>, ApiError> {
+pub async fn secret(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EndpointWithSecret>, ApiError> {
     Ok(Json(service::secret(&state.db, &account.actor(), &id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/endpoints/{id}/secret/rotate", tag = "endpoints", params(("id" = String, Path)),
     responses((status = 200, body = EndpointWithSecret), (status = 404, body = super::error::ErrorBody)))]
-pub async fn rotate(State(state): State<AppState>, account: ApiAccount, ApiPath(id): ApiPath<String>) -> Result<Json<EndpointWithSecret>, ApiError> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EndpointWithSecret>, ApiError> {
     Ok(Json(service::rotate_secret(&state.db, state.engine.as_ref(), &account.actor(), &id).await?))
 }
 

@@ -1,11 +1,11 @@
 //! `ApiError`: the REST API's one error type, mapped to HTTP in one `match`.
 
+use app::AppError;
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
 };
-use app::AppError;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -76,7 +76,9 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot
         // connect now), 53300 (too many connections).
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
+        }
         _ => false,
     }
 }
@@ -85,9 +87,9 @@ fn db_err_unavailable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     match err {
         DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            database_unavailable(e)
-        }
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => database_unavailable(e),
         DbErr::Conn(_) => true,
         _ => false,
     }
@@ -210,7 +212,10 @@ mod tests {
         assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("57P01")))), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("08006")))), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(status(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(status(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(refused())))), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(refused())))),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
 
         assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("42P01")))), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status(sqlx::Error::RowNotFound), StatusCode::INTERNAL_SERVER_ERROR);

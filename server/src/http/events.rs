@@ -40,7 +40,12 @@ pub struct IngestAnswer {
     request_body(content = serde_json::Value, description = "`{type, data:{object}, id?}` or `{\"events\":[…]}`"),
     responses((status = 202, body = IngestAnswer), (status = 413, body = super::error::ErrorBody),
         (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
-pub async fn create(State(state): State<AppState>, account: ApiAccount, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let events = ingest::parse_body(&body)?;
     let key = idempotency_key(&headers)?;
     let limit = account_quota(&state, &account).await?;
@@ -72,7 +77,9 @@ async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, Ap
 /// IETF `RateLimit-*` headers on every answer, `Retry-After` on a 429.
 fn with_quota(mut response: Response, d: Decision) -> Response {
     let headers = response.headers_mut();
-    for (name, value) in [("ratelimit-limit", d.limit), ("ratelimit-remaining", d.remaining), ("ratelimit-reset", d.reset_secs)] {
+    for (name, value) in
+        [("ratelimit-limit", d.limit), ("ratelimit-remaining", d.remaining), ("ratelimit-reset", d.reset_secs)]
+    {
         headers.insert(name, HeaderValue::from(value));
     }
     if !d.allowed {

@@ -56,12 +56,11 @@ async fn stream(
     if service::get(&state.db, &(&user).into(), &id).await.is_err() {
         return (StatusCode::NOT_FOUND, "no such endpoint").into_response();
     }
-    let events = BroadcastStream::new(state.live.subscribe())
-        .filter_map(move |n| match n {
-            Ok(endpoint) if endpoint == id => Some(Ok::<_, Infallible>(Event::default().event("attempt").data(endpoint))),
-            // A lagging client missed some: one refresh covers them all.
-            Err(_) => Some(Ok(Event::default().event("attempt").data("lagged"))),
-            Ok(_) => None,
-        });
+    let events = BroadcastStream::new(state.live.subscribe()).filter_map(move |n| match n {
+        Ok(endpoint) if endpoint == id => Some(Ok::<_, Infallible>(Event::default().event("attempt").data(endpoint))),
+        // A lagging client missed some: one refresh covers them all.
+        Err(_) => Some(Ok(Event::default().event("attempt").data("lagged"))),
+        Ok(_) => None,
+    });
     Sse::new(events).keep_alive(KeepAlive::default()).into_response()
 }

@@ -26,7 +26,11 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Response {
 
 /// `/metrics` alone, for a `worker` process (it serves no dashboard): see
 /// `WEBHOOKS_WORKER_METRICS_LISTEN`.
-pub async fn serve_alone(listener: tokio::net::TcpListener, pool: PgPool, token: Option<String>) -> std::io::Result<()> {
+pub async fn serve_alone(
+    listener: tokio::net::TcpListener,
+    pool: PgPool,
+    token: Option<String>,
+) -> std::io::Result<()> {
     metrics::install();
     let app = Router::new().route(
         "/metrics",
@@ -40,7 +44,8 @@ pub async fn serve_alone(listener: tokio::net::TcpListener, pool: PgPool, token:
 
 async fn render(pool: &PgPool, token: Option<&str>, headers: &HeaderMap) -> Response {
     if let Some(token) = token {
-        let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let sent =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if sent != Some(token) {
             let body = "Send the WEBHOOKS_METRICS_TOKEN as `Authorization: Bearer <token>`.\n";
             return (StatusCode::UNAUTHORIZED, body).into_response();

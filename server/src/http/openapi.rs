@@ -64,7 +64,11 @@ struct EventTypeNames;
 impl Modify for EventTypeNames {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let names = entity::EventType::ALL.map(entity::EventType::as_str);
-        let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)).description(Some("An event type of the catalogue.")).build();
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .description(Some("An event type of the catalogue."))
+            .build();
         if let Some(components) = openapi.components.as_mut() {
             components.schemas.insert("EventType".to_owned(), schema.into());
         }

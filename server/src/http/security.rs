@@ -72,7 +72,10 @@ pub async fn same_origin(State(state): State<AppState>, req: Request, next: Next
 pub async fn server_fn_status(req: Request, next: Next) -> Response {
     let server_fn = req.uri().path().starts_with("/api/") && !req.uri().path().starts_with("/api/v1/");
     let res = next.run(req).await;
-    if !server_fn || res.status() != StatusCode::INTERNAL_SERVER_ERROR || !res.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+    if !server_fn
+        || res.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !res.headers().contains_key(SERVER_FN_ERROR_HEADER)
+    {
         return res;
     }
     let (mut parts, body) = res.into_parts();
@@ -135,9 +138,16 @@ mod tests {
         assert!(ok(&[("host", "127.0.0.1:3000"), ("sec-fetch-site", "same-origin")]));
         assert!(ok(&[("host", "127.0.0.1:3000"), ("referer", "http://127.0.0.1:3000/settings/webhooks")]));
         assert!(ok(&[("host", "127.0.0.1:3000")]), "not a browser");
-        assert_eq!(foreign_source(&headers(&[("host", "127.0.0.1:3000"), ("origin", "https://evil.example")]), PUBLIC).as_deref(), Some("https://evil.example"));
+        assert_eq!(
+            foreign_source(&headers(&[("host", "127.0.0.1:3000"), ("origin", "https://evil.example")]), PUBLIC)
+                .as_deref(),
+            Some("https://evil.example")
+        );
         assert!(!ok(&[("host", "127.0.0.1:3000"), ("origin", "null")]));
-        assert!(!ok(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3001")]), "another port is another origin");
+        assert!(
+            !ok(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3001")]),
+            "another port is another origin"
+        );
         assert!(!ok(&[("host", "127.0.0.1:3000"), ("sec-fetch-site", "cross-site")]));
         assert!(!ok(&[("host", "127.0.0.1:3000"), ("sec-fetch-site", "same-site")]));
         assert!(!ok(&[("host", "127.0.0.1:3000"), ("referer", "https://evil.example/x?y=1")]));

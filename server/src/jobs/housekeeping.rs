@@ -12,7 +12,11 @@ pub struct Housekeeping;
 #[derive(Debug, Clone, Copy)]
 pub struct Retention(pub std::time::Duration);
 
-pub async fn run(_job: Housekeeping, db: Data<DatabaseConnection>, retention: Data<Retention>) -> Result<(), BoxDynError> {
+pub async fn run(
+    _job: Housekeeping,
+    db: Data<DatabaseConnection>,
+    retention: Data<Retention>,
+) -> Result<(), BoxDynError> {
     let sessions = accounts::delete_expired_sessions(&db).await?;
     let Retention(keep) = *retention;
     let pruned = crate::retention::prune(db.get_postgres_connection_pool(), keep).await?;

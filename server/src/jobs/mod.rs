@@ -19,12 +19,7 @@ pub use housekeeping::Housekeeping;
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
-use crate::{
-    config::Config,
-    delivery::dispatcher::Dispatcher,
-    engine::DeliveryEngine,
-    notify::Mailer,
-};
+use crate::{config::Config, delivery::dispatcher::Dispatcher, engine::DeliveryEngine, notify::Mailer};
 
 /// How often housekeeping is queued. Several processes queueing it is harmless: it is
 /// idempotent.
@@ -87,7 +82,8 @@ pub async fn run_workers(
         tokio::spawn(supervise_jobs(stop_rx.clone(), {
             let (db, name) = (db.clone(), format!("notify-{instance}"));
             move |generation| {
-                let (db, name, storage, notifier) = (db.clone(), format!("{name}-{generation}"), emails.clone(), notifier.clone());
+                let (db, name, storage, notifier) =
+                    (db.clone(), format!("{name}-{generation}"), emails.clone(), notifier.clone());
                 Monitor::new().register(move |_| {
                     WorkerBuilder::new(name.as_str())
                         .backend(storage.clone().with_pubsub())
@@ -102,7 +98,10 @@ pub async fn run_workers(
             move |generation| {
                 let (db, name, storage) = (db.clone(), format!("{name}-{generation}"), bulk_retries.clone());
                 Monitor::new().register(move |_| {
-                    WorkerBuilder::new(name.as_str()).backend(storage.clone().with_pubsub()).data(db.clone()).build(bulk::run)
+                    WorkerBuilder::new(name.as_str())
+                        .backend(storage.clone().with_pubsub())
+                        .data(db.clone())
+                        .build(bulk::run)
                 })
             }
         })),

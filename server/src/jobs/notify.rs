@@ -26,7 +26,11 @@ pub struct Notifier {
     pub public_url: String,
 }
 
-pub async fn run(job: NotifyJob, db: Data<DatabaseConnection>, notifier: Data<Arc<Notifier>>) -> Result<(), BoxDynError> {
+pub async fn run(
+    job: NotifyJob,
+    db: Data<DatabaseConnection>,
+    notifier: Data<Arc<Notifier>>,
+) -> Result<(), BoxDynError> {
     let endpoint_id = match &job {
         NotifyJob::Failing { endpoint_id, .. } | NotifyJob::Disabled { endpoint_id, .. } => endpoint_id,
     };
@@ -61,8 +65,12 @@ pub struct QueueNotifications {
 impl HealthEvents for QueueNotifications {
     fn changed(&self, endpoint_id: &str, change: &Change, last_error: &str) {
         let job = match change {
-            Change::BecameFailing => NotifyJob::Failing { endpoint_id: endpoint_id.to_owned(), last_error: last_error.to_owned() },
-            Change::Disable { reason } => NotifyJob::Disabled { endpoint_id: endpoint_id.to_owned(), reason: reason.clone() },
+            Change::BecameFailing => {
+                NotifyJob::Failing { endpoint_id: endpoint_id.to_owned(), last_error: last_error.to_owned() }
+            }
+            Change::Disable { reason } => {
+                NotifyJob::Disabled { endpoint_id: endpoint_id.to_owned(), reason: reason.clone() }
+            }
             Change::None | Change::Recovered => return,
         };
         let mut storage = self.storage.clone();

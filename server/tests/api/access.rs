@@ -27,14 +27,21 @@ struct Objects {
 
 async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> Objects {
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member).await.unwrap();
+    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+        .await
+        .unwrap();
     app.create_account("Globex", "hank@globex.test", PASSWORD).await;
     let (endpoint, secret) = app.endpoint(&acme.api_key, &receiver.url(), &["task.created"], 100).await;
     app.publish(&acme.api_key, json!({ "type": "task.created", "data": { "object": { "id": "t1" } } })).await;
     app.until("delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
     let delivery: String = app.scalar("SELECT id FROM deliveries").await;
     let range = json!({ "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
-    let res = app.api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{endpoint}/bulk-retry")).json(&range).send().await.unwrap();
+    let res = app
+        .api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{endpoint}/bulk-retry"))
+        .json(&range)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     let bulk = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     Objects { acme_key: acme.api_key, endpoint, secret, delivery, bulk }
@@ -43,9 +50,23 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
 /// What Acme can see of its endpoint and delivery; must be identical before and after the
 /// outsider's and the member's attempts.
 async fn acme_state(app: &TestApp, o: &Objects) -> (Value, Value) {
-    let secret: Value = app.api(&o.acme_key, Method::GET, &format!("/api/v1/endpoints/{}/secret", o.endpoint)).send().await.unwrap().json().await.unwrap();
+    let secret: Value = app
+        .api(&o.acme_key, Method::GET, &format!("/api/v1/endpoints/{}/secret", o.endpoint))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(secret["secret"], o.secret.as_str());
-    let delivery: Value = app.api(&o.acme_key, Method::GET, &format!("/api/v1/deliveries/{}", o.delivery)).send().await.unwrap().json().await.unwrap();
+    let delivery: Value = app
+        .api(&o.acme_key, Method::GET, &format!("/api/v1/deliveries/{}", o.delivery))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(delivery["status"], "delivered");
     (secret, delivery["attempts"].clone())
 }
@@ -65,20 +86,40 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
     let o = acme_with_one_of_everything(&app, &receiver).await;
-    let globex_key = server::accounts::create_api_key(&app.db, &app.scalar::<String>("SELECT id FROM accounts WHERE name = 'Globex'").await.parse().unwrap()).await.unwrap();
+    let globex_key = server::accounts::create_api_key(
+        &app.db,
+        &app.scalar::<String>("SELECT id FROM accounts WHERE name = 'Globex'").await.parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let before = acme_state(&app, &o).await;
     let range = json!({ "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
     let (ep, dlv, bulk) = (&o.endpoint, &o.delivery, &o.bulk);
     // (method, OpenAPI path, concrete path, body)
     let table = [
         ("GET", "/api/v1/endpoints/{id}", format!("/api/v1/endpoints/{ep}"), None),
-        ("PATCH", "/api/v1/endpoints/{id}", format!("/api/v1/endpoints/{ep}"), Some(json!({ "description": "mine now", "enabled": false }))),
+        (
+            "PATCH",
+            "/api/v1/endpoints/{id}",
+            format!("/api/v1/endpoints/{ep}"),
+            Some(json!({ "description": "mine now", "enabled": false })),
+        ),
         ("DELETE", "/api/v1/endpoints/{id}", format!("/api/v1/endpoints/{ep}"), None),
         ("GET", "/api/v1/endpoints/{id}/secret", format!("/api/v1/endpoints/{ep}/secret"), None),
         ("POST", "/api/v1/endpoints/{id}/secret/rotate", format!("/api/v1/endpoints/{ep}/secret/rotate"), None),
-        ("POST", "/api/v1/endpoints/{id}/test", format!("/api/v1/endpoints/{ep}/test"), Some(json!({ "event_type": "task.created" }))),
+        (
+            "POST",
+            "/api/v1/endpoints/{id}/test",
+            format!("/api/v1/endpoints/{ep}/test"),
+            Some(json!({ "event_type": "task.created" })),
+        ),
         ("GET", "/api/v1/endpoints/{id}/deliveries", format!("/api/v1/endpoints/{ep}/deliveries"), None),
-        ("POST", "/api/v1/endpoints/{id}/bulk-retry", format!("/api/v1/endpoints/{ep}/bulk-retry"), Some(range.clone())),
+        (
+            "POST",
+            "/api/v1/endpoints/{id}/bulk-retry",
+            format!("/api/v1/endpoints/{ep}/bulk-retry"),
+            Some(range.clone()),
+        ),
         ("GET", "/api/v1/deliveries/{id}", format!("/api/v1/deliveries/{dlv}"), None),
         ("POST", "/api/v1/deliveries/{id}/retry", format!("/api/v1/deliveries/{dlv}/retry"), None),
         ("POST", "/api/v1/deliveries/{id}/replay", format!("/api/v1/deliveries/{dlv}/replay"), None),
@@ -96,7 +137,8 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
         assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
     }
     // The account-wide routes name no object: the outsider sees only its own (nothing).
-    let list: Value = app.api(&globex_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        app.api(&globex_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
     assert_eq!(list["data"], json!([]));
     let account_wide = [("GET", "/api/v1/endpoints"), ("POST", "/api/v1/endpoints"), ("POST", "/api/v1/events")];
 
@@ -195,7 +237,8 @@ async fn a_member_reads_but_every_server_function_that_changes_something_refuses
     let mo = app.client();
     app.login(&mo, "mo@acme.test", PASSWORD).await;
 
-    let mut writes = vec![("/api/endpoints/create", json!({ "input": { "url": receiver.url(), "event_types": ["task.created"] } }))];
+    let mut writes =
+        vec![("/api/endpoints/create", json!({ "input": { "url": receiver.url(), "event_types": ["task.created"] } }))];
     for (path, args, changes) in server_fn_table(&o, &receiver) {
         if changes {
             writes.push((path, args));

@@ -107,7 +107,9 @@ async fn a_user_sees_only_their_own_accounts_endpoints() {
     let app = spawn_app().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
     let globex = app.create_account("Globex", "hank@globex.test", PASSWORD).await;
-    for (account, url) in [(&acme.account_id, "https://acme.example/hook"), (&globex.account_id, "https://globex.example/secret-hook")] {
+    for (account, url) in
+        [(&acme.account_id, "https://acme.example/hook"), (&globex.account_id, "https://globex.example/secret-hook")]
+    {
         endpoint::Entity::insert(endpoint::ActiveModel {
             id: Set(entity::EndpointId::generate().to_string()),
             account_id: Set(account.to_string()),
@@ -163,7 +165,8 @@ async fn another_accounts_endpoint_page_is_not_found() {
     let html = client.get(app.url(&format!("/settings/webhooks/{id}"))).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Webhook not found"));
     assert!(!html.contains(&receiver.url()) && !html.contains(&secret));
-    let res = client.post(app.url("/api/endpoints/secret")).json(&serde_json::json!({ "id": id })).send().await.unwrap();
+    let res =
+        client.post(app.url("/api/endpoints/secret")).json(&serde_json::json!({ "id": id })).send().await.unwrap();
     assert!(!res.status().is_success());
     assert!(!res.text().await.unwrap().contains(&secret));
 }

@@ -26,7 +26,16 @@ async fn account_create_and_api_key_create_print_one_json_line_with_working_cred
 
     let out = webhooks(
         &database.url,
-        &["account", "create", "--name", "Acme", "--owner-email", "ada@acme.test", "--owner-password", "long enough pw"],
+        &[
+            "account",
+            "create",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "ada@acme.test",
+            "--owner-password",
+            "long enough pw",
+        ],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();

@@ -23,22 +23,57 @@ async fn the_log_lists_filters_and_pages_deliveries_newest_first() {
     receiver.wait_for(57).await;
     app.until("all are delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
 
-    let page: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries")).send().await.unwrap().json().await.unwrap();
+    let page: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let data = page["data"].as_array().unwrap();
     assert_eq!(data.len(), 50);
     assert_eq!(data[0]["event_id"], ids[55].as_str(), "newest first");
     assert_eq!(data[0]["last_status_code"], 200);
     assert!(data[0]["last_response_time_ms"].is_number());
     let cursor = page["next_cursor"].as_str().unwrap();
-    let next: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?cursor={cursor}")).send().await.unwrap().json().await.unwrap();
+    let next: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?cursor={cursor}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(next["data"].as_array().unwrap().len(), 6);
     assert!(next["next_cursor"].is_null());
 
-    let deleted: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?event_type=task.deleted")).send().await.unwrap().json().await.unwrap();
+    let deleted: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?event_type=task.deleted"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(deleted["data"].as_array().unwrap().len(), 1);
-    let failed: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?status=failed")).send().await.unwrap().json().await.unwrap();
+    let failed: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?status=failed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(failed["data"], json!([]));
-    let future: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?since=2999-01-01T00:00:00Z")).send().await.unwrap().json().await.unwrap();
+    let future: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?since=2999-01-01T00:00:00Z"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(future["data"], json!([]));
 }
 
@@ -54,7 +89,8 @@ async fn bodies_are_cut_at_exactly_10_kb_with_a_marker_and_retry_and_replay_add_
     app.until("the delivery is dead-lettered", "SELECT status = 'failed' FROM deliveries").await;
     let id: String = app.scalar("SELECT id FROM deliveries").await;
 
-    let d: Value = app.api(&key, Method::GET, &format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+    let d: Value =
+        app.api(&key, Method::GET, &format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(d["status"], "failed");
     let attempt = &d["attempts"][0];
     let marker = server::delivery::attempt::TRUNCATION_MARKER;
@@ -169,11 +205,18 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
-    app.publish(&key, json!({ "events": [event("task.created", 1), event("task.created", 2), event("task.created", 3)] })).await;
+    app.publish(
+        &key,
+        json!({ "events": [event("task.created", 1), event("task.created", 2), event("task.created", 3)] }),
+    )
+    .await;
     let pool = app.db.get_postgres_connection_pool();
     sqlx::query("UPDATE deliveries SET status = 'failed', attempt_count = 6, next_attempt_at = NULL, updated_at = now() - interval '1 minute'")
         .execute(pool).await.unwrap();
-    sqlx::query("UPDATE deliveries SET status = 'delivered' WHERE id = (SELECT min(id) FROM deliveries)").execute(pool).await.unwrap();
+    sqlx::query("UPDATE deliveries SET status = 'delivered' WHERE id = (SELECT min(id) FROM deliveries)")
+        .execute(pool)
+        .await
+        .unwrap();
 
     let range = json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
     let start = || app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send();
@@ -186,17 +229,28 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
     let id = first["id"].as_str().unwrap();
     server::bulk_retry::run(pool, id).await.unwrap();
     server::bulk_retry::run(pool, id).await.unwrap(); // a job that runs twice after a crash
-    let status: Value = app.api(&key, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap().json().await.unwrap();
+    let status: Value =
+        app.api(&key, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!((status["done"].as_i64(), status["state"].as_str()), (Some(2), Some("finished")));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2);
-    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'delivered'").await, 1, "delivered ones are left alone");
+    assert_eq!(
+        app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'delivered'").await,
+        1,
+        "delivered ones are left alone"
+    );
 
     let other = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
-    let res = app.api(&other, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send().await.unwrap();
+    let res =
+        app.api(&other, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send().await.unwrap();
     assert_eq!(res.status(), 404);
     let res = app.api(&other, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     let backwards = json!({ "since": "2999-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z" });
-    let res = app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&backwards).send().await.unwrap();
+    let res = app
+        .api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry"))
+        .json(&backwards)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
 }

@@ -22,17 +22,24 @@ async fn an_accepted_event_is_delivered_with_its_exact_payload_bytes_and_both_si
     let (_, secret) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
 
     // Raw bytes on purpose: the object's key order and spacing must survive as sent.
-    let res = app.api(&acme.api_key, reqwest::Method::POST, "/api/v1/events")
+    let res = app
+        .api(&acme.api_key, reqwest::Method::POST, "/api/v1/events")
         .header("content-type", "application/json")
         .body(r#"{"type":"task.completed","data":{"object":{"z": 1, "a": "ü"}}}"#)
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     let answer: Value = res.json().await.unwrap();
     let ids = vec![answer["ids"][0].as_str().unwrap().to_owned()];
     let got = receiver.wait_for(2).await; // the reachability check, then the delivery
     let request = &got[1];
     let stored: String = app.scalar(&format!("SELECT payload FROM events WHERE id = '{}'", ids[0])).await;
-    assert_eq!(std::str::from_utf8(&request.body).unwrap(), stored, "the body sent is the stored payload, byte for byte");
+    assert_eq!(
+        std::str::from_utf8(&request.body).unwrap(),
+        stored,
+        "the body sent is the stored payload, byte for byte"
+    );
     let prefix = format!(r#"{{"id":"{}","type":"task.completed","created":""#, ids[0]);
     assert!(stored.starts_with(&prefix), "{stored}");
     let suffix = format!(r#"Z","data":{{"object":{{"z": 1, "a": "ü"}}}},"account_id":"{}"}}"#, acme.account_id);
@@ -41,7 +48,11 @@ async fn an_accepted_event_is_delivered_with_its_exact_payload_bytes_and_both_si
     assert_eq!(request.headers["x-webhook-ratelimit-limit"], "100");
     assert_eq!(request.headers["x-webhook-ratelimit-remaining"], "99");
     assert_signed(request, &secret);
-    app.until("the delivery is recorded as delivered", "SELECT status = 'delivered' AND attempt_count = 1 FROM deliveries").await;
+    app.until(
+        "the delivery is recorded as delivered",
+        "SELECT status = 'delivered' AND attempt_count = 1 FROM deliveries",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -52,11 +63,22 @@ async fn fan_out_creates_one_delivery_per_enabled_subscribed_endpoint() {
     let (a, _) = app.endpoint(&key, &receiver.url(), &["task.completed", "task.created"], 100).await;
     let (b, _) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
     app.endpoint(&key, &receiver.url(), &["user.joined"], 100).await;
-    app.api(&key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{b}")).json(&json!({ "enabled": false })).send().await.unwrap();
+    app.api(&key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{b}"))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap();
 
-    app.publish(&key, json!({ "events": [event("task.completed", 1), event("task.created", 2), event("payment.failed", 3)] })).await;
-    let per_endpoint: Vec<(String, i64)> = sqlx::query_as("SELECT endpoint_id, count(*) FROM deliveries GROUP BY endpoint_id")
-        .fetch_all(app.db.get_postgres_connection_pool()).await.unwrap();
+    app.publish(
+        &key,
+        json!({ "events": [event("task.completed", 1), event("task.created", 2), event("payment.failed", 3)] }),
+    )
+    .await;
+    let per_endpoint: Vec<(String, i64)> =
+        sqlx::query_as("SELECT endpoint_id, count(*) FROM deliveries GROUP BY endpoint_id")
+            .fetch_all(app.db.get_postgres_connection_pool())
+            .await
+            .unwrap();
     assert_eq!(per_endpoint, vec![(a, 2)]);
 }
 
@@ -69,7 +91,12 @@ async fn a_retried_ingest_request_is_a_no_op_returning_the_original_ids() {
     let send = |body: Value| {
         app.api(&key, reqwest::Method::POST, "/api/v1/events").header("Idempotency-Key", "order-42").json(&body).send()
     };
-    let first: Value = send(json!({ "events": [event("task.completed", 1), event("task.completed", 2)] })).await.unwrap().json().await.unwrap();
+    let first: Value = send(json!({ "events": [event("task.completed", 1), event("task.completed", 2)] }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let again = send(json!({ "events": [event("task.completed", 1), event("task.completed", 2)] })).await.unwrap();
     assert_eq!(again.status(), 202);
     assert_eq!(again.json::<Value>().await.unwrap(), first);
@@ -82,8 +109,12 @@ async fn a_retried_ingest_request_is_a_no_op_returning_the_original_ids() {
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 2);
 
     let other = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
-    let res = app.api(&other, reqwest::Method::POST, "/api/v1/events")
-        .json(&json!({ "id": id, "type": "task.completed", "data": { "object": {} } })).send().await.unwrap();
+    let res = app
+        .api(&other, reqwest::Method::POST, "/api/v1/events")
+        .json(&json!({ "id": id, "type": "task.completed", "data": { "object": {} } }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 409, "another account cannot reuse an id");
 }
 
@@ -118,8 +149,16 @@ async fn failed_attempts_follow_the_retry_schedule_then_dead_letter() {
 
     let got = receiver.wait_for(4).await; // check + 3 attempts
     let gaps: Vec<Duration> = got[1..].windows(2).map(|w| w[1].at - w[0].at).collect();
-    assert!(gaps[0] >= Duration::from_millis(900) && gaps[0] < Duration::from_millis(1800), "first retry after {:?}", gaps[0]);
-    assert!(gaps[1] >= Duration::from_millis(1800) && gaps[1] < Duration::from_millis(3000), "second retry after {:?}", gaps[1]);
+    assert!(
+        gaps[0] >= Duration::from_millis(900) && gaps[0] < Duration::from_millis(1800),
+        "first retry after {:?}",
+        gaps[0]
+    );
+    assert!(
+        gaps[1] >= Duration::from_millis(1800) && gaps[1] < Duration::from_millis(3000),
+        "second retry after {:?}",
+        gaps[1]
+    );
     let id = got[1].headers["webhook-id"].clone();
     assert!(got[2..].iter().all(|r| r.headers["webhook-id"] == id), "retries carry the same webhook-id");
     app.until("the delivery is dead-lettered", "SELECT status = 'failed' AND attempt_count = 3 FROM deliveries").await;
@@ -170,7 +209,8 @@ async fn the_rate_limit_holds_over_every_one_second_window() {
         let within = times[i..].iter().filter(|s| s.duration_since(*t) < Duration::from_secs(1)).count();
         assert!(within <= 5, "{within} deliveries within one second from #{i}");
     }
-    let remaining: Vec<String> = got[1..6].iter().map(|r| r.headers["x-webhook-ratelimit-remaining"].to_str().unwrap().to_owned()).collect();
+    let remaining: Vec<String> =
+        got[1..6].iter().map(|r| r.headers["x-webhook-ratelimit-remaining"].to_str().unwrap().to_owned()).collect();
     assert_eq!(remaining, vec!["4", "3", "2", "1", "0"]);
 }
 
@@ -199,16 +239,32 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
     let queued = app.publish(&acme.api_key, event("task.completed", 2)).await;
     let mails = smtp.wait_for(2).await;
     assert!(mails[1].subject().unwrap_or_default().contains("disabled"), "{:?}", mails[1].subject());
-    app.until("the endpoint is disabled", &format!("SELECT status = 'disabled' AND NOT enabled FROM endpoints WHERE id = '{id}'")).await;
-    assert_eq!(app.scalar::<String>(&format!("SELECT status FROM deliveries WHERE event_id = '{}'", first[0])).await, "failed");
-    let queued_attempts: i32 = app.scalar(&format!("SELECT attempt_count FROM deliveries WHERE event_id = '{}'", queued[0])).await;
+    app.until(
+        "the endpoint is disabled",
+        &format!("SELECT status = 'disabled' AND NOT enabled FROM endpoints WHERE id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        app.scalar::<String>(&format!("SELECT status FROM deliveries WHERE event_id = '{}'", first[0])).await,
+        "failed"
+    );
+    let queued_attempts: i32 =
+        app.scalar(&format!("SELECT attempt_count FROM deliveries WHERE event_id = '{}'", queued[0])).await;
     assert!(queued_attempts <= 1, "the queued delivery spent {queued_attempts} attempts behind an open breaker");
 
     receiver.set_status(200);
-    let res = app.api(&acme.api_key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{id}")).json(&json!({ "enabled": true })).send().await.unwrap();
+    let res = app
+        .api(&acme.api_key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{id}"))
+        .json(&json!({ "enabled": true }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    app.until("the queued delivery flows after re-enabling",
-        &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0])).await;
+    app.until(
+        "the queued delivery flows after re-enabling",
+        &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0]),
+    )
+    .await;
 }
 
 /// The public `standardwebhooks` and `stripe` Python libraries verify a real delivery as
@@ -216,7 +272,9 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
 #[tokio::test]
 async fn the_official_standardwebhooks_and_stripe_libraries_verify_a_real_delivery() {
     let Ok(python) = std::env::var("WEBHOOKS_VERIFY_PYTHON") else {
-        eprintln!("SKIPPED: set WEBHOOKS_VERIFY_PYTHON to a python with standardwebhooks and stripe (scripts/test.sh does)");
+        eprintln!(
+            "SKIPPED: set WEBHOOKS_VERIFY_PYTHON to a python with standardwebhooks and stripe (scripts/test.sh does)"
+        );
         return;
     };
     let app = spawn_app_with_workers(|_| {}).await;
@@ -226,10 +284,11 @@ async fn the_official_standardwebhooks_and_stripe_libraries_verify_a_real_delive
     app.publish(&key, event("payment.failed", 7)).await;
     let request = receiver.wait_for(2).await.pop().unwrap();
 
-    let headers: serde_json::Map<String, Value> = ["webhook-id", "webhook-timestamp", "webhook-signature", "x-webhook-signature"]
-        .iter()
-        .map(|h| (h.to_string(), Value::String(request.headers[*h].to_str().unwrap().to_owned())))
-        .collect();
+    let headers: serde_json::Map<String, Value> =
+        ["webhook-id", "webhook-timestamp", "webhook-signature", "x-webhook-signature"]
+            .iter()
+            .map(|h| (h.to_string(), Value::String(request.headers[*h].to_str().unwrap().to_owned())))
+            .collect();
     let captured = json!({ "secret": secret, "headers": headers, "body": std::str::from_utf8(&request.body).unwrap() });
     let file = std::env::temp_dir().join(format!("webhooks-captured-{}.json", std::process::id()));
     std::fs::write(&file, captured.to_string()).unwrap();
@@ -244,8 +303,14 @@ async fn after_a_rotation_both_secrets_sign_every_delivery() {
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     let (id, old) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
-    let rotated: Value = app.api(&key, reqwest::Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate"))
-        .send().await.unwrap().json().await.unwrap();
+    let rotated: Value = app
+        .api(&key, reqwest::Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let new = rotated["secret"].as_str().unwrap();
     app.publish(&key, event("task.completed", 1)).await;
     let request = receiver.wait_for(2).await.pop().unwrap();
@@ -255,7 +320,9 @@ async fn after_a_rotation_both_secrets_sign_every_delivery() {
 
     // Once the 24 h overlap is over only the new secret signs.
     sqlx::query("UPDATE endpoints SET previous_secret_expires_at = now() - interval '1 second'")
-        .execute(app.db.get_postgres_connection_pool()).await.unwrap();
+        .execute(app.db.get_postgres_connection_pool())
+        .await
+        .unwrap();
     app.publish(&key, event("task.completed", 2)).await;
     let request = receiver.wait_for(3).await.pop().unwrap();
     assert_eq!(request.headers["webhook-signature"].to_str().unwrap().split(' ').count(), 1);
@@ -266,7 +333,10 @@ async fn after_a_rotation_both_secrets_sign_every_delivery() {
 async fn the_ingest_quota_answers_with_ratelimit_headers_and_a_429() {
     let app = spawn_app_with(|_| {}).await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    sqlx::query("UPDATE accounts SET ingest_rate_limit = 3").execute(app.db.get_postgres_connection_pool()).await.unwrap();
+    sqlx::query("UPDATE accounts SET ingest_rate_limit = 3")
+        .execute(app.db.get_postgres_connection_pool())
+        .await
+        .unwrap();
     let send = |n: u32| {
         let events: Vec<Value> = (0..n).map(|i| event("task.created", i)).collect();
         app.api(&acme.api_key, reqwest::Method::POST, "/api/v1/events").json(&json!({ "events": events })).send()

@@ -26,10 +26,15 @@ async fn the_endpoint_lifecycle_works_through_the_api() {
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
 
-    let res = create(&app, &key, json!({
-        "url": receiver.url(), "description": "CRM sync",
-        "event_types": ["task.completed", "project.created", "task.completed"]
-    })).await;
+    let res = create(
+        &app,
+        &key,
+        json!({
+            "url": receiver.url(), "description": "CRM sync",
+            "event_types": ["task.completed", "project.created", "task.completed"]
+        }),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let created: Value = res.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
@@ -48,16 +53,35 @@ async fn the_endpoint_lifecycle_works_through_the_api() {
     let patched: Value = app
         .api(&key, Method::PATCH, &format!("/api/v1/endpoints/{id}"))
         .json(&json!({ "description": "ERP sync", "rate_limit": 10, "enabled": false }))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(patched["description"], "ERP sync");
     assert_eq!(patched["rate_limit"], 10);
     assert_eq!(patched["status"], "disabled");
     assert_eq!(patched["event_types"], json!(["project.created", "task.completed"]), "PATCH keeps absent fields");
     assert_eq!(receiver.received().len(), 1, "an unchanged URL is not checked again");
 
-    let secret: Value = app.api(&key, Method::GET, &format!("/api/v1/endpoints/{id}/secret")).send().await.unwrap().json().await.unwrap();
+    let secret: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(secret["secret"], created["secret"]);
-    let rotated: Value = app.api(&key, Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate")).send().await.unwrap().json().await.unwrap();
+    let rotated: Value = app
+        .api(&key, Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_ne!(rotated["secret"], created["secret"]);
 
     let deleted = app.api(&key, Method::DELETE, &format!("/api/v1/endpoints/{id}")).send().await.unwrap();
@@ -127,14 +151,23 @@ async fn a_test_send_is_signed_like_a_real_delivery() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
-    let created: Value = create(&app, &key, json!({ "url": receiver.url(), "event_types": ["task.completed"] })).await.json().await.unwrap();
+    let created: Value = create(&app, &key, json!({ "url": receiver.url(), "event_types": ["task.completed"] }))
+        .await
+        .json()
+        .await
+        .unwrap();
     let (id, secret) = (created["id"].as_str().unwrap(), created["secret"].as_str().unwrap());
 
     receiver.set_status(202);
     let outcome: Value = app
         .api(&key, Method::POST, &format!("/api/v1/endpoints/{id}/test"))
         .json(&json!({ "event_type": "payment.failed" }))
-        .send().await.unwrap().json().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(outcome["success"], true);
     assert_eq!(outcome["status_code"], 202);
     assert!(outcome["body_excerpt"].as_str().unwrap().contains("received"));
@@ -169,7 +202,11 @@ async fn another_accounts_key_finds_none_of_the_endpoint_routes() {
     let receiver = TestReceiver::start().await;
     let owner_key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     let other_key = app.create_account("Globex", "hank@globex.test", PASSWORD).await.api_key;
-    let created: Value = create(&app, &owner_key, json!({ "url": receiver.url(), "event_types": ["task.completed"] })).await.json().await.unwrap();
+    let created: Value = create(&app, &owner_key, json!({ "url": receiver.url(), "event_types": ["task.completed"] }))
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = created["id"].as_str().unwrap();
 
     let routes = [
@@ -192,7 +229,14 @@ async fn another_accounts_key_finds_none_of_the_endpoint_routes() {
     }
     let list: Value = app.api(&other_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
     assert_eq!(list["data"], json!([]));
-    let still: Value = app.api(&owner_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret")).send().await.unwrap().json().await.unwrap();
+    let still: Value = app
+        .api(&owner_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(still["secret"], created["secret"], "nothing changed");
 }
 
@@ -211,8 +255,15 @@ async fn a_member_can_read_but_not_change_endpoints_through_the_dashboard() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member).await.unwrap();
-    let created: Value = create(&app, &acme.api_key, json!({ "url": receiver.url(), "event_types": ["task.completed"] })).await.json().await.unwrap();
+    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+        .await
+        .unwrap();
+    let created: Value =
+        create(&app, &acme.api_key, json!({ "url": receiver.url(), "event_types": ["task.completed"] }))
+            .await
+            .json()
+            .await
+            .unwrap();
     let id = created["id"].as_str().unwrap();
 
     let client = app.client();
@@ -236,7 +287,14 @@ async fn a_member_can_read_but_not_change_endpoints_through_the_dashboard() {
         let text = res.text().await.unwrap();
         assert!(text.contains("Forbidden"), "{path}: {text}");
     }
-    let after: Value = app.api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret")).send().await.unwrap().json().await.unwrap();
+    let after: Value = app
+        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(after["secret"], created["secret"]);
     assert_eq!(after["enabled"], true);
     assert_eq!(after["event_types"], json!(["task.completed"]));
@@ -247,7 +305,12 @@ async fn the_openapi_document_describes_the_endpoint_routes() {
     let app = spawn_app().await;
     let doc: Value = reqwest::get(app.url("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
-    for path in ["/api/v1/endpoints", "/api/v1/endpoints/{id}", "/api/v1/endpoints/{id}/secret/rotate", "/api/v1/endpoints/{id}/test"] {
+    for path in [
+        "/api/v1/endpoints",
+        "/api/v1/endpoints/{id}",
+        "/api/v1/endpoints/{id}/secret/rotate",
+        "/api/v1/endpoints/{id}/test",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("EndpointInput").is_some());

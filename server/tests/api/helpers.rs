@@ -27,7 +27,8 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> TestDatabase {
-        let name = format!("webhooks_test_{}", server::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
+        let name =
+            format!("webhooks_test_{}", server::secrets::random_token(9).to_lowercase().replace(['-', '_'], "x"));
         let admin = Database::connect(admin_url()).await.expect("connect to the test PostgreSQL");
         admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
         admin.close().await.ok();
@@ -129,11 +130,7 @@ async fn spawn(adjust: impl FnOnce(&mut Config), workers: bool) -> TestApp {
 impl TestApp {
     /// A browser-like client: keeps cookies, does not follow redirects (tests check them).
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -161,11 +158,7 @@ impl TestApp {
 }
 
 pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    response.headers().get(reqwest::header::LOCATION).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// Checks both signature schemes of SPEC §5 with hmac directly, not with the app's signer.
@@ -173,7 +166,9 @@ pub fn assert_signed(request: &crate::receiver::Received, secret: &str) {
     use base64::{engine::general_purpose::STANDARD, Engine as _};
     use hmac::{Hmac, KeyInit, Mac};
     use sha2::Sha256;
-    let header = |name: &str| request.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_owned();
+    let header = |name: &str| {
+        request.headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap().to_owned()
+    };
     let body = std::str::from_utf8(&request.body).unwrap();
     // Standard Webhooks: key = base64-decoded bytes after `whsec_`, over "<id>.<t>.<body>".
     let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
@@ -187,7 +182,10 @@ pub fn assert_signed(request: &crate::receiver::Received, secret: &str) {
     mac.update(format!("{t}.{body}").as_bytes());
     let expected = format!("v1={}", hex::encode(mac.finalize().into_bytes()));
     let x = header("x-webhook-signature");
-    assert!(x.starts_with(&format!("t={t},")) && x.split(',').any(|p| p == expected), "X-Webhook-Signature does not verify: {x}");
+    assert!(
+        x.starts_with(&format!("t={t},")) && x.split(',').any(|p| p == expected),
+        "X-Webhook-Signature does not verify: {x}"
+    );
 }
 
 impl TestApp {
@@ -211,8 +209,14 @@ impl TestApp {
         answer["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
     }
 
-    pub async fn scalar<T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin>(&self, sql: &str) -> T {
-        let (value,): (T,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(self.db.get_postgres_connection_pool()).await.unwrap();
+    pub async fn scalar<T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin>(
+        &self,
+        sql: &str,
+    ) -> T {
+        let (value,): (T,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.db.get_postgres_connection_pool())
+            .await
+            .unwrap();
         value
     }
 

@@ -115,7 +115,12 @@ impl HostileReceiver {
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut tls: S, behaviour: Behaviour, posts: Arc<Mutex<Vec<Post>>>, changed: Arc<Notify>) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut tls: S,
+    behaviour: Behaviour,
+    posts: Arc<Mutex<Vec<Post>>>,
+    changed: Arc<Notify>,
+) {
     let Some(method) = read_request(&mut tls).await else { return };
     if method != "POST" {
         // The reachability check: any answer will do.
@@ -187,7 +192,9 @@ async fn answer<W: AsyncWrite + Unpin>(writer: &mut W, behaviour: &Behaviour, wr
             }
         }
         Behaviour::Huge => {
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {TEN_MB}\r\nconnection: close\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {TEN_MB}\r\nconnection: close\r\n\r\n"
+            );
             if writer.write_all(head.as_bytes()).await.is_err() {
                 return;
             }
@@ -200,7 +207,9 @@ async fn answer<W: AsyncWrite + Unpin>(writer: &mut W, behaviour: &Behaviour, wr
             }
         }
         Behaviour::Redirect(status, location) => {
-            let head = format!("HTTP/1.1 {status} Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let head = format!(
+                "HTTP/1.1 {status} Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
             let _ = writer.write_all(head.as_bytes()).await;
         }
         Behaviour::Binary => {
@@ -257,13 +266,20 @@ type AttemptColumns = (Option<i32>, i32, bool, Option<String>, Option<String>);
 
 async fn attempts(app: &TestApp) -> Vec<AttemptRow> {
     app.until("an attempt is recorded", "SELECT count(*) > 0 FROM attempts").await;
-    let rows: Vec<AttemptColumns> =
-        sqlx::query_as("SELECT status_code, response_time_ms, success, error, response_body FROM attempts ORDER BY attempted_at")
-            .fetch_all(app.db.get_postgres_connection_pool())
-            .await
-            .unwrap();
+    let rows: Vec<AttemptColumns> = sqlx::query_as(
+        "SELECT status_code, response_time_ms, success, error, response_body FROM attempts ORDER BY attempted_at",
+    )
+    .fetch_all(app.db.get_postgres_connection_pool())
+    .await
+    .unwrap();
     rows.into_iter()
-        .map(|(status_code, response_time_ms, success, error, response_body)| AttemptRow { status_code, response_time_ms, success, error, response_body })
+        .map(|(status_code, response_time_ms, success, error, response_body)| AttemptRow {
+            status_code,
+            response_time_ms,
+            success,
+            error,
+            response_body,
+        })
         .collect()
 }
 
@@ -278,7 +294,11 @@ fn assert_bounded(name: &str, attempt: &AttemptRow, post: &Post) {
         attempt.status_code,
         attempt.error
     );
-    assert!(attempt.response_time_ms as u128 <= (TIMEOUT + SLACK).as_millis(), "{name}: the attempt took {} ms", attempt.response_time_ms);
+    assert!(
+        attempt.response_time_ms as u128 <= (TIMEOUT + SLACK).as_millis(),
+        "{name}: the attempt took {} ms",
+        attempt.response_time_ms
+    );
     assert!(held <= TIMEOUT + SLACK, "{name}: the client held the connection for {held:?}");
 }
 
@@ -291,10 +311,14 @@ async fn a_receiver_that_never_answers_is_cut_off_at_the_attempt_timeout() {
     let posts = receiver.wait_closed(1).await;
     let attempt = &attempts(&app).await[0];
     assert_bounded("never answers", attempt, &posts[0]);
-    assert!(attempt.response_time_ms as u128 >= TIMEOUT.as_millis() - 100, "ended by the timeout, not by something else: {attempt:?}");
+    assert!(
+        attempt.response_time_ms as u128 >= TIMEOUT.as_millis() - 100,
+        "ended by the timeout, not by something else: {attempt:?}"
+    );
     assert!(!attempt.success && attempt.status_code.is_none(), "{attempt:?}");
     assert!(attempt.error.as_deref().unwrap_or("").contains("Timed out"), "{attempt:?}");
-    app.until("the delivery waits for its retry", "SELECT status = 'pending' AND attempt_count = 1 FROM deliveries").await;
+    app.until("the delivery waits for its retry", "SELECT status = 'pending' AND attempt_count = 1 FROM deliveries")
+        .await;
 }
 
 #[tokio::test]
@@ -342,7 +366,11 @@ async fn a_10_mb_answer_is_stored_cut_at_10_kb_with_the_marker() {
     assert!(attempt.success, "{attempt:?}");
     let body = attempt.response_body.as_deref().unwrap();
     assert_eq!(body.len(), BODY_LIMIT + TRUNCATION_MARKER.len());
-    assert!(body.ends_with(TRUNCATION_MARKER) && body[..BODY_LIMIT].bytes().all(|b| b == b'x'), "{}", &body[BODY_LIMIT - 20..]);
+    assert!(
+        body.ends_with(TRUNCATION_MARKER) && body[..BODY_LIMIT].bytes().all(|b| b == b'x'),
+        "{}",
+        &body[BODY_LIMIT - 20..]
+    );
     assert!(posts[0].written < TEN_MB, "the client stopped reading early: {:?}", posts[0]);
 }
 
@@ -401,7 +429,11 @@ async fn memory_stays_flat_across_many_concurrent_10_mb_answers() {
     let started = Instant::now();
     app.publish(&key, json!({ "events": (1..=EVENTS).map(event).collect::<Vec<_>>() })).await;
     let posts = receiver.wait_closed(ENDPOINTS + N).await;
-    app.until("every delivery is recorded", &format!("SELECT count(*) = {} FROM attempts WHERE success", ENDPOINTS + N)).await;
+    app.until(
+        "every delivery is recorded",
+        &format!("SELECT count(*) = {} FROM attempts WHERE success", ENDPOINTS + N),
+    )
+    .await;
     let elapsed = started.elapsed();
     let peak = sampler.finish();
     let after = rss_kb();
@@ -419,7 +451,11 @@ async fn memory_stays_flat_across_many_concurrent_10_mb_answers() {
         after / 1024,
         after.saturating_sub(before)
     );
-    assert!(peak.saturating_sub(before) < 48 * 1024, "RSS peaked {} KB above the start over {N} 10 MB answers", peak - before);
+    assert!(
+        peak.saturating_sub(before) < 48 * 1024,
+        "RSS peaked {} KB above the start over {N} 10 MB answers",
+        peak - before
+    );
     assert!(after.saturating_sub(before) < 16 * 1024, "RSS grew by {} KB over {N} 10 MB answers", after - before);
     let stored: i64 = app.scalar("SELECT max(length(response_body))::bigint FROM attempts").await;
     assert_eq!(stored as usize, BODY_LIMIT + TRUNCATION_MARKER.chars().count());
@@ -438,7 +474,11 @@ async fn redirects_are_not_followed_and_count_as_failures() {
         assert_bounded(&format!("redirect {status}"), attempt, &posts[0]);
         assert_eq!(attempt.status_code, Some(i32::from(status)), "{attempt:?}");
         assert!(!attempt.success, "a {status} is a failure: {attempt:?}");
-        app.until("the delivery waits for its retry", "SELECT status = 'pending' AND attempt_count = 1 FROM deliveries").await;
+        app.until(
+            "the delivery waits for its retry",
+            "SELECT status = 'pending' AND attempt_count = 1 FROM deliveries",
+        )
+        .await;
     }
     assert!(elsewhere.received().is_empty(), "a redirect was followed: {:?}", elsewhere.received());
 }
@@ -455,7 +495,11 @@ async fn a_binary_answer_with_nul_bytes_is_recorded_readably() {
     assert!(attempt.success, "{attempt:?}");
     let body = attempt.response_body.as_deref().unwrap();
     assert!(body.starts_with("ok") && body.contains("end") && !body.contains('\0'), "{}", &body[..40]);
-    assert!(body.len() <= BODY_LIMIT + TRUNCATION_MARKER.len() && body.ends_with(TRUNCATION_MARKER), "{} bytes stored", body.len());
+    assert!(
+        body.len() <= BODY_LIMIT + TRUNCATION_MARKER.len() && body.ends_with(TRUNCATION_MARKER),
+        "{} bytes stored",
+        body.len()
+    );
     app.until("the delivery is delivered", "SELECT status = 'delivered' FROM deliveries").await;
 }
 

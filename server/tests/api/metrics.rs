@@ -26,7 +26,8 @@ async fn metrics_count_attempts_and_read_the_queue_from_the_database() {
     let before = app.client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let successes_before = sample(&before, "webhooks_attempts_total{outcome=\"success\"}").unwrap_or(0.0);
 
-    let events: Vec<Value> = (0..3).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
+    let events: Vec<Value> =
+        (0..3).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
     app.publish(&key, json!({ "events": events })).await;
     app.until("all three are delivered", "SELECT count(*) = 3 FROM deliveries WHERE status = 'delivered'").await;
 
@@ -51,7 +52,8 @@ async fn queue_gauges_show_a_backlog_while_no_worker_runs() {
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
-    let events: Vec<Value> = (0..4).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
+    let events: Vec<Value> =
+        (0..4).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
     app.publish(&key, json!({ "events": events })).await;
     let text = app.client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(sample(&text, "webhooks_queue_pending"), Some(4.0), "{text}");
@@ -82,19 +84,25 @@ async fn batched_recording_writes_every_attempt_once_and_keeps_each_endpoint_in_
     }
     let mut published = Vec::new();
     for batch in 0..3 {
-        let events: Vec<Value> = (0..25).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": batch * 25 + n } } })).collect();
+        let events: Vec<Value> = (0..25)
+            .map(|n| json!({ "type": "task.completed", "data": { "object": { "n": batch * 25 + n } } }))
+            .collect();
         published.extend(app.publish(&key, json!({ "events": events })).await);
     }
     let expected = published.len() * endpoints.len();
-    app.until("every delivery is delivered", &format!("SELECT count(*) = {expected} FROM deliveries WHERE status = 'delivered'")).await;
+    app.until(
+        "every delivery is delivered",
+        &format!("SELECT count(*) = {expected} FROM deliveries WHERE status = 'delivered'"),
+    )
+    .await;
 
-    let one_attempt_each: bool = app
-        .scalar("SELECT bool_and(n = 1) FROM (SELECT count(*) AS n FROM attempts GROUP BY delivery_id) a")
-        .await;
+    let one_attempt_each: bool =
+        app.scalar("SELECT bool_and(n = 1) FROM (SELECT count(*) AS n FROM attempts GROUP BY delivery_id) a").await;
     assert!(one_attempt_each, "every delivery has exactly one attempt row");
     let attempts: i64 = app.scalar("SELECT count(*) FROM attempts").await;
     assert_eq!(attempts as usize, expected);
-    let health_ok: bool = app.scalar("SELECT bool_and(status = 'healthy' AND consecutive_failures = 0) FROM endpoints").await;
+    let health_ok: bool =
+        app.scalar("SELECT bool_and(status = 'healthy' AND consecutive_failures = 0) FROM endpoints").await;
     assert!(health_ok);
 
     // At the receiver: each (endpoint path is shared, so by webhook-id) arrives once per
@@ -131,7 +139,8 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     let (endpoint, _) = app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
-    let events: Vec<Value> = (0..2).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
+    let events: Vec<Value> =
+        (0..2).map(|n| json!({ "type": "task.completed", "data": { "object": { "n": n } } })).collect();
     app.publish(&key, json!({ "events": events })).await;
     let pool = app.db.get_postgres_connection_pool().clone();
     let rows: Vec<(String, String, String, String)> =
@@ -154,7 +163,14 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
         };
         let schedule = server::config::RetrySchedule(vec![]);
         let plan = record::plan(&healthy, 0, &result, &schedule, 0.0, std::time::SystemTime::now());
-        let delivery = DueDelivery { id, event_id, event_type: "task.completed".into(), attempt_count: 0, payload, created_at: chrono::Utc::now() };
+        let delivery = DueDelivery {
+            id,
+            event_id,
+            event_type: "task.completed".into(),
+            attempt_count: 0,
+            payload,
+            created_at: chrono::Utc::now(),
+        };
         let outcome = record::Outcome {
             endpoint_id: endpoint.clone(),
             account_id,
@@ -171,10 +187,14 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
     }
     drop(recorder);
     task.await.unwrap();
-    let delivered: i64 = app.scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempt_count = 1").await;
+    let delivered: i64 =
+        app.scalar("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempt_count = 1").await;
     assert_eq!(delivered, 2);
     let stored: Vec<(Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT response_body, error FROM attempts ORDER BY delivery_id").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT response_body, error FROM attempts ORDER BY delivery_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(stored[0].0, None, "the refused answer is left out");
     assert!(stored[0].1.as_deref().unwrap_or_default().contains("could not be stored"), "{:?}", stored[0]);
     assert_eq!(stored[1], (Some("fine".into()), None), "its neighbour is stored as it was");

@@ -54,11 +54,7 @@ pub fn test_ca() -> &'static TestCa {
         std::fs::create_dir_all(&dir).unwrap();
         let pem_path = dir.join("ca.pem");
         std::fs::write(&pem_path, ca_cert.pem()).unwrap();
-        TestCa {
-            pem_path,
-            cert_chain: vec![leaf_cert.der().clone()],
-            key_pem: leaf_key.serialize_pem(),
-        }
+        TestCa { pem_path, cert_chain: vec![leaf_cert.der().clone()], key_pem: leaf_key.serialize_pem() }
     })
 }
 
@@ -173,11 +169,18 @@ impl TestReceiver {
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(40), wait).await.expect("the receiver did not get the requests in time")
+        tokio::time::timeout(Duration::from_secs(40), wait)
+            .await
+            .expect("the receiver did not get the requests in time")
     }
 }
 
-async fn record(State(shared): State<Shared>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn record(
+    State(shared): State<Shared>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let at = std::time::Instant::now();
     shared.received.lock().unwrap().push(Received { at, path: uri.path().to_owned(), headers, body });

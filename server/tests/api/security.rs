@@ -60,7 +60,14 @@ async fn server_functions_refuse_a_foreign_origin_and_accept_their_own() {
     let page = client.get(app.url("/settings/webhooks")).header("origin", "https://evil.example").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK, "GETs change nothing and pass; the refused /logout kept the session");
     // A foreign page cannot log someone into an account either (login CSRF).
-    let res = app.client().post(app.url("/login")).header("origin", "https://evil.example").form(&[("email", "ada@acme.test"), ("password", PASSWORD)]).send().await.unwrap();
+    let res = app
+        .client()
+        .post(app.url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(session_cookie(&res).is_none());
 
@@ -147,7 +154,14 @@ async fn logging_in_issues_a_new_session_and_ends_the_one_the_browser_had() {
 
     // A value planted before login (session fixation) is never adopted.
     let planted = "webhooks_session=planted-by-someone-else".to_owned();
-    let res = app.client().post(app.url("/login")).header(header::COOKIE, &planted).form(&[("email", "ada@acme.test"), ("password", PASSWORD)]).send().await.unwrap();
+    let res = app
+        .client()
+        .post(app.url("/login"))
+        .header(header::COOKIE, &planted)
+        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_ne!(session_cookie(&res).unwrap(), planted);
     assert_eq!(page(planted).await, StatusCode::SEE_OTHER);
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM sessions").await, 2, "first was deleted");
@@ -165,7 +179,12 @@ async fn dashboard_pages_carry_a_nonce_csp_and_anti_framing_headers() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "same-origin");
     let csp = h["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("'wasm-unsafe-eval'") && csp.contains("object-src 'none'"), "{csp}");
+    assert!(
+        csp.contains("frame-ancestors 'none'")
+            && csp.contains("'wasm-unsafe-eval'")
+            && csp.contains("object-src 'none'"),
+        "{csp}"
+    );
     let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).expect("a nonce in the CSP").to_owned();
     let html = res.text().await.unwrap();
     // Every inline script (Leptos' hydration bootstrap) carries this response's nonce.
@@ -175,14 +194,20 @@ async fn dashboard_pages_carry_a_nonce_csp_and_anti_framing_headers() {
         assert!(attrs.contains(&format!("nonce=\"{nonce}\"")), "script without the nonce: <script{attrs}>");
     }
     let again = app.client().get(app.url("/login")).send().await.unwrap();
-    assert!(!again.headers()["content-security-policy"].to_str().unwrap().contains(&nonce), "a fresh nonce per response");
+    assert!(
+        !again.headers()["content-security-policy"].to_str().unwrap().contains(&nonce),
+        "a fresh nonce per response"
+    );
 
     // Not-found pages and the API get the headers too (the policy without a nonce at worst).
     for path in ["/no/such/page", "/api/v1/endpoints", "/healthz"] {
         let res = app.client().get(app.url(path)).send().await.unwrap();
         assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(res.headers()["x-frame-options"], "DENY", "{path}");
-        assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
+        assert!(
+            res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"),
+            "{path}"
+        );
     }
 }
 
@@ -194,7 +219,14 @@ async fn with_an_encryption_key_the_database_holds_no_clear_secret_and_deliverie
     let receiver = TestReceiver::start().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
     let (ep, first) = app.endpoint(&acme.api_key, &receiver.url(), &["task.created"], 100).await;
-    let rotated: Value = app.api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{ep}/secret/rotate")).send().await.unwrap().json().await.unwrap();
+    let rotated: Value = app
+        .api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{ep}/secret/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let second = rotated["secret"].as_str().unwrap().to_owned();
 
     let (stored, previous): (String, String) = sqlx::query_as("SELECT secret, previous_secret FROM endpoints")
@@ -213,11 +245,26 @@ async fn with_an_encryption_key_the_database_holds_no_clear_secret_and_deliverie
     assert_signed(&got[1], &first); // still in its 24 h overlap
 
     // Reveal shows the clear secret, over REST and in the dashboard.
-    let shown: Value = app.api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret")).send().await.unwrap().json().await.unwrap();
+    let shown: Value = app
+        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(shown["secret"], second.as_str());
     let client = app.client();
     app.login(&client, "ada@acme.test", PASSWORD).await;
-    let revealed = client.post(app.url("/api/endpoints/secret")).json(&json!({ "id": ep })).send().await.unwrap().text().await.unwrap();
+    let revealed = client
+        .post(app.url("/api/endpoints/secret"))
+        .json(&json!({ "id": ep }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(revealed, format!("\"{second}\""));
 }
 
@@ -229,7 +276,11 @@ async fn secrets_stored_in_clear_before_the_key_was_set_keep_working_and_get_sea
     let (ep, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.created"], 100).await;
     // As a row written by a version without encryption would be.
     let legacy = "whsec_bGVnYWN5LWNsZWFyLXNlY3JldC0zMi1ieXRlcy4uLg==";
-    sqlx::query("UPDATE endpoints SET secret = $1").bind(legacy).execute(app.db.get_postgres_connection_pool()).await.unwrap();
+    sqlx::query("UPDATE endpoints SET secret = $1")
+        .bind(legacy)
+        .execute(app.db.get_postgres_connection_pool())
+        .await
+        .unwrap();
 
     app.publish(&acme.api_key, json!({ "type": "task.created", "data": { "object": { "id": "t1" } } })).await;
     assert_signed(&receiver.wait_for(2).await[1], legacy);
@@ -237,7 +288,14 @@ async fn secrets_stored_in_clear_before_the_key_was_set_keep_working_and_get_sea
     assert_eq!(server::secrets::seal_stored_secrets(&app.db).await.unwrap(), 1, "the start-up step seals it");
     let stored: String = app.scalar("SELECT secret FROM endpoints").await;
     assert!(stored.starts_with("enc:v1:"));
-    let shown: Value = app.api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret")).send().await.unwrap().json().await.unwrap();
+    let shown: Value = app
+        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(shown["secret"], legacy);
     assert_eq!(server::secrets::seal_stored_secrets(&app.db).await.unwrap(), 0, "idempotent");
 }
@@ -289,7 +347,14 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
     // Endpoints and rotations over REST ...
     let (ep, secret) = app.endpoint(&extra_key, &receiver.url(), &["task.created"], 100).await;
     secrets.push(secret);
-    let rotated: Value = app.api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{ep}/secret/rotate")).send().await.unwrap().json().await.unwrap();
+    let rotated: Value = app
+        .api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{ep}/secret/rotate"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     secrets.push(rotated["secret"].as_str().unwrap().to_owned());
     // ... and in the dashboard, with a wrong password first.
     let client = app.client();
@@ -308,10 +373,23 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
         .unwrap();
     secrets.push(created["secret"].as_str().unwrap().to_owned());
     let id = created["id"].as_str().unwrap();
-    let rotated = client.post(app.url("/api/endpoints/rotate-secret")).json(&json!({ "id": id })).send().await.unwrap().text().await.unwrap();
+    let rotated = client
+        .post(app.url("/api/endpoints/rotate-secret"))
+        .json(&json!({ "id": id }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     secrets.push(rotated.trim_matches('"').to_owned());
     client.post(app.url("/api/endpoints/secret")).json(&json!({ "id": id })).send().await.unwrap();
-    client.post(app.url("/api/endpoints/test")).json(&json!({ "id": id, "event_type": "task.created" })).send().await.unwrap();
+    client
+        .post(app.url("/api/endpoints/test"))
+        .json(&json!({ "id": id, "event_type": "task.created" }))
+        .send()
+        .await
+        .unwrap();
 
     // Publishing and delivering to both endpoints, signed with those secrets.
     app.publish(&acme.api_key, json!({ "type": "task.created", "data": { "object": { "id": "t1" } } })).await;
@@ -326,7 +404,12 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
     assert!(text.contains(&logged_in) && text.contains("login refused"), "the capture works");
     assert!(text.contains(&format!("endpoint={ep}")), "the dispatcher's logs are captured too");
     assert!(text.lines().count() > 50, "at debug/trace there is plenty to look through");
-    eprintln!("log capture: {} lines, {} bytes, {} secret values checked", text.lines().count(), text.len(), secrets.len());
+    eprintln!(
+        "log capture: {} lines, {} bytes, {} secret values checked",
+        text.lines().count(),
+        text.len(),
+        secrets.len()
+    );
     for secret in &secrets {
         // whsec_ secrets also without their prefix (the key material).
         for needle in [secret.as_str(), secret.trim_start_matches("whsec_").trim_start_matches("whk_")] {

@@ -55,9 +55,7 @@ impl Message {
         }
         unfolded.iter().find_map(|line| {
             let (n, value) = line.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| decode_rfc2047(value.trim()))
+            n.trim().eq_ignore_ascii_case(name).then(|| decode_rfc2047(value.trim()))
         })
     }
 
@@ -70,10 +68,7 @@ impl Message {
     /// base64), as UTF-8 with `\n` line endings. Meant for single-part text messages.
     pub fn body(&self) -> String {
         let (_, body) = split_head_body(&self.data);
-        let encoding = self
-            .header("Content-Transfer-Encoding")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let encoding = self.header("Content-Transfer-Encoding").unwrap_or_default().to_ascii_lowercase();
         let bytes = match encoding.as_str() {
             "quoted-printable" => decode_quoted_printable(body.as_bytes(), false),
             "base64" => decode_base64(body.as_bytes()),
@@ -97,14 +92,9 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the SMTP sink on 127.0.0.1");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the SMTP sink on 127.0.0.1");
         let addr = listener.local_addr().expect("SMTP sink address");
-        let shared = Arc::new(Shared {
-            messages: Mutex::new(Vec::new()),
-            arrived: Notify::new(),
-        });
+        let shared = Arc::new(Shared { messages: Mutex::new(Vec::new()), arrived: Notify::new() });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         SmtpSink { addr, shared, task }
     }
@@ -201,10 +191,7 @@ enum Line {
 
 /// Reads one line including its terminator (LF, normally CRLF), at most `max` bytes; a
 /// longer line is consumed to its end and reported as `TooLong`.
-async fn read_line<R: AsyncRead + Unpin>(
-    read: &mut BufReader<R>,
-    max: usize,
-) -> std::io::Result<Line> {
+async fn read_line<R: AsyncRead + Unpin>(read: &mut BufReader<R>, max: usize) -> std::io::Result<Line> {
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
@@ -233,11 +220,7 @@ async fn read_line<R: AsyncRead + Unpin>(
         }
         read.consume(used);
         if done {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Ok(line)
-            });
+            return Ok(if too_long { Line::TooLong } else { Line::Ok(line) });
         }
     }
 }
@@ -248,11 +231,7 @@ async fn reply<W: AsyncWrite + Unpin>(write: &mut W, text: &str) -> std::io::Res
     write.flush().await
 }
 
-async fn session<R, W>(
-    read: &mut BufReader<R>,
-    write: &mut W,
-    shared: &Shared,
-) -> std::io::Result<()>
+async fn session<R, W>(read: &mut BufReader<R>, write: &mut W, shared: &Shared) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -282,8 +261,7 @@ where
             "EHLO" => {
                 greeted = true;
                 tx = Transaction::default();
-                let text =
-                    format!("250-{SERVER_NAME} greets {arg}\r\n250-8BITMIME\r\n250 SMTPUTF8");
+                let text = format!("250-{SERVER_NAME} greets {arg}\r\n250-8BITMIME\r\n250 SMTPUTF8");
                 reply(write, &text).await?;
             }
             "HELO" if arg.is_empty() => reply(write, "501 5.5.4 HELO needs a domain").await?,
@@ -300,10 +278,7 @@ where
                 } else {
                     match parse_path(arg, "FROM:") {
                         Some((address, params)) => match unsupported_mail_param(&params) {
-                            Some(p) => {
-                                reply(write, &format!("555 5.5.4 Unsupported parameter {p}"))
-                                    .await?
-                            }
+                            Some(p) => reply(write, &format!("555 5.5.4 Unsupported parameter {p}")).await?,
                             None => {
                                 tx.from = Some(address);
                                 reply(write, "250 2.1.0 Ok").await?;
@@ -354,9 +329,7 @@ where
                             shared.arrived.notify_waiters();
                             reply(write, &format!("250 2.0.0 Ok: queued as {number}")).await?;
                         }
-                        Err(()) => {
-                            reply(write, "552 5.3.4 Message too big for the test sink").await?
-                        }
+                        Err(()) => reply(write, "552 5.3.4 Message too big for the test sink").await?,
                     }
                 }
             }
@@ -366,11 +339,7 @@ where
             }
             "NOOP" => reply(write, "250 2.0.0 Ok").await?,
             "QUIT" => {
-                reply(
-                    write,
-                    &format!("221 2.0.0 {SERVER_NAME} closing connection"),
-                )
-                .await?;
+                reply(write, &format!("221 2.0.0 {SERVER_NAME} closing connection")).await?;
                 return Ok(());
             }
             _ => reply(write, "502 5.5.2 Command not recognized").await?,
@@ -380,9 +349,7 @@ where
 
 /// Reads message content after `354` up to the line holding a single `.`; undoes dot stuffing.
 /// `None`: connection closed first; `Some(Err)`: over the size limit (content discarded).
-async fn read_data<R: AsyncRead + Unpin>(
-    read: &mut BufReader<R>,
-) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
+async fn read_data<R: AsyncRead + Unpin>(read: &mut BufReader<R>) -> std::io::Result<Option<Result<Vec<u8>, ()>>> {
     let mut data = Vec::new();
     let mut too_big = false;
     loop {
@@ -422,10 +389,7 @@ fn parse_path(arg: &str, keyword: &str) -> Option<(String, Vec<String>)> {
     let rest = rest.strip_prefix('<')?;
     let end = rest.find('>')?;
     let address = rest[..end].trim().to_owned();
-    let params = rest[end + 1..]
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let params = rest[end + 1..].split_whitespace().map(str::to_owned).collect();
     Some((address, params))
 }
 
@@ -498,11 +462,7 @@ fn parse_encoded_word(s: &str) -> Option<(String, usize)> {
         "Q" | "q" => decode_quoted_printable(text.as_bytes(), true),
         _ => return None,
     };
-    let charset = charset
-        .split('*')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let charset = charset.split('*').next().unwrap_or_default().to_ascii_lowercase();
     let decoded = match charset.as_str() {
         "iso-8859-1" | "latin1" => bytes.iter().map(|&b| b as char).collect(),
         _ => String::from_utf8_lossy(&bytes).into_owned(),

@@ -117,7 +117,10 @@ async fn a_worker_process_killed_under_load_loses_nothing_and_resends_only_in_fl
     scenario::init();
     // HTTP in this process, delivery in two `webhooks worker` processes; one of them dies.
     let app = spawn_app_with(|c| c.db_pool_size = 10).await;
-    let (key, pool) = (app.create_account("Acme", "ada@acme.test", "a long enough password").await.api_key, app.db.get_postgres_connection_pool().clone());
+    let (key, pool) = (
+        app.create_account("Acme", "ada@acme.test", "a long enough password").await.api_key,
+        app.db.get_postgres_connection_pool().clone(),
+    );
     let mut a = Process::worker("worker A", &app.database.url);
     let mut b = Process::worker("worker B", &app.database.url);
     let subscribers = scenario::subscribe(&app.address, &key, &LAYOUT).await;
@@ -125,8 +128,11 @@ async fn a_worker_process_killed_under_load_loses_nothing_and_resends_only_in_fl
 
     warm_up(&publisher).await;
     // Kill the one holding more endpoints, so the kill interrupts work.
-    let (victim, survivor) =
-        if scenario::leased_by(&pool, a.pid()).await >= scenario::leased_by(&pool, b.pid()).await { (&mut a, &mut b) } else { (&mut b, &mut a) };
+    let (victim, survivor) = if scenario::leased_by(&pool, a.pid()).await >= scenario::leased_by(&pool, b.pid()).await {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
     let mut restarted = None;
     let figures = kill_and_check(
         &subscribers,

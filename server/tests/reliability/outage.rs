@@ -47,7 +47,10 @@ fn assert_clear_503(o: &Outcome) {
             assert_eq!(body["error"]["code"], "unavailable", "{body}");
             let message = body["error"]["message"].as_str().unwrap_or_default();
             assert!(message.contains("database is unavailable"), "a clear message, not {message:?}");
-            assert!(retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok()), "Retry-After in seconds: {retry_after:?}");
+            assert!(
+                retry_after.as_deref().is_some_and(|s| s.parse::<u64>().is_ok()),
+                "Retry-After in seconds: {retry_after:?}"
+            );
         }
         other => panic!("while the database was down, ingest answered {other:?}"),
     }
@@ -65,13 +68,26 @@ async fn apalis_jobs_run(base: &str, key: &str, pool: &sqlx::PgPool, endpoint_id
         .unwrap();
     let client = reqwest::Client::new();
     let range = json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
-    let res = client.post(format!("{base}/api/v1/endpoints/{endpoint_id}/bulk-retry")).bearer_auth(key).json(&range).send().await.unwrap();
+    let res = client
+        .post(format!("{base}/api/v1/endpoints/{endpoint_id}/bulk-retry"))
+        .bearer_auth(key)
+        .json(&range)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
     let job: Value = res.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
     loop {
-        let status: Value =
-            client.get(format!("{base}/api/v1/bulk-retries/{id}")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+        let status: Value = client
+            .get(format!("{base}/api/v1/bulk-retries/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status["state"] == "finished" {
             assert_eq!(status["done"], 1, "{status}");
             return started.elapsed();
@@ -98,7 +114,13 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
     let probe_layout: [&[&str]; 1] = [&["task.deleted"]];
     let probe = scenario::subscribe(&base, &key, &probe_layout).await.remove(0);
     let probe_event = json!({ "type": "task.deleted", "data": { "object": { "id": "tsk_probe" } } });
-    let res = reqwest::Client::new().post(format!("{base}/api/v1/events")).bearer_auth(&key).json(&probe_event).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&key)
+        .json(&probe_event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     probe.receiver.wait_for(2).await;
 
@@ -120,8 +142,10 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
 
     // While down (from 1 s after the stop, so requests already in the database when it
     // stopped are excluded), every answer is a clear, quick 503.
-    let during: Vec<&Outcome> =
-        outcomes.iter().filter(|o| o.started >= down_at + Duration::from_secs(1) && o.started + o.took < up_at).collect();
+    let during: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.started >= down_at + Duration::from_secs(1) && o.started + o.took < up_at)
+        .collect();
     assert!(during.len() > rate * 5, "the load went on during the outage: {} requests", during.len());
     during.iter().for_each(|o| assert_clear_503(o));
     let all: Vec<&Outcome> = outcomes.iter().collect();
@@ -137,10 +161,15 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
     let slowest = during.iter().map(|o| o.took).max().unwrap_or_default();
 
     let probes = readiness.lock().unwrap().clone();
-    let down_probes: Vec<_> = probes.iter().filter(|(at, _, took)| *at >= down_at + Duration::from_secs(1) && *at + *took < up_at).collect();
+    let down_probes: Vec<_> =
+        probes.iter().filter(|(at, _, took)| *at >= down_at + Duration::from_secs(1) && *at + *took < up_at).collect();
     assert!(!down_probes.is_empty());
-    assert!(down_probes.iter().all(|(_, status, took)| *status == 503 && *took < Duration::from_secs(3)), "/readyz while down: {down_probes:?}");
-    let ready_again = probes.iter().find(|(at, status, _)| *at >= up_at && *status == 200).map(|(at, _, took)| (*at + *took) - up_at);
+    assert!(
+        down_probes.iter().all(|(_, status, took)| *status == 503 && *took < Duration::from_secs(3)),
+        "/readyz while down: {down_probes:?}"
+    );
+    let ready_again =
+        probes.iter().find(|(at, status, _)| *at >= up_at && *status == 200).map(|(at, _, took)| (*at + *took) - up_at);
     let ready_again = ready_again.expect("/readyz answered 200 again after the outage");
 
     let accepted = load::accepted(&outcomes);
@@ -157,7 +186,12 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
     let resent: usize = subscribers.iter().flat_map(|s| s.by_id().into_values()).map(|r| r.len() - 1).sum();
     let mut when: std::collections::BTreeMap<(i64, i64), usize> = Default::default();
     for requests in subscribers.iter().flat_map(|s| s.by_id().into_values()).filter(|r| r.len() > 1) {
-        let rel = |i: usize| requests[i].at.checked_duration_since(down_at).map_or(-(down_at.duration_since(requests[i].at).as_secs() as i64), |d| d.as_secs() as i64);
+        let rel = |i: usize| {
+            requests[i]
+                .at
+                .checked_duration_since(down_at)
+                .map_or(-(down_at.duration_since(requests[i].at).as_secs() as i64), |d| d.as_secs() as i64)
+        };
         *when.entry((rel(0), rel(1))).or_default() += 1;
     }
     println!("re-sends by (first, second) send, seconds after the stop: {when:?}; deliveries with two recorded successes: {twice}");
@@ -183,7 +217,11 @@ async fn with_the_database_down_for_20_s_ingest_answers_503_and_the_server_recov
         server.count_in_log("the dispatcher stopped without being asked"),
     );
     let exit = server.terminate();
-    assert!(exit.success(), "the server stops cleanly after the outage: {exit}; its log ends:\n{}", tail(&server.log(), 40));
+    assert!(
+        exit.success(),
+        "the server stops cleanly after the outage: {exit}; its log ends:\n{}",
+        tail(&server.log(), 40)
+    );
     // SPEC §6: a live process never sends a delivery twice. Only a send whose outcome could
     // not be written (first sent before PostgreSQL was back) may be repeated.
     assert_eq!(late, 0, "deliveries first sent after the outage were sent again");

@@ -30,7 +30,9 @@ pub fn free_port() -> u16 {
 pub async fn account(database_url: &str) -> (String, PgPool) {
     let db = server::db::connect(&test_config(database_url)).await.expect("connect to the scenario database");
     server::db::migrate(&db).await.expect("migrate");
-    let created = server::accounts::create_account(&db, "Acme", "ada@acme.test", "a long enough password").await.expect("create account");
+    let created = server::accounts::create_account(&db, "Acme", "ada@acme.test", "a long enough password")
+        .await
+        .expect("create account");
     (created.api_key, db.get_postgres_connection_pool().clone())
 }
 
@@ -68,7 +70,12 @@ pub async fn subscribe(base_url: &str, api_key: &str, layout: &[&[&'static str]]
         assert_eq!(res.status(), 201, "create endpoint: {}", res.text().await.unwrap());
         let body: Value = res.json().await.unwrap();
         let skip = receiver.received().len();
-        subscribers.push(Subscriber { receiver, endpoint_id: body["id"].as_str().unwrap().to_owned(), types: types.to_vec(), skip });
+        subscribers.push(Subscriber {
+            receiver,
+            endpoint_id: body["id"].as_str().unwrap().to_owned(),
+            types: types.to_vec(),
+            skip,
+        });
     }
     subscribers
 }
@@ -83,7 +90,11 @@ fn expected(subscribers: &[Subscriber], accepted: &[(String, &'static str)]) -> 
 
 /// Waits (bounded, polling the receivers) until every accepted event reached every endpoint
 /// subscribed to its type; returns how long that took.
-pub async fn until_all_delivered(subscribers: &[Subscriber], accepted: &[(String, &'static str)], within: Duration) -> Duration {
+pub async fn until_all_delivered(
+    subscribers: &[Subscriber],
+    accepted: &[(String, &'static str)],
+    within: Duration,
+) -> Duration {
     let started = Instant::now();
     let expected = expected(subscribers, accepted);
     loop {
@@ -98,7 +109,10 @@ pub async fn until_all_delivered(subscribers: &[Subscriber], accepted: &[(String
         if missing.iter().all(|m| *m == 0) {
             return started.elapsed();
         }
-        assert!(started.elapsed() < within, "accepted events never delivered after {within:?}, per endpoint: {missing:?}");
+        assert!(
+            started.elapsed() < within,
+            "accepted events never delivered after {within:?}, per endpoint: {missing:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -119,18 +133,22 @@ pub async fn until_recorded(pool: &PgPool, within: Duration) {
 
 /// Endpoints leased by the process with this pid (worker ids are `<pid>-<random>`).
 pub async fn leased_by(pool: &PgPool, pid: u32) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM endpoints WHERE lease_owner LIKE $1 AND lease_until > now()")
-        .bind(format!("{pid}-%"))
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM endpoints WHERE lease_owner LIKE $1 AND lease_until > now()")
+            .bind(format!("{pid}-%"))
+            .fetch_one(pool)
+            .await
+            .unwrap();
     n
 }
 
 /// (endpoint id, event id) of every delivery whose success is committed.
 pub async fn committed_successes(pool: &PgPool) -> HashSet<(String, String)> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT endpoint_id, event_id FROM deliveries WHERE status = 'delivered'").fetch_all(pool).await.unwrap();
+        sqlx::query_as("SELECT endpoint_id, event_id FROM deliveries WHERE status = 'delivered'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
     rows.into_iter().collect()
 }
 
@@ -165,7 +183,11 @@ pub fn check_repeats(subscribers: &[Subscriber], died: Instant, committed: &Hash
             let event: Value = serde_json::from_slice(&first.body).expect("a JSON payload");
             assert_eq!(event["id"], id.as_str(), "webhook-id is the event id");
             let event_type = event["type"].as_str().unwrap_or_default();
-            assert!(s.types.contains(&event_type), "{} got a {event_type} event it is not subscribed to", s.endpoint_id);
+            assert!(
+                s.types.contains(&event_type),
+                "{} got a {event_type} event it is not subscribed to",
+                s.endpoint_id
+            );
             let done = committed.contains(&(s.endpoint_id.clone(), id.clone()));
             if first.at < died && !done {
                 repeats.in_flight_at_kill += 1;
@@ -179,7 +201,13 @@ pub fn check_repeats(subscribers: &[Subscriber], died: Instant, committed: &Hash
             repeats.resent += requests.len() - 1;
             assert!(!done, "{id} was re-sent to {} although its success was committed before the kill", s.endpoint_id);
             assert!(first.at < kill_at, "{id} was sent twice to {} without a crash in between", s.endpoint_id);
-            assert_eq!(requests.len(), 2, "{id} reached {} {} times; one crash allows one re-send", s.endpoint_id, requests.len());
+            assert_eq!(
+                requests.len(),
+                2,
+                "{id} reached {} {} times; one crash allows one re-send",
+                s.endpoint_id,
+                requests.len()
+            );
             assert!(requests.iter().all(|r| r.body == first.body), "the re-send of {id} carries the same bytes");
         }
     }
