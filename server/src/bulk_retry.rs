@@ -115,7 +115,7 @@ pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
         .execute(&mut *tx)
         .await?;
         if queued > 0 {
-            sqlx::query("SELECT pg_notify($1, 'bulk')").bind(crate::ingest::NOTIFY_CHANNEL).execute(&mut *tx).await?;
+            sqlx::query("SELECT pg_notify($1, 'bulk')").bind(crate::wake::DELIVERIES_CHANNEL).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if finished {

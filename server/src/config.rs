@@ -79,6 +79,10 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_DB_POOL_SIZE", default_value_t = 20)]
     pub db_pool_size: u32,
 
+    /// Ingest requests handled at once; past it they are refused with 503 and Retry-After.
+    #[arg(long, env = "WEBHOOKS_INGEST_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub ingest_max_in_flight: usize,
+
     /// Bearer token `GET /metrics` requires; unset: /metrics is open (keep it off the internet).
     #[arg(long, env = "WEBHOOKS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -118,6 +122,17 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// Connections of ingest's own pool: its group commit runs one statement at a time, and
+    /// requests that carry an idempotency key each hold one for their transaction.
+    pub fn ingest_pool_size(&self) -> u32 {
+        (self.db_pool_size / 4).max(2)
+    }
+
+    /// Connections of the dispatcher's own pool (claims, fetches, the recorder).
+    pub fn dispatch_pool_size(&self) -> u32 {
+        (self.db_pool_size / 2).max(2)
     }
 
     pub fn secure_cookies(&self) -> bool {

@@ -27,6 +27,20 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     Ok(Database::connect(options).await?)
 }
 
+/// A pool of its own for one hot role (ingest's group commit, the dispatcher), so a flood
+/// of one can never starve the other of connections. Lazy: a process that never ingests
+/// opens no ingest connection. No ping before each acquire (it doubled the round trips of
+/// the hot path); a connection that broke is dropped by sqlx when it is returned, and the
+/// callers retry or answer 503 (`database_unavailable`).
+pub fn role_pool(config: &Config, max_connections: u32) -> anyhow::Result<sqlx::PgPool> {
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_lazy(&config.database_url)?)
+}
+
 /// Applies pending sea-orm migrations and creates apalis' own schema. Idempotent.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;

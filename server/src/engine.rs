@@ -23,6 +23,7 @@ use crate::{
         signing::WebhookSecret,
         ssrf::{AllowList, Guard},
     },
+    wake::Wakers,
 };
 
 /// SPEC §7: the reachability check waits at most this long for any HTTP answer.
@@ -33,6 +34,8 @@ pub struct DeliveryEngine {
     guard: Arc<Guard>,
     probe: reqwest::Client,
     client: reqwest::Client,
+    /// In-memory wake-ups of this process's dispatcher, shared with ingest.
+    wakers: Wakers,
 }
 
 impl DeliveryEngine {
@@ -46,6 +49,7 @@ impl DeliveryEngine {
             probe: build_client(guard.clone(), ca, REACHABILITY_TIMEOUT)?,
             client: build_client(guard.clone(), ca, config.attempt_timeout)?,
             guard,
+            wakers: Wakers::default(),
         })
     }
 
@@ -55,6 +59,10 @@ impl DeliveryEngine {
 
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    pub fn wakers(&self) -> &Wakers {
+        &self.wakers
     }
 }
 

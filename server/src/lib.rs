@@ -19,3 +19,5 @@ pub mod retention;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod ttl_cache;
+pub mod wake;

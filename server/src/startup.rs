@@ -11,7 +11,9 @@ use crate::{
     db,
     engine::DeliveryEngine,
     http::{self, AppState},
+    ingest::Ingest,
     jobs,
+    ttl_cache::TtlCache,
 };
 
 pub struct Application {
@@ -38,11 +40,16 @@ impl Application {
             .build();
         let delivery = Arc::new(DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
         crate::secrets::seal_stored_secrets(&db).await?;
+        let ingest_pool = db::role_pool(&config, config.ingest_pool_size())?;
         let state = AppState {
             db,
-            config: Arc::new(config),
             engine: delivery.clone(),
             ingest_quota: Arc::default(),
+            ingest: Arc::new(Ingest::start(ingest_pool, delivery.wakers().clone())),
+            ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.ingest_max_in_flight.max(1))),
+            api_keys: Arc::new(TtlCache::new(http::CACHE_TTL, http::CACHE_CAPACITY)),
+            quotas: Arc::new(TtlCache::new(http::CACHE_TTL, http::CACHE_CAPACITY)),
+            config: Arc::new(config),
             live: tokio::sync::broadcast::channel(1024).0,
             leptos_options,
         };

@@ -1,11 +1,12 @@
 //! The delivery loop of a worker process: lease endpoints with due work, send their
 //! deliveries in order within the rate limit, hand each outcome to the recorder, repeat.
-//! Woken by LISTEN/NOTIFY at ingest, with a short backstop poll for retries coming due.
+//! Woken in memory by this process's ingest and by LISTEN for other processes' (`wake`),
+//! with a short backstop poll for retries coming due.
 //!
-//! Per endpoint, a batch costs two queries (due deliveries, renew-and-read) and one wait for
-//! the recorder's commit; attempts are written in batches by `record`. The commit wait at the
-//! end of each batch is what keeps this correct: a delivery is never fetched again before its
-//! previous attempt is on disk.
+//! Per endpoint, a batch costs one query (renew the lease, re-read the settings, fetch the
+//! due deliveries) and one wait for the recorder's commit; attempts are written in batches by
+//! `record`. The commit wait at the end of each batch is what keeps this correct: a delivery
+//! is never fetched again before its previous attempt is on disk.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -26,7 +27,11 @@ use super::{
     signing::WebhookSecret,
     store::{self, ClaimedEndpoint},
 };
-use crate::{config::RetrySchedule, engine::DeliveryEngine, ingest::NOTIFY_CHANNEL};
+use crate::{
+    config::RetrySchedule,
+    engine::DeliveryEngine,
+    wake::{self, Announcer, Wakers, ATTEMPTS_CHANNEL, DELIVERIES_CHANNEL},
+};
 
 /// How often to look for retries that came due when no notification arrives.
 const BACKSTOP_POLL: Duration = Duration::from_millis(500);
@@ -39,6 +44,8 @@ const MAX_UNCOMMITTED: usize = 8;
 /// How long an endpoint that ran out of due work keeps its lease waiting for more, so a
 /// steady trickle of events does not pay for a claim, a lease and a rate-window read each.
 const LINGER: Duration = Duration::from_secs(1);
+/// Open delivery logs hear of new attempts at most this often from one process.
+const LIVE_ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 /// While lingering, how often to look for retries coming due.
 const LINGER_POLL: Duration = Duration::from_millis(500);
 
@@ -76,11 +83,12 @@ impl Dispatcher {
             return;
         }
         let slots = Arc::new(Semaphore::new(self.concurrency));
-        let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone());
-        let wakers = Wakers::default();
+        let live = Announcer::spawn(self.pool.clone(), ATTEMPTS_CHANNEL, LIVE_ANNOUNCE_EVERY);
+        let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone(), live, shutdown.clone());
+        let wakers = self.engine.wakers().clone();
         let draining = Draining::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => l.listen(NOTIFY_CHANNEL).await.ok().map(|_| l),
+            Ok(mut l) => l.listen(DELIVERIES_CHANNEL).await.ok().map(|_| l),
             Err(err) => {
                 tracing::warn!(%err, "LISTEN unavailable; polling only");
                 None
@@ -152,7 +160,8 @@ impl Dispatcher {
             endpoint.rate_limit.max(1) as u32,
             store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?,
         );
-        let mut refreshed;
+        // The claim just set the lease.
+        let mut refreshed = Instant::now();
         let mut idle_since: Option<Instant> = None;
         loop {
             let probing = endpoint.status == "failing";
@@ -164,7 +173,21 @@ impl Dispatcher {
             let woken = wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let due = store::due_deliveries(&self.pool, &endpoint.id, batch).await.map_err(db)?;
+            // Re-read the settings and fetch the due work in one round trip, renewing the lease
+            // once a quarter of it has passed (a renewal is a write and a commit; a read is not).
+            let renew = refreshed.elapsed() >= self.lease / 4;
+            let fetched = store::renew_and_fetch(&self.pool, &endpoint.id, &self.worker_id, self.lease, batch, renew);
+            let Some((current, due)) = fetched.await.map_err(db)? else {
+                return Ok(()); // disabled meanwhile, or the lease was lost
+            };
+            if renew {
+                refreshed = Instant::now();
+            }
+            if current.rate_limit as u32 != window.limit() {
+                let recent = store::recent_sends(&self.pool, &current.id).await.map_err(db)?;
+                window = SlidingWindow::new(current.rate_limit.max(1) as u32, recent);
+            }
+            endpoint = current;
             if due.is_empty() {
                 let idle = *idle_since.get_or_insert_with(Instant::now);
                 if idle.elapsed() >= LINGER || ctx.slots.available_permits() == 0 || *ctx.shutdown.borrow() {
@@ -179,23 +202,11 @@ impl Dispatcher {
                 continue;
             }
             idle_since = None;
-            // Read the settings after seeing the work, renewing the lease in the same query:
-            // an edit committed before these deliveries were published applies to them.
-            let Some(current) =
-                store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await.map_err(db)?
-            else {
-                return Ok(()); // disabled meanwhile, or the lease was lost
-            };
-            refreshed = Instant::now();
-            if current.rate_limit as u32 != window.limit() {
-                window = SlidingWindow::new(
-                    current.rate_limit.max(1) as u32,
-                    store::recent_sends(&self.pool, &current.id).await.map_err(db)?,
-                );
-            }
-            endpoint = current;
             let keep_sending = self.send_batch(&mut endpoint, due, &mut window, &mut refreshed, ctx).await?;
-            if !keep_sending || probing || *ctx.shutdown.borrow() {
+            // Every slot taken: other endpoints may be waiting for one, so yield after each
+            // batch; the claim serves endpoints least recently released first (round robin).
+            let others_may_wait = ctx.slots.available_permits() == 0;
+            if !keep_sending || probing || others_may_wait || *ctx.shutdown.borrow() {
                 return Ok(());
             }
         }
@@ -318,22 +329,6 @@ impl Drop for DrainingGuard {
     }
 }
 
-/// One `Notify` per account with lingering drains; the ingest NOTIFY names the account.
-#[derive(Default, Clone)]
-struct Wakers(Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>);
-
-impl Wakers {
-    fn of(&self, account_id: &str) -> Arc<Notify> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(account_id.to_owned()).or_default().clone()
-    }
-
-    fn wake(&self, account_id: &str) {
-        if let Some(n) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(account_id) {
-            n.notify_waiters();
-        }
-    }
-}
-
 /// Waits for an ingest notification (passed on to lingering drains), the backstop poll or
 /// shutdown. Notifications already buffered are passed on too: one claim serves them all.
 async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>, wakers: &Wakers) {
@@ -341,9 +336,9 @@ async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::
         match listener.as_mut() {
             Some(l) => match l.recv().await {
                 Ok(n) => {
-                    wakers.wake(n.payload());
+                    wake::names(n.payload()).for_each(|a| wakers.wake(a));
                     while let Some(n) = l.next_buffered() {
-                        wakers.wake(n.payload());
+                        wake::names(n.payload()).for_each(|a| wakers.wake(a));
                     }
                 }
                 // The listener reconnects on the next recv; don't spin meanwhile.
@@ -354,6 +349,7 @@ async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::
     };
     tokio::select! {
         _ = notified => {}
+        _ = wakers.claim_wanted() => {}
         _ = tokio::time::sleep(BACKSTOP_POLL) => {}
         _ = shutdown.changed() => {}
     }

@@ -5,13 +5,17 @@
 //! statements for many attempts, instead of five round trips each (SPEC §6, "write attempt
 //! logs and completions in batches").
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{AttemptId, EndpointStatus};
 use serde_json::{Map, Value};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     attempt::{truncate_body, AttemptResult},
@@ -20,7 +24,7 @@ use super::{
     retry::{self, Decision},
     store::DueDelivery,
 };
-use crate::{config::RetrySchedule, metrics};
+use crate::{config::RetrySchedule, metrics, wake::Announcer};
 
 /// Most outcomes written in one transaction.
 const MAX_BATCH: usize = 1000;
@@ -40,6 +44,9 @@ pub struct Plan {
     pub breaker_until: Option<DateTime<Utc>>,
     /// The endpoint's new `last_error`; `None` keeps the old one (a success).
     pub last_error: Option<String>,
+    /// Whether the endpoint row must be written: its health moved, or an error is to be
+    /// kept. A success on a healthy endpoint writes nothing there.
+    pub endpoint_changed: bool,
 }
 
 impl Plan {
@@ -81,7 +88,9 @@ pub fn plan(
         Some(Decision::Dead) => "failed",
     };
     let breaker_until = if after.status == EndpointStatus::Failing { next_attempt_at } else { None };
+    let endpoint_changed = after != *before || !result.success() || change != Change::None;
     Plan {
+        endpoint_changed,
         delivery_status,
         next_attempt_at,
         breaker_until,
@@ -125,20 +134,39 @@ impl RecorderHandle {
 }
 
 /// Starts the recorder task; it ends when every handle is dropped and the queue is written.
-pub fn spawn(pool: PgPool, events: Arc<dyn HealthEvents>) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
+/// `live` announces the endpoints of committed attempts to the open delivery logs. Once
+/// `shutdown` is set, a database that stays unreachable for `GIVE_UP_AFTER_SHUTDOWN` makes
+/// the recorder give up (the senders are told, so the process can stop): those outcomes were
+/// sent but not recorded, and the endpoint's next lease holder re-sends them.
+pub fn spawn(
+    pool: PgPool,
+    events: Arc<dyn HealthEvents>,
+    live: Announcer,
+    shutdown: watch::Receiver<bool>,
+) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
     metrics::install();
     let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(pool, events, rx));
+    let task = tokio::spawn(run(pool, events, live, shutdown, rx));
     (RecorderHandle { tx }, task)
 }
 
-async fn run(pool: PgPool, events: Arc<dyn HealthEvents>, mut rx: mpsc::Receiver<Outcome>) {
+async fn run(
+    pool: PgPool,
+    events: Arc<dyn HealthEvents>,
+    live: Announcer,
+    shutdown: watch::Receiver<bool>,
+    mut rx: mpsc::Receiver<Outcome>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let result = write_batch(&pool, &mut batch, &rx).await;
+        let result = write_batch(&pool, &mut batch, &shutdown).await;
+        let mut recorded: Vec<String> =
+            batch.iter().zip(&result).filter(|(_, r)| r.is_ok()).map(|(o, _)| o.endpoint_id.clone()).collect();
+        recorded.dedup();
+        live.announce(recorded);
         for (mut outcome, result) in batch.drain(..).zip(result) {
             if result.is_ok() {
                 observe(&outcome);
@@ -160,14 +188,20 @@ async fn run(pool: PgPool, events: Arc<dyn HealthEvents>, mut rx: mpsc::Receiver
 /// meanwhile, so nothing is sent twice by this process). A row the database refuses must
 /// not hold up the others: then each is written alone, and one still refused is written
 /// without the receiver's answer, which is the only part a receiver controls.
-async fn write_batch(pool: &PgPool, batch: &mut [Outcome], rx: &mpsc::Receiver<Outcome>) -> Vec<Result<(), String>> {
+async fn write_batch(
+    pool: &PgPool,
+    batch: &mut [Outcome],
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<Result<(), String>> {
     let mut delay = Duration::from_millis(100);
+    let mut stopping_since: Option<Instant> = None;
     loop {
         match write(pool, batch).await {
             Ok(()) => return vec![Ok(()); batch.len()],
             Err(err) if is_refusal(&err) => break,
-            Err(err) if rx.is_closed() && delay > Duration::from_secs(5) => {
-                return vec![Err(err.to_string()); batch.len()]
+            Err(err) if give_up(&mut stopping_since, *shutdown.borrow(), Instant::now()) => {
+                tracing::warn!(%err, outcomes = batch.len(), "stopping with the database unreachable; these will be re-sent");
+                return vec![Err(err.to_string()); batch.len()];
             }
             Err(err) => {
                 tracing::warn!(%err, outcomes = batch.len(), "recording attempts failed; retrying");
@@ -193,6 +227,18 @@ async fn write_batch(pool: &PgPool, batch: &mut [Outcome], rx: &mpsc::Receiver<O
         results.push(result.map_err(|e| e.to_string()));
     }
     results
+}
+
+/// After a shutdown began, how long the recorder keeps retrying an unreachable database.
+const GIVE_UP_AFTER_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// Whether to stop retrying: a shutdown has been under way for `GIVE_UP_AFTER_SHUTDOWN`
+/// (`stopping_since` remembers when this recorder first saw it).
+fn give_up(stopping_since: &mut Option<Instant>, stopping: bool, now: Instant) -> bool {
+    if !stopping {
+        return false;
+    }
+    now.saturating_duration_since(*stopping_since.get_or_insert(now)) >= GIVE_UP_AFTER_SHUTDOWN
 }
 
 /// The database understood the statement and refused it (a constraint, bad bytes), as
@@ -227,50 +273,45 @@ fn observe(outcome: &Outcome) {
     }
 }
 
-/// Writes a batch in one transaction: attempts, deliveries, endpoint health, live-log notices.
+/// Writes a batch: the attempts and the deliveries' new states in one statement, and, only
+/// when some endpoint's health moved, the endpoint rows in the same transaction. The common
+/// case (successes on healthy endpoints) is one statement and one commit, with no NOTIFY in
+/// it: the live logs hear of it from the recorder's announcer after the commit.
 async fn write(pool: &PgPool, batch: &[Outcome]) -> sqlx::Result<()> {
+    if !batch.iter().any(|o| o.plan.endpoint_changed) {
+        return record_attempts(&mut *pool.acquire().await?, batch).await;
+    }
     let mut tx = pool.begin().await?;
-    insert_attempts(&mut tx, batch).await?;
-    let (ids, statuses, next): (Vec<&str>, Vec<&str>, Vec<Option<DateTime<Utc>>>) = batch
-        .iter()
-        .map(|o| (o.delivery.id.as_str(), o.plan.delivery_status, o.plan.next_attempt_at))
-        .fold((vec![], vec![], vec![]), |(mut a, mut b, mut c), (x, y, z)| {
-            a.push(x);
-            b.push(y);
-            c.push(z);
-            (a, b, c)
-        });
-    sqlx::query(
-        "UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
-             next_attempt_at = x.next, updated_at = now()
-         FROM UNNEST($1::text[], $2::text[], $3::timestamptz[]) AS x(id, status, next)
-         WHERE d.id = x.id AND d.status = 'pending'",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&next)
-    .execute(&mut *tx)
-    .await?;
+    record_attempts(&mut tx, batch).await?;
     update_endpoints(&mut tx, batch).await?;
     tx.commit().await
 }
 
-async fn insert_attempts(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
+/// One statement: insert the attempts, and move each delivery to its planned state.
+async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
     let mut cols = AttemptColumns::default();
     for o in batch {
         cols.push(o);
     }
     sqlx::query(
-        "INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-             status_code, response_time_ms, success, error, request_headers, request_body, response_headers, response_body)
-         SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                status_code, response_time_ms, success, error, request_headers::jsonb, request_body,
-                response_headers::jsonb, response_body
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
-                     $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-              AS x(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                   status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
-                   response_body)",
+        "WITH attempt AS (
+             INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                 status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
+                 response_body)
+             SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                    status_code, response_time_ms, success, error, request_headers::jsonb, request_body,
+                    response_headers::jsonb, response_body
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
+                         $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::text[])
+                  AS x(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                       status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
+                       response_body)
+         )
+         UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
+             next_attempt_at = x.next, updated_at = now()
+         FROM UNNEST($3::text[], $16::text[], $17::timestamptz[]) AS x(id, status, next)
+         WHERE d.id = x.id AND d.status = 'pending'",
     )
     .bind(cols.id)
     .bind(cols.account_id)
@@ -287,7 +328,9 @@ async fn insert_attempts(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx
     .bind(cols.request_body)
     .bind(cols.response_headers)
     .bind(cols.response_body)
-    .execute(&mut *tx)
+    .bind(cols.delivery_status)
+    .bind(cols.next_attempt_at)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -309,6 +352,8 @@ struct AttemptColumns {
     request_body: Vec<String>,
     response_headers: Vec<Option<String>>,
     response_body: Vec<Option<String>>,
+    delivery_status: Vec<&'static str>,
+    next_attempt_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl AttemptColumns {
@@ -329,15 +374,21 @@ impl AttemptColumns {
         self.request_body.push(truncate_body(&o.delivery.payload));
         self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers).to_string()));
         self.response_body.push(r.response_body.clone());
+        self.delivery_status.push(o.plan.delivery_status);
+        self.next_attempt_at.push(o.plan.next_attempt_at);
     }
 }
 
+/// An endpoint a user disabled while its batch was in flight keeps `disabled`: the plan
+/// was made for an enabled endpoint and must not turn it back into `healthy`.
 /// The endpoint rows take the plan of their last outcome in the batch (outcomes of one
 /// endpoint arrive in the order its single lease holder made them); `last_error` the last
 /// failure's. Rows are locked in id order so two recorders never deadlock.
 async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
+    let changed: HashSet<&str> =
+        batch.iter().filter(|o| o.plan.endpoint_changed).map(|o| o.endpoint_id.as_str()).collect();
     let mut last: HashMap<&str, (&Plan, Option<&str>)> = HashMap::new();
-    for o in batch {
+    for o in batch.iter().filter(|o| changed.contains(o.endpoint_id.as_str())) {
         let error = o.plan.last_error.as_deref().or_else(|| last.get(o.endpoint_id.as_str()).and_then(|(_, e)| *e));
         last.insert(o.endpoint_id.as_str(), (&o.plan, error));
     }
@@ -360,7 +411,8 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sql
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "UPDATE endpoints e SET status = x.status, consecutive_failures = x.failures, breaker_until = x.breaker,
+        "UPDATE endpoints e SET status = CASE WHEN e.enabled THEN x.status ELSE e.status END,
+             consecutive_failures = x.failures, breaker_until = x.breaker,
              last_error = COALESCE(x.error, e.last_error),
              enabled = e.enabled AND x.reason IS NULL, disabled_reason = COALESCE(x.reason, e.disabled_reason),
              updated_at = now()
@@ -376,11 +428,6 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sql
     .bind(&reasons)
     .execute(&mut *tx)
     .await?;
-    // Open delivery logs refresh at commit (http/live.rs).
-    sqlx::query("SELECT pg_notify('webhooks_attempts', id) FROM UNNEST($1::text[]) AS id")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 
@@ -420,6 +467,26 @@ mod tests {
 
     fn schedule() -> RetrySchedule {
         RetrySchedule(vec![Duration::from_secs(60), Duration::from_secs(300)])
+    }
+
+    #[test]
+    fn the_recorder_gives_up_only_once_a_shutdown_has_lasted_the_grace() {
+        let t0 = Instant::now();
+        let mut since = None;
+        assert!(!give_up(&mut since, false, t0 + Duration::from_secs(3600)), "never while running");
+        assert!(!give_up(&mut since, true, t0), "a shutdown starts the clock");
+        assert!(!give_up(&mut since, true, t0 + GIVE_UP_AFTER_SHUTDOWN - Duration::from_millis(1)));
+        assert!(give_up(&mut since, true, t0 + GIVE_UP_AFTER_SHUTDOWN));
+    }
+
+    #[test]
+    fn only_a_moved_health_or_a_failure_writes_the_endpoint_row() {
+        let healthy = Health { status: EndpointStatus::Healthy, consecutive_failures: 0 };
+        let now = SystemTime::now();
+        assert!(!plan(&healthy, 0, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed);
+        assert!(plan(&healthy, 0, &result(Some(500)), &schedule(), 0.0, now).endpoint_changed);
+        let one_failure = Health { status: EndpointStatus::Healthy, consecutive_failures: 1 };
+        assert!(plan(&one_failure, 0, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed, "the count resets");
     }
 
     const HEALTHY: Health = Health { status: EndpointStatus::Healthy, consecutive_failures: 0 };

@@ -78,10 +78,10 @@ pub async fn claim_endpoints(
     .bind(busy)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(to_claimed).collect())
+    Ok(rows.iter().map(to_claimed).collect())
 }
 
-fn to_claimed(r: sqlx::postgres::PgRow) -> ClaimedEndpoint {
+fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
     let mut secrets = vec![r.get::<String, _>("secret")];
     let previous: Option<String> = r.get("previous_secret");
     let until: Option<DateTime<Utc>> = r.get("previous_secret_expires_at");
@@ -121,32 +121,76 @@ pub async fn renew(
     .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(to_claimed))
+    Ok(row.as_ref().map(to_claimed))
 }
 
-/// Due deliveries of one endpoint in event order (delivery ids are time-ordered).
-pub async fn due_deliveries(pool: &PgPool, endpoint_id: &str, limit: i64) -> sqlx::Result<Vec<DueDelivery>> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.created_at, ev.payload
-         FROM deliveries d JOIN events ev ON ev.id = d.event_id
-         WHERE d.endpoint_id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
-         ORDER BY d.id LIMIT $2",
-    )
-    .bind(endpoint_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DueDelivery {
-            id: r.get("id"),
-            event_id: r.get("event_id"),
-            event_type: r.get("event_type"),
-            attempt_count: r.get("attempt_count"),
-            payload: r.get("payload"),
-            created_at: r.get("created_at"),
+/// `renew_and_fetch`'s statement around its endpoint part: one row per due delivery, or one
+/// row with NULL delivery columns when nothing is due.
+macro_rules! fetch_due {
+    ($endpoint:literal) => {
+        concat!(
+            "WITH ep AS (",
+            $endpoint,
+            ")
+             SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count,
+                    d.created_at AS delivery_created_at, d.payload
+             FROM ep LEFT JOIN LATERAL (
+                 SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.created_at, ev.payload
+                 FROM deliveries d JOIN events ev ON ev.id = d.event_id
+                 WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                 ORDER BY d.id LIMIT $4
+             ) d ON true
+             ORDER BY d.id"
+        )
+    };
+}
+
+const FETCH_RENEWING: &str = fetch_due!(
+    "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
+     WHERE id = $1 AND enabled AND lease_owner = $2
+     RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+               previous_secret_expires_at"
+);
+
+const FETCH_READING: &str = fetch_due!(
+    "SELECT id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+            previous_secret_expires_at
+     FROM endpoints WHERE id = $1 AND enabled AND lease_owner = $2 AND lease_until > now()
+       AND $3::float8 IS NOT NULL"
+);
+
+/// One round trip per batch: reads the endpoint as it is now (renewing the lease when `renew`)
+/// and fetches its due deliveries in event order. Both come from one statement snapshot, so
+/// a settings change committed before these deliveries were published applies to them.
+/// Without `renew` the statement only reads (no commit to wait for): the lease is checked,
+/// not extended. `None`: the endpoint was disabled meanwhile, or the lease was lost.
+pub async fn renew_and_fetch(
+    pool: &PgPool,
+    endpoint_id: &str,
+    worker: &str,
+    lease: Duration,
+    limit: i64,
+    renew: bool,
+) -> sqlx::Result<Option<(ClaimedEndpoint, Vec<DueDelivery>)>> {
+    let sql = if renew { FETCH_RENEWING } else { FETCH_READING };
+    let rows =
+        sqlx::query(sql).bind(endpoint_id).bind(worker).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    let endpoint = to_claimed(first);
+    let due = rows
+        .iter()
+        .filter_map(|r| {
+            Some(DueDelivery {
+                id: r.get::<Option<String>, _>("delivery_id")?,
+                event_id: r.get("event_id"),
+                event_type: r.get("event_type"),
+                attempt_count: r.get("attempt_count"),
+                payload: r.get("payload"),
+                created_at: r.get("delivery_created_at"),
+            })
         })
-        .collect())
+        .collect();
+    Ok(Some((endpoint, due)))
 }
 
 /// When attempts to this endpoint completed in the last second, as local instants: the
@@ -165,8 +209,12 @@ pub async fn recent_sends(pool: &PgPool, endpoint_id: &str) -> sqlx::Result<Vec<
     Ok(ages.into_iter().filter_map(|(age,)| now.checked_sub(Duration::from_secs_f64(age.max(0.0)))).collect())
 }
 
+/// Ends the lease now. `lease_until` keeps the release time rather than NULL: claims take
+/// never-leased endpoints first, then the ones released longest ago, so with more backlogged
+/// endpoints than free slots every endpoint gets its turn (round robin), and one just
+/// released does not jump the queue.
 pub async fn release_lease(pool: &PgPool, endpoint_id: &str, worker: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE endpoints SET lease_until = NULL, lease_owner = NULL WHERE id = $1 AND lease_owner = $2")
+    sqlx::query("UPDATE endpoints SET lease_until = now(), lease_owner = NULL WHERE id = $1 AND lease_owner = $2")
         .bind(endpoint_id)
         .bind(worker)
         .execute(pool)

@@ -6,7 +6,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use entity::AccountId;
 
 use super::{error::ApiError, AppState};
-use crate::accounts;
+use crate::{accounts, secrets};
 
 pub struct ApiAccount(pub AccountId);
 
@@ -29,8 +29,17 @@ impl FromRequestParts<AppState> for ApiAccount {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(ApiError::Unauthorized)?;
+        // Keyed by the key's hash: the cache holds no usable secret.
+        let hash = secrets::token_hash(key);
+        let now = std::time::Instant::now();
+        if let Some(account) = state.api_keys.get(&hash, now) {
+            return Ok(ApiAccount(account));
+        }
         match accounts::account_for_api_key(&state.db, key).await? {
-            Some(account) => Ok(ApiAccount(account)),
+            Some(account) => {
+                state.api_keys.put(hash, account.clone(), now);
+                Ok(ApiAccount(account))
+            }
             None => Err(ApiError::Unauthorized),
         }
     }

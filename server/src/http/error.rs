@@ -40,6 +40,8 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the database is unavailable; retry later")]
     Unavailable,
+    #[error("the server is at capacity; retry after {RETRY_AFTER_OVERLOADED} s")]
+    Overloaded,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -55,6 +57,7 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -63,6 +66,9 @@ impl ApiError {
 /// Seconds a client is asked to wait after a 503 (the database is back within seconds of a
 /// restart or failover; the pool reconnects on its own).
 pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
+/// Seconds a client is asked to wait after being refused for capacity: the queue it would
+/// have joined is gone within about that.
+pub const RETRY_AFTER_OVERLOADED: u64 = 1;
 
 /// True when `err` says the database cannot be reached right now (down, restarting, pool
 /// exhausted), rather than that the query was wrong: such errors are a 503, not a 500.
@@ -140,8 +146,13 @@ impl IntoResponse for ApiError {
         let (status, code) = self.parts();
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::Unavailable = self {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE.into());
+        let retry_after = match self {
+            ApiError::Unavailable => Some(RETRY_AFTER_UNAVAILABLE),
+            ApiError::Overloaded => Some(RETRY_AFTER_OVERLOADED),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -1,11 +1,12 @@
 //! `POST /api/v1/events`: ingest one event or a batch (SPEC §6, §11).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Response},
     routing::post,
     Json, Router,
@@ -21,10 +22,11 @@ use crate::{
     quota::Decision,
 };
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     // A full batch of maximal events, plus JSON overhead.
     let limit = MAX_BATCH * 1024 + MAX_EVENT_BYTES * 8;
-    Router::new().route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)))
+    let shed = axum::middleware::from_fn_with_state(state.clone(), limit_in_flight);
+    Router::new().route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)).layer(shed))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -54,8 +56,7 @@ pub async fn create(
     if !decision.allowed {
         return Ok(with_quota(ApiError::RateLimited(decision.reset_secs).into_response(), decision));
     }
-    let pool = state.db.get_postgres_connection_pool();
-    let ids = ingest::ingest(pool, &account.0, key.as_deref(), &events).await?;
+    let ids = state.ingest.accept(&account.0, key.as_deref(), events).await?;
     let answer = IngestAnswer { ids: ids.into_iter().map(String::from).collect() };
     Ok(with_quota((StatusCode::ACCEPTED, Json(answer)).into_response(), decision))
 }
@@ -69,9 +70,31 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The account's events-per-second quota, cached for `QUOTA_TTL` (a change made elsewhere
+/// applies within it).
 async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, ApiError> {
+    let now = Instant::now();
+    if let Some(limit) = state.quotas.get(&account.0, now) {
+        return Ok(limit);
+    }
     let row = account::Entity::find_by_id(account.0.as_str()).one(&state.db).await?;
-    Ok(row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64))
+    let limit = row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64);
+    state.quotas.put(account.0.clone(), limit, now);
+    Ok(limit)
+}
+
+/// Refuses a request at once with 503 and `Retry-After` when `ingest_slots` requests are
+/// already in flight, before its body is read: past capacity, excess load is turned away
+/// fast instead of queueing in memory (SPEC §12, overload).
+pub async fn limit_in_flight(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match state.ingest_slots.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(_) => ApiError::Overloaded.into_response(),
+    }
 }
 
 /// IETF `RateLimit-*` headers on every answer, `Retry-After` on a 429.
@@ -93,6 +116,7 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::Invalid(message) => ApiError::Invalid(message),
             IngestError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
+            IngestError::Stopped => ApiError::Unavailable,
             IngestError::IdTaken { .. } => ApiError::Conflict(err.to_string()),
             // One mapping for every database error (http/error.rs): a session PostgreSQL
             // terminated at shutdown is a 503 like a refused connection, not a 500.

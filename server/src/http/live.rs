@@ -1,6 +1,7 @@
-//! Live delivery-log updates: server-sent events fed by PostgreSQL notifications. Each
-//! recorded attempt does `pg_notify('webhooks_attempts', endpoint_id)` in its transaction;
-//! one LISTEN connection per process fans the ids out to the open dashboards.
+//! Live delivery-log updates: server-sent events fed by PostgreSQL notifications. The
+//! recorder announces the endpoints of the attempts it committed on `webhooks_attempts`
+//! (several ids per notification, at most one every 100 ms per worker process, `wake`); one
+//! LISTEN connection per process fans the ids out to the open dashboards.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -20,8 +21,7 @@ use tokio::sync::broadcast;
 use tokio_stream::{wrappers::BroadcastStream, StreamExt};
 
 use super::AppState;
-
-pub const ATTEMPTS_CHANNEL: &str = "webhooks_attempts";
+use crate::wake::{self, ATTEMPTS_CHANNEL};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/live/endpoints/{id}", get(stream))
@@ -35,7 +35,9 @@ pub async fn relay(pool: PgPool, tx: broadcast::Sender<String>) {
             Ok(mut listener) => {
                 if listener.listen(ATTEMPTS_CHANNEL).await.is_ok() {
                     while let Ok(n) = listener.recv().await {
-                        let _ = tx.send(n.payload().to_owned());
+                        for endpoint in wake::names(n.payload()) {
+                            let _ = tx.send(endpoint.to_owned());
+                        }
                     }
                 }
             }

@@ -23,7 +23,13 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sea_orm::DatabaseConnection;
 
-use crate::config::Config;
+use crate::{config::Config, ttl_cache::TtlCache};
+
+/// How long a cached API key or quota is trusted: a key revoked or a quota changed by another
+/// process applies within this.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Entries a cache holds before it starts over.
+pub const CACHE_CAPACITY: usize = 100_000;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -31,6 +37,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub engine: Arc<dyn Engine>,
     pub ingest_quota: Arc<crate::quota::IngestQuota>,
+    /// Group commit and wake-ups (`ingest::Ingest`).
+    pub ingest: Arc<crate::ingest::Ingest>,
+    /// Ingest requests in flight; past it, requests are refused with 503 (`events.rs`).
+    pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// API key hash → account, and account → ingest quota, for `CACHE_TTL`.
+    pub api_keys: Arc<TtlCache<String, entity::AccountId>>,
+    pub quotas: Arc<TtlCache<entity::AccountId, u64>>,
     /// Endpoint ids with a new attempt, for the live delivery log.
     pub live: tokio::sync::broadcast::Sender<String>,
     pub leptos_options: LeptosOptions,
@@ -54,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(health::router())
         .merge(endpoints::router())
-        .merge(events::router())
+        .merge(events::router(&state))
         .merge(deliveries::router())
         .merge(live::router())
         .merge(metrics::router())

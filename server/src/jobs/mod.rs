@@ -53,7 +53,8 @@ pub async fn run_workers(
     // holds would refuse to start.
     let instance = format!("{}-{}", std::process::id(), entity::ids::encode_u128(rand::random::<u128>()));
     let dispatcher = Arc::new(Dispatcher {
-        pool: pool.clone(),
+        // Its own connections: an ingest flood or a slow dashboard query can't starve sending.
+        pool: crate::db::role_pool(&config, config.dispatch_pool_size())?,
         engine,
         schedule: config.retry_schedule.clone(),
         worker_id: instance.clone(),

@@ -10,6 +10,7 @@ mod endpoints;
 mod health;
 mod helpers;
 mod hostile;
+mod ingest;
 mod metrics;
 mod receiver;
 mod security;

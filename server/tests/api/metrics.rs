@@ -148,7 +148,13 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    let (recorder, task) = record::spawn(pool.clone(), std::sync::Arc::new(NoEvents));
+    let live = server::wake::Announcer::spawn(
+        pool.clone(),
+        server::wake::ATTEMPTS_CHANNEL,
+        std::time::Duration::from_millis(100),
+    );
+    let (recorder, task) =
+        record::spawn(pool.clone(), std::sync::Arc::new(NoEvents), live, tokio::sync::watch::channel(false).1);
     let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
     let mut waits = Vec::new();
     for (n, (id, event_id, account_id, payload)) in rows.into_iter().enumerate() {

@@ -1,9 +1,20 @@
 //! Accepting events: validate, store the exact payload bytes, and fan out one delivery per
-//! subscribed enabled endpoint, all in one transaction (SPEC §6). `publish` is also the
-//! outbox entry point for a host application that shares our database: it runs inside the
-//! caller's transaction, so events exist exactly when the caller's change commits.
+//! subscribed enabled endpoint, atomically (SPEC §6).
+//!
+//! Three ways in, one insert statement (`insert`):
+//! - the API's common case (no `Idempotency-Key`, ids we generate) goes through
+//!   `group_commit`: one task per process inserts what concurrent requests sent while its
+//!   previous statement ran, in one statement and one commit;
+//! - a request with an `Idempotency-Key` or client-chosen ids runs `ingest` in a transaction
+//!   of its own, since it must see what earlier requests stored;
+//! - `publish` is the outbox entry point for a host application that shares our database: it
+//!   runs inside the caller's transaction, so events exist exactly when the caller's change
+//!   commits, and it notifies the workers at that commit (the host process has no in-memory
+//!   wake-up to use).
 
-use std::collections::HashMap;
+pub mod group_commit;
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{AccountId, DeliveryId, EventId, EventType};
@@ -11,14 +22,15 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::delivery::payload::payload_bytes;
+use crate::{
+    delivery::payload::payload_bytes,
+    wake::{Announcer, Wakers, DELIVERIES_CHANNEL},
+};
 
 /// Largest `data.object` accepted per event, in bytes (413 beyond it).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Largest batch per request.
 pub const MAX_BATCH: usize = 1000;
-/// Channel workers LISTEN on; notified at commit when new deliveries exist.
-pub const NOTIFY_CHANNEL: &str = "webhooks_deliveries";
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -28,8 +40,44 @@ pub enum IngestError {
     TooLarge { index: usize, size: usize },
     #[error("event {index}: the id {id} is already used by another account's event; choose a new id")]
     IdTaken { index: usize, id: String },
+    #[error("the server is shutting down; retry on another")]
+    Stopped,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// Ingest as a process runs it: the group commit for the common case, a transaction for a
+/// request that may repeat an earlier one, and the wake-ups after either commits.
+pub struct Ingest {
+    group: group_commit::GroupCommit,
+    pool: sqlx::PgPool,
+    wakers: Wakers,
+    announcer: Announcer,
+}
+
+impl Ingest {
+    /// `pool` is ingest's own (`db::role_pool`); `wakers` reach this process's dispatcher.
+    pub fn start(pool: sqlx::PgPool, wakers: Wakers) -> Self {
+        let announcer = Announcer::spawn(pool.clone(), DELIVERIES_CHANNEL, group_commit::ANNOUNCE_EVERY);
+        let group = group_commit::GroupCommit::spawn(pool.clone(), wakers.clone(), announcer.clone());
+        Ingest { group, pool, wakers, announcer }
+    }
+
+    /// Stores validated events for `account`; the ids in request order, once committed.
+    pub async fn accept(
+        &self,
+        account: &AccountId,
+        idempotency_key: Option<&str>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<EventId>, IngestError> {
+        if !needs_transaction(idempotency_key, &events) {
+            return self.group.publish(account.clone(), events).await;
+        }
+        let ids = ingest(&self.pool, account, idempotency_key, &events).await?;
+        self.wakers.wake(account.as_str());
+        self.announcer.announce(vec![account.to_string()]);
+        Ok(ids)
+    }
 }
 
 /// One event as the API receives it: `{type, data:{object}, id?}`.
@@ -110,99 +158,137 @@ fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
     Ok(NewEvent { id, client_id, event_type, object: event.data.object })
 }
 
-/// Stores the events and their deliveries; returns the ids in request order. Events whose
-/// id this account already used are left as they are (a retried request is a no-op).
-/// Two statements: the account's subscriptions, then one that inserts the events, their
-/// deliveries and notifies the workers (ingest is the hottest path; round trips are its cost).
+/// Stores the events and their deliveries inside the caller's transaction and notifies the
+/// workers at its commit (the outbox); returns the ids in request order. Events whose id this
+/// account already used are left as they are (a retried request is a no-op).
 pub async fn publish(
     conn: &mut PgConnection,
     account: &AccountId,
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, IngestError> {
+    store(conn, account, events, true).await
+}
+
+async fn store(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    events: &[NewEvent],
+    notify: bool,
+) -> Result<Vec<EventId>, IngestError> {
     let now = Utc::now();
-    let subs = subscriptions(conn, account).await?;
-    let inserted = insert_with_deliveries(conn, account, events, &subs, now).await?;
+    let subs = subscriptions(conn, &[account.as_str()]).await?;
+    let mut rows = Rows::default();
+    rows.push(account, events, &subs, now);
+    let notify = notify.then_some(account.as_str());
+    let inserted: HashSet<String> = insert(conn, &rows, now, notify).await?.into_iter().collect();
     check_ids_are_ours(conn, account, events, &inserted).await?;
     crate::metrics::events_ingested(inserted.len());
     Ok(events.iter().map(|e| e.id.clone()).collect())
 }
 
-/// Event type → the enabled endpoints of the account subscribed to it.
-async fn subscriptions(
-    conn: &mut PgConnection,
-    account: &AccountId,
-) -> Result<HashMap<String, Vec<String>>, IngestError> {
-    let subs: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.event_type, s.endpoint_id FROM endpoint_event_types s
+/// (account, event type) → the enabled endpoints of the account subscribed to it, in id
+/// order.
+pub(crate) type Subscriptions = HashMap<(String, String), Vec<String>>;
+
+/// The subscriptions of several accounts in one query.
+pub(crate) async fn subscriptions(conn: &mut PgConnection, accounts: &[&str]) -> sqlx::Result<Subscriptions> {
+    let subs: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT s.account_id, s.event_type, s.endpoint_id FROM endpoint_event_types s
          JOIN endpoints e ON e.id = s.endpoint_id
-         WHERE s.account_id = $1 AND e.enabled ORDER BY s.endpoint_id",
+         WHERE s.account_id = ANY($1) AND e.enabled ORDER BY s.endpoint_id",
     )
-    .bind(account.as_str())
+    .bind(accounts)
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_type: HashMap<String, Vec<String>> = HashMap::new();
-    for (event_type, endpoint_id) in subs {
-        by_type.entry(event_type).or_default().push(endpoint_id);
+    let mut by_type: Subscriptions = HashMap::new();
+    for (account, event_type, endpoint_id) in subs {
+        by_type.entry((account, event_type)).or_default().push(endpoint_id);
     }
     Ok(by_type)
 }
 
-/// Inserts the events, and one delivery per (event, subscribed endpoint) for the events that
-/// were new, created exactly once (the unique (event_id, endpoint_id) makes a repeat a
-/// no-op); notifies the workers when there are deliveries. Returns the ids inserted.
-async fn insert_with_deliveries(
-    conn: &mut PgConnection,
-    account: &AccountId,
-    events: &[NewEvent],
-    subs: &HashMap<String, Vec<String>>,
-    now: DateTime<Utc>,
-) -> Result<HashMap<String, ()>, IngestError> {
-    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let payloads: Vec<String> = events
-        .iter()
-        .map(|e| payload_bytes(e.id.as_str(), e.event_type.as_str(), now, &e.object, account.as_str()))
-        .collect();
-    let (mut delivery_ids, mut event_ids, mut endpoint_ids, mut delivery_types) = (vec![], vec![], vec![], vec![]);
-    for event in events {
-        for endpoint in subs.get(event.event_type.as_str()).into_iter().flatten() {
-            delivery_ids.push(DeliveryId::generate().to_string());
-            event_ids.push(event.id.as_str());
-            endpoint_ids.push(endpoint.as_str());
-            delivery_types.push(event.event_type.as_str());
+/// Column arrays for one multi-row insert of events (of one or many accounts) and one
+/// delivery per (event, subscribed endpoint). Delivery ids are generated here, in push
+/// order, so the order events are pushed in is the order their endpoints receive them.
+#[derive(Default)]
+pub(crate) struct Rows {
+    event_ids: Vec<String>,
+    event_accounts: Vec<String>,
+    event_types: Vec<&'static str>,
+    payloads: Vec<String>,
+    delivery_ids: Vec<String>,
+    delivery_accounts: Vec<String>,
+    delivery_events: Vec<String>,
+    delivery_endpoints: Vec<String>,
+    delivery_types: Vec<&'static str>,
+}
+
+impl Rows {
+    pub(crate) fn push(&mut self, account: &AccountId, events: &[NewEvent], subs: &Subscriptions, now: DateTime<Utc>) {
+        for event in events {
+            let (id, kind) = (event.id.as_str(), event.event_type.as_str());
+            self.event_ids.push(id.to_owned());
+            self.event_accounts.push(account.to_string());
+            self.event_types.push(kind);
+            self.payloads.push(payload_bytes(id, kind, now, &event.object, account.as_str()));
+            for endpoint in subs.get(&(account.to_string(), kind.to_owned())).into_iter().flatten() {
+                self.delivery_ids.push(DeliveryId::generate().to_string());
+                self.delivery_accounts.push(account.to_string());
+                self.delivery_events.push(id.to_owned());
+                self.delivery_endpoints.push(endpoint.clone());
+                self.delivery_types.push(kind);
+            }
         }
     }
+
+    pub(crate) fn events(&self) -> usize {
+        self.event_ids.len()
+    }
+}
+
+/// Inserts the events, and the deliveries of the events that were new, in one statement
+/// (created exactly once: the unique (event_id, endpoint_id) makes a repeat a no-op). With
+/// `notify`, the workers are notified at commit with that payload. Returns the ids inserted.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    rows: &Rows,
+    now: DateTime<Utc>,
+    notify: Option<&str>,
+) -> sqlx::Result<Vec<String>> {
     // Data-modifying CTEs all run, and the deliveries' foreign keys are checked at the end of
-    // the statement, when the events are there. The NOTIFY is delivered at commit.
+    // the statement, when the events are there.
     let (inserted,): (Option<Vec<String>>,) = sqlx::query_as(
         "WITH ev AS (
              INSERT INTO events (id, account_id, event_type, payload, created_at)
-             SELECT id, $2, t, p, $5 FROM UNNEST($1::text[], $3::text[], $4::text[]) AS x(id, t, p)
+             SELECT id, a, t, p, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(id, a, t, p)
              ON CONFLICT (id) DO NOTHING RETURNING id
          ), dl AS (
-             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at, created_at, updated_at)
-             SELECT d.id, $2, d.ev, d.ep, d.t, 'pending', $5, $5, $5
-             FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[]) AS d(id, ev, ep, t)
+             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at,
+                                     created_at, updated_at)
+             SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
+             FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)
              WHERE d.ev IN (SELECT id FROM ev)
              ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING 1
          ), note AS (
-             SELECT pg_notify($10, $2) WHERE EXISTS (SELECT 1 FROM dl)
+             SELECT pg_notify($11, $12) WHERE $12 IS NOT NULL AND EXISTS (SELECT 1 FROM dl)
          )
          SELECT (SELECT array_agg(id) FROM ev) WHERE (SELECT count(*) FROM note) >= 0",
     )
-    .bind(&ids)
-    .bind(account.as_str())
-    .bind(&types)
-    .bind(&payloads)
+    .bind(&rows.event_ids)
+    .bind(&rows.event_accounts)
+    .bind(&rows.event_types)
+    .bind(&rows.payloads)
     .bind(now)
-    .bind(&delivery_ids)
-    .bind(&event_ids)
-    .bind(&endpoint_ids)
-    .bind(&delivery_types)
-    .bind(NOTIFY_CHANNEL)
+    .bind(&rows.delivery_ids)
+    .bind(&rows.delivery_accounts)
+    .bind(&rows.delivery_events)
+    .bind(&rows.delivery_endpoints)
+    .bind(&rows.delivery_types)
+    .bind(DELIVERIES_CHANNEL)
+    .bind(notify)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(inserted.unwrap_or_default().into_iter().map(|id| (id, ())).collect())
+    Ok(inserted.unwrap_or_default())
 }
 
 /// A client-supplied id that collides with another account's event is refused rather than
@@ -211,9 +297,9 @@ async fn check_ids_are_ours(
     conn: &mut PgConnection,
     account: &AccountId,
     events: &[NewEvent],
-    inserted: &HashMap<String, ()>,
+    inserted: &HashSet<String>,
 ) -> Result<(), IngestError> {
-    let existing: Vec<&str> = events.iter().map(|e| e.id.as_str()).filter(|id| !inserted.contains_key(*id)).collect();
+    let existing: Vec<&str> = events.iter().map(|e| e.id.as_str()).filter(|id| !inserted.contains(*id)).collect();
     if existing.is_empty() {
         return Ok(());
     }
@@ -231,21 +317,21 @@ async fn check_ids_are_ours(
     }
 }
 
-/// The API path: idempotency key, then `publish`, in one transaction (or, with neither a
-/// key nor client-chosen ids, `publish` alone). With a key seen before, the original ids
-/// come back and nothing is stored again.
+/// Whether a request must take the transactional path: it can repeat an earlier one.
+pub fn needs_transaction(idempotency_key: Option<&str>, events: &[NewEvent]) -> bool {
+    idempotency_key.is_some() || events.iter().any(|e| e.client_id)
+}
+
+/// The API path for a request that may repeat an earlier one: idempotency key, then the
+/// insert, in one transaction. With a key seen before, the original ids come back and
+/// nothing is stored again. No NOTIFY in this commit: the caller wakes the workers after it
+/// (`wake`).
 pub async fn ingest(
     pool: &sqlx::PgPool,
     account: &AccountId,
     idempotency_key: Option<&str>,
     events: &[NewEvent],
 ) -> Result<Vec<EventId>, IngestError> {
-    if idempotency_key.is_none() && events.iter().all(|e| !e.client_id) {
-        // Ids we just generated cannot collide, and the insert is one statement, atomic on
-        // its own: no transaction needed, two round trips in all.
-        let mut conn = pool.acquire().await?;
-        return publish(&mut conn, account, events).await;
-    }
     let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
     if let Some(key) = idempotency_key {
         let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
@@ -272,7 +358,7 @@ pub async fn ingest(
             return Ok(ids.into_iter().filter_map(|id| id.parse().ok()).collect());
         }
     }
-    let ids = publish(&mut tx, account, events).await?;
+    let ids = store(&mut tx, account, events, false).await?;
     tx.commit().await?;
     Ok(ids)
 }

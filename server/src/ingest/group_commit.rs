@@ -1,0 +1,155 @@
+//! Group commit for ingest: one task per process stores what concurrent requests sent while
+//! its previous statement ran, in one subscriptions query and one insert statement (one
+//! commit, no transaction around them: the insert is atomic on its own). Every request gets
+//! its answer only after that commit, so a 202 still means stored.
+//!
+//! One statement at a time, with delivery ids generated in the order the requests arrived:
+//! within a process, an endpoint receives events in the order their requests were accepted.
+//! A batch that fails is retried request by request, so one bad request never fails the
+//! others, and each gets its own error.
+
+use std::{collections::VecDeque, time::Duration};
+
+use chrono::Utc;
+use entity::{AccountId, EventId};
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{insert, subscriptions, IngestError, NewEvent, Rows};
+use crate::wake::{Announcer, Wakers};
+
+/// Most events in one statement; a request is never split.
+const MAX_EVENTS: usize = 5_000;
+/// Requests waiting for the batcher before new ones wait to be queued.
+const QUEUE: usize = 4_096;
+/// Other processes' dispatchers hear about new work at most this often from this one.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
+
+struct Request {
+    account: AccountId,
+    events: Vec<NewEvent>,
+    done: oneshot::Sender<Result<(), IngestError>>,
+}
+
+/// The handle requests publish through.
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Request>,
+}
+
+impl GroupCommit {
+    /// Starts the batching task on `pool` (ingest's own connections). `wakers` reach this
+    /// process's dispatcher in memory; `announcer` tells the other processes.
+    pub fn spawn(pool: PgPool, wakers: Wakers, announcer: Announcer) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, wakers, announcer, rx));
+        GroupCommit { tx }
+    }
+
+    /// Stores the events (ids we generated, no idempotency key) and returns their ids once
+    /// committed.
+    pub async fn publish(&self, account: AccountId, events: Vec<NewEvent>) -> Result<Vec<EventId>, IngestError> {
+        let ids = events.iter().map(|e| e.id.clone()).collect();
+        let (done, answer) = oneshot::channel();
+        self.tx.send(Request { account, events, done }).await.map_err(|_| IngestError::Stopped)?;
+        answer.await.map_err(|_| IngestError::Stopped)??;
+        Ok(ids)
+    }
+}
+
+async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::Receiver<Request>) {
+    let mut waiting: VecDeque<Request> = VecDeque::new();
+    let mut received = Vec::new();
+    loop {
+        if waiting.is_empty() && rx.recv_many(&mut received, QUEUE).await == 0 {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            received.push(more);
+        }
+        waiting.extend(received.drain(..));
+        let batch = take_batch(&mut waiting, MAX_EVENTS, |r| r.events.len());
+        let accounts = commit(&pool, batch).await;
+        for account in &accounts {
+            wakers.wake(account);
+        }
+        announcer.announce(accounts);
+    }
+}
+
+/// The front requests whose events fit in `max` (at least one request, however large).
+fn take_batch<T>(waiting: &mut VecDeque<T>, max: usize, size: impl Fn(&T) -> usize) -> Vec<T> {
+    let mut batch = Vec::new();
+    let mut total = 0;
+    while let Some(next) = waiting.front() {
+        if !batch.is_empty() && total + size(next) > max {
+            break;
+        }
+        total += size(next);
+        batch.extend(waiting.pop_front());
+    }
+    batch
+}
+
+/// Stores a batch and answers each request; returns the accounts that got new deliveries.
+async fn commit(pool: &PgPool, batch: Vec<Request>) -> Vec<String> {
+    if batch.len() > 1 {
+        match store(pool, &batch).await {
+            Ok(woken) => {
+                for request in batch {
+                    let _ = request.done.send(Ok(()));
+                }
+                return woken;
+            }
+            Err(err) => {
+                tracing::warn!(%err, requests = batch.len(), "a group insert failed; storing its requests one by one")
+            }
+        }
+    }
+    let mut woken = Vec::new();
+    for request in batch {
+        let result = store(pool, std::slice::from_ref(&request)).await;
+        match result {
+            Ok(accounts) => {
+                woken.extend(accounts);
+                let _ = request.done.send(Ok(()));
+            }
+            Err(err) => {
+                let _ = request.done.send(Err(err.into()));
+            }
+        }
+    }
+    woken
+}
+
+async fn store(pool: &PgPool, batch: &[Request]) -> sqlx::Result<Vec<String>> {
+    let mut accounts: Vec<&str> = batch.iter().map(|r| r.account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut conn = pool.acquire().await?;
+    let subs = subscriptions(&mut conn, &accounts).await?;
+    let now = Utc::now();
+    let mut rows = Rows::default();
+    for request in batch {
+        rows.push(&request.account, &request.events, &subs, now);
+    }
+    insert(&mut conn, &rows, now, None).await?;
+    crate::metrics::events_ingested(rows.events());
+    let subscribed = |a: &&str| subs.keys().any(|(account, _)| account == a);
+    Ok(accounts.into_iter().filter(subscribed).map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_takes_whole_requests_up_to_the_limit() {
+        let mut waiting: VecDeque<usize> = [400, 300, 500, 10].into_iter().collect();
+        assert_eq!(take_batch(&mut waiting, 1000, |n| *n), vec![400, 300], "500 more would pass 1,000");
+        assert_eq!(take_batch(&mut waiting, 1000, |n| *n), vec![500, 10]);
+        assert!(take_batch(&mut waiting, 1000, |n| *n).is_empty());
+        let mut huge: VecDeque<usize> = [5000, 1].into_iter().collect();
+        assert_eq!(take_batch(&mut huge, 1000, |n| *n), vec![5000], "one request is never split");
+    }
+}
