@@ -1,11 +1,13 @@
-//! A fast HTTPS receiver on 127.0.0.1 with its own CA (rcgen): it records the endpoint and
-//! `webhook-id` of every request and answers 200, or 500 for a configured share at random.
+//! A fast HTTPS receiver on loopback with its own CA (rcgen), reached as `localhost` (so the
+//! server resolves a name, as in production): it records the endpoint and `webhook-id` of
+//! every request and answers 200, or 500 for a configured share at random, or 503 to
+//! everything during an outage.
 
 use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Instant,
@@ -34,6 +36,8 @@ struct Shared {
     shards: Arc<Vec<Mutex<Vec<Receipt>>>>,
     /// Per mille of requests answered 500.
     fail_per_mille: Arc<AtomicU32>,
+    /// Answer 503 to everything.
+    outage: Arc<AtomicBool>,
     ok: Arc<AtomicU64>,
 }
 
@@ -66,30 +70,29 @@ impl Receiver {
         let shared = Shared {
             shards: Arc::new((0..SHARDS).map(|_| Mutex::new(Vec::new())).collect()),
             fail_per_mille: Arc::default(),
+            outage: Arc::default(),
             ok: Arc::default(),
         };
         let app = Router::new()
             .route("/e/{endpoint}", post(receive).get(|| async { "bench receiver" }))
             .with_state(shared.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
-                let _ = tcp.set_nodelay(true);
-                let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+        // `localhost` may also resolve to ::1 (not on this machine's /etc/hosts, but on many):
+        // listen there too on the same port when the host has IPv6 loopback.
+        let v6 = TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))).await.ok();
+        for listener in std::iter::once(listener).chain(v6) {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(serve(listener, acceptor, app));
+        }
         Ok(Receiver { addr, ca_pem, shared })
     }
 
     pub fn url(&self, endpoint: u32) -> String {
-        format!("https://127.0.0.1:{}/e/{endpoint}", self.addr.port())
+        format!("https://localhost:{}/e/{endpoint}", self.addr.port())
+    }
+
+    /// While on, every request is answered 503 (and recorded as a failed attempt).
+    pub fn set_outage(&self, on: bool) {
+        self.shared.outage.store(on, Ordering::Relaxed);
     }
 
     pub fn set_failure_share(&self, share: f64) {
@@ -112,18 +115,66 @@ impl Receiver {
     }
 }
 
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
 async fn receive(State(shared): State<Shared>, Path(endpoint): Path<u32>, headers: HeaderMap) -> StatusCode {
     let at = Instant::now();
-    let fail = rand::random::<u32>() % 1000 < shared.fail_per_mille.load(Ordering::Relaxed);
+    let outage = shared.outage.load(Ordering::Relaxed);
+    let fail = outage || rand::random::<u32>() % 1000 < shared.fail_per_mille.load(Ordering::Relaxed);
     let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let shard = (endpoint as usize) % SHARDS;
     shared.shards[shard].lock().unwrap().push(Receipt { endpoint, webhook_id, at, ok: !fail });
     if !fail {
         shared.ok.fetch_add(1, Ordering::Relaxed);
     }
-    if fail {
+    if outage {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if fail {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receiver through its `localhost` URL, as the server reaches it: 200 normally, 503
+    /// to everything during an outage, every request recorded.
+    #[tokio::test]
+    async fn answers_by_name_and_fails_everything_during_an_outage() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = std::env::temp_dir().join(format!("bench-receiver-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let receiver = Receiver::start(&dir).await.unwrap();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&receiver.ca_pem).unwrap()).unwrap();
+        let client = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
+        let url = receiver.url(7);
+        assert!(url.starts_with("https://localhost:"), "{url}");
+        let post = |id: &'static str| client.post(&url).header("webhook-id", id).body("{}").send();
+        assert_eq!(post("evt_1").await.unwrap().status(), 200);
+        receiver.set_outage(true);
+        assert_eq!(post("evt_2").await.unwrap().status(), 503);
+        receiver.set_outage(false);
+        assert_eq!(post("evt_3").await.unwrap().status(), 200);
+        let receipts = receiver.take();
+        let seen: Vec<(u32, &str, bool)> = receipts.iter().map(|r| (r.endpoint, r.webhook_id.as_str(), r.ok)).collect();
+        assert_eq!(seen, vec![(7, "evt_1", true), (7, "evt_2", false), (7, "evt_3", true)]);
+        assert_eq!(receiver.ok_count(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

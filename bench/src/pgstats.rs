@@ -1,0 +1,173 @@
+//! What PostgreSQL did for a scenario: commits, rows written and WAL from its statistics
+//! views (and statements when `pg_stat_statements` is loaded), and the backlog of pending
+//! deliveries sampled once a second. Everything goes through `psql`.
+
+use std::{
+    process::Command,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+pub fn psql(url: &str, sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("psql").arg(url).args(["-Atqc", sql]).output().context("running psql")?;
+    if !out.status.success() {
+        bail!("psql `{sql}` failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn count(url: &str, sql: &str) -> anyhow::Result<u64> {
+    let text = psql(url, sql)?;
+    text.trim().parse().with_context(|| format!("`{sql}` gave {text:?}, not a count"))
+}
+
+/// Whether `pg_stat_statements` is in `shared_preload_libraries` (its view only works then).
+/// The shared server is never reconfigured: without it, statements are "n/a".
+pub fn statements_loaded(admin_url: &str) -> bool {
+    psql(admin_url, "SHOW shared_preload_libraries").is_ok_and(|s| s.contains("pg_stat_statements"))
+}
+
+/// Cumulative counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `pg_stat_database.xact_commit` of the scenario database.
+    pub commits: u64,
+    /// `tup_inserted + tup_updated + tup_deleted` of the scenario database.
+    pub rows: u64,
+    /// `pg_stat_wal.wal_bytes`, cluster-wide.
+    pub wal_bytes: u64,
+    /// Sum of `pg_stat_statements.calls` in the scenario database, when loaded.
+    pub statements: Option<u64>,
+}
+
+impl Snapshot {
+    /// Backends report their counters when idle (at most a second late) and on exit, so read
+    /// the final snapshot after the server has stopped.
+    pub fn take(db_url: &str, statements: bool) -> anyhow::Result<Snapshot> {
+        let line = psql(
+            db_url,
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted, (SELECT wal_bytes FROM pg_stat_wal) \
+             FROM pg_stat_database WHERE datname = current_database()",
+        )?;
+        let fields: Vec<u64> = line.trim().split('|').map(|f| f.parse::<u64>()).collect::<Result<_, _>>()?;
+        let [commits, rows, wal_bytes] = fields[..] else { bail!("pg_stat_database gave {line:?}") };
+        let statements = if statements {
+            Some(count(
+                db_url,
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )?)
+        } else {
+            None
+        };
+        Ok(Snapshot { commits, rows, wal_bytes, statements })
+    }
+}
+
+/// Database work per delivery (or per event, for the ingest rows).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub commits: f64,
+    pub rows: f64,
+    pub wal_bytes: f64,
+    pub statements: Option<f64>,
+}
+
+/// `after − before`, divided by `units`; `None` when nothing was done.
+pub fn per_unit(before: &Snapshot, after: &Snapshot, units: u64) -> Option<Cost> {
+    if units == 0 {
+        return None;
+    }
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / units as f64;
+    Some(Cost {
+        commits: per(after.commits, before.commits),
+        rows: per(after.rows, before.rows),
+        wal_bytes: per(after.wal_bytes, before.wal_bytes),
+        statements: before.statements.zip(after.statements).map(|(b, a)| per(a, b)),
+    })
+}
+
+/// Pending deliveries in the database, sampled once a second until `finish`.
+pub struct Backlog {
+    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub const PENDING: &str = "SELECT count(*) FROM deliveries WHERE status = 'pending'";
+
+impl Backlog {
+    pub fn start(db_url: String) -> Backlog {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let out = samples.clone();
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let url = db_url.clone();
+                let at = Instant::now();
+                if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || count(&url, PENDING)).await {
+                    out.lock().unwrap().push((at, n));
+                }
+            }
+        });
+        Backlog { samples, stop, task }
+    }
+
+    /// The samples: (when, pending deliveries).
+    pub async fn finish(self) -> Vec<(Instant, u64)> {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+/// The backlog of each whole second after `origin` (the last sample taken in it; the previous
+/// second's value when a second has none), `None` before the first sample.
+pub fn backlog_per_second(samples: &[(Instant, u64)], origin: Instant, seconds: usize) -> Vec<Option<u64>> {
+    let mut series = vec![None; seconds];
+    for (at, n) in samples {
+        if let Some(slot) = series.get_mut(at.saturating_duration_since(origin).as_secs() as usize) {
+            *slot = Some(*n);
+        }
+    }
+    for i in 1..series.len() {
+        if series[i].is_none() {
+            series[i] = series[i - 1];
+        }
+    }
+    series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_is_the_delta_per_unit() {
+        let before = Snapshot { commits: 100, rows: 1_000, wal_bytes: 50_000, statements: None };
+        let after = Snapshot { commits: 300, rows: 7_000, wal_bytes: 250_000, statements: None };
+        let cost = per_unit(&before, &after, 100).expect("units > 0");
+        assert_eq!(cost, Cost { commits: 2.0, rows: 60.0, wal_bytes: 2_000.0, statements: None });
+        assert_eq!(per_unit(&before, &after, 0), None);
+        let with = |s: Snapshot, n| Snapshot { statements: Some(n), ..s };
+        let cost = per_unit(&with(before, 10), &with(after, 510), 100).expect("units > 0");
+        assert_eq!(cost.statements, Some(5.0));
+        assert_eq!(per_unit(&with(before, 10), &after, 100).expect("units").statements, None);
+    }
+
+    #[test]
+    fn backlog_series_holds_the_last_sample_of_each_second() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let samples = [(at(1_100), 50), (at(1_900), 40), (at(3_500), 10)];
+        assert_eq!(backlog_per_second(&samples, t0, 5), vec![None, Some(40), Some(40), Some(10), Some(10)]);
+    }
+}
