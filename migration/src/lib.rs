@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_create_tables;
 mod m20261129_000002_delivery_engine;
 mod m20261129_000003_bulk_retries;
+mod m20261130_000004_hot_path;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_create_tables::Migration),
             Box::new(m20261129_000002_delivery_engine::Migration),
             Box::new(m20261129_000003_bulk_retries::Migration),
+            Box::new(m20261130_000004_hot_path::Migration),
         ]
     }
 }

@@ -4,9 +4,9 @@
 //! with at most one `NOTIFY` statement per interval, in a transaction of its own that holds
 //! no data.
 //!
-//! A payload names accounts (deliveries channel) or endpoints (attempts channel), several at
-//! once separated by commas; `names` reads either shape, so an older single-name payload
-//! still works.
+//! A payload names endpoints (both channels; an account id or any other name on the
+//! deliveries channel just means "look"), several at once separated by commas; `names`
+//! reads either shape, so an older single-name payload still works.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,7 +17,7 @@ use std::{
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
 
-/// Workers LISTEN here; the payload names accounts that have new deliveries.
+/// Workers LISTEN here; the payload names endpoints that have new deliveries.
 pub const DELIVERIES_CHANNEL: &str = "webhooks_deliveries";
 /// Live delivery logs LISTEN here; the payload names endpoints with new attempts.
 pub const ATTEMPTS_CHANNEL: &str = "webhooks_attempts";
@@ -49,29 +49,35 @@ pub fn payloads<'a>(names: impl IntoIterator<Item = &'a str>, limit: usize) -> V
     out
 }
 
-/// In-memory wake-ups of this process's dispatcher: one `Notify` per account with a drain
-/// waiting for work, and one for the claim loop.
+/// In-memory wake-ups of this process's dispatcher, by endpoint: a drain that ran out of
+/// work waits on its endpoint's `Notify`; new work for an endpoint with no drain here wakes
+/// the claim loop instead. So a steady load to endpoints already being drained costs no
+/// claim queries at all.
 #[derive(Default, Clone)]
 pub struct Wakers {
-    accounts: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    endpoints: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     claim: Arc<Notify>,
 }
 
 impl Wakers {
-    /// The notify a lingering drain of `account_id` waits on.
-    pub fn of(&self, account_id: &str) -> Arc<Notify> {
-        self.accounts.lock().unwrap_or_else(|e| e.into_inner()).entry(account_id.to_owned()).or_default().clone()
+    /// The notify the drain of `endpoint_id` waits on; holding it marks the drain as live.
+    pub fn of(&self, endpoint_id: &str) -> Arc<Notify> {
+        self.endpoints.lock().unwrap_or_else(|e| e.into_inner()).entry(endpoint_id.to_owned()).or_default().clone()
     }
 
-    /// New work for `account_id`: wake its lingering drains and the claim loop.
-    pub fn wake(&self, account_id: &str) {
-        if let Some(n) = self.accounts.lock().unwrap_or_else(|e| e.into_inner()).get(account_id) {
-            n.notify_waiters();
+    /// New work for `name` (an endpoint id; any other name, such as an account id, just means
+    /// "look"): wake its drain if one is live in this process, else the claim loop.
+    pub fn wake(&self, name: &str) {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        match endpoints.get(name) {
+            // The map holds one reference; a live drain holds another.
+            Some(notify) if Arc::strong_count(notify) > 1 => notify.notify_waiters(),
+            _ => self.claim.notify_one(),
         }
-        self.claim.notify_one();
     }
 
-    /// Resolves after the next `wake` (or at once if one came since the last wait).
+    /// Resolves after the next `wake` that found no live drain (or at once if one came since
+    /// the last wait).
     pub async fn claim_wanted(&self) {
         self.claim.notified().await
     }
@@ -146,19 +152,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_wake_reaches_lingering_drains_of_that_account_and_the_claim_loop() {
+    async fn a_wake_reaches_a_live_drain_or_else_the_claim_loop() {
         let wakers = Wakers::default();
-        let mine = wakers.of("acc_a");
-        let other = wakers.of("acc_b");
-        let mine_woken = mine.notified();
-        let other_woken = other.notified();
-        tokio::pin!(mine_woken, other_woken);
-        mine_woken.as_mut().enable();
-        other_woken.as_mut().enable();
-        wakers.wake("acc_a");
-        mine_woken.await;
-        wakers.claim_wanted().await; // the permit is stored: resolves at once
-        assert!(futures_poll_now(other_woken.as_mut()).is_none(), "another account's drain stays asleep");
+        let draining = wakers.of("ep_a");
+        let woken = draining.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        wakers.wake("ep_a");
+        woken.await;
+        let claim = wakers.claim_wanted();
+        tokio::pin!(claim);
+        assert!(futures_poll_now(claim.as_mut()).is_none(), "a live drain takes the work: no claim");
+        wakers.wake("ep_b"); // no drain here
+        claim.await;
+        drop(draining);
+        wakers.wake("ep_a"); // its drain ended
+        wakers.claim_wanted().await;
     }
 
     /// Polls a future once without a runtime wait.

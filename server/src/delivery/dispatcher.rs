@@ -22,7 +22,7 @@ use super::{
     attempt::{self, AttemptRequest},
     health::{Change, Health},
     rate_limit::SlidingWindow,
-    record::{self, Outcome, RecorderHandle},
+    record::{self, Outcome, QueuedJob, RecorderHandle},
     retry,
     signing::WebhookSecret,
     store::{self, ClaimedEndpoint},
@@ -51,7 +51,9 @@ const LINGER_POLL: Duration = Duration::from_millis(500);
 
 /// What the dispatcher tells the rest of the system about endpoint health changes.
 pub trait HealthEvents: Send + Sync + 'static {
-    fn changed(&self, endpoint_id: &str, change: &Change, last_error: &str);
+    /// The job (an email to the owners) a health change causes, if any. The recorder queues it
+    /// in the transaction that records the change, so a crash can't lose it.
+    fn job_for(&self, endpoint_id: &str, change: &Change, last_error: &str) -> Option<QueuedJob>;
 }
 
 pub struct Dispatcher {
@@ -69,7 +71,7 @@ pub struct Dispatcher {
 /// What a drain shares with the loop that started it.
 struct DrainContext {
     recorder: RecorderHandle,
-    /// Wakes this endpoint's drain when its account publishes.
+    /// Wakes this endpoint's drain when work for it is published.
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
@@ -105,7 +107,7 @@ impl Dispatcher {
                 let me = self.clone();
                 let ctx = DrainContext {
                     recorder: recorder.clone(),
-                    wake: wakers.of(&endpoint.account_id),
+                    wake: wakers.of(&endpoint.id),
                     slots: slots.clone(),
                     shutdown: shutdown.clone(),
                 };

@@ -100,6 +100,15 @@ pub fn plan(
     }
 }
 
+/// A job for apalis to run, queued by the recorder in the transaction of the change that
+/// causes it. `queue` and `args` are what `PostgresStorage<T>` reads: `T`'s type name and its
+/// JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    pub queue: &'static str,
+    pub args: Vec<u8>,
+}
+
 /// One attempt to write: the attempt row, and the plan for its delivery and endpoint.
 #[derive(Debug)]
 pub struct Outcome {
@@ -162,7 +171,7 @@ async fn run(
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let result = write_batch(&pool, &mut batch, &shutdown).await;
+        let result = write_batch(&pool, events.as_ref(), &mut batch, &shutdown).await;
         let mut recorded: Vec<String> =
             batch.iter().zip(&result).filter(|(_, r)| r.is_ok()).map(|(o, _)| o.endpoint_id.clone()).collect();
         recorded.dedup();
@@ -171,9 +180,7 @@ async fn run(
             if result.is_ok() {
                 observe(&outcome);
                 if outcome.plan.change != Change::None {
-                    let error = outcome.plan.last_error.as_deref().unwrap_or("");
                     tracing::info!(endpoint = %outcome.endpoint_id, change = ?outcome.plan.change, "endpoint health changed");
-                    events.changed(&outcome.endpoint_id, &outcome.plan.change, error);
                 }
             }
             if let Some(done) = outcome.committed.take() {
@@ -190,13 +197,14 @@ async fn run(
 /// without the receiver's answer, which is the only part a receiver controls.
 async fn write_batch(
     pool: &PgPool,
+    events: &dyn HealthEvents,
     batch: &mut [Outcome],
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<Result<(), String>> {
     let mut delay = Duration::from_millis(100);
     let mut stopping_since: Option<Instant> = None;
     loop {
-        match write(pool, batch).await {
+        match write(pool, events, batch).await {
             Ok(()) => return vec![Ok(()); batch.len()],
             Err(err) if is_refusal(&err) => break,
             Err(err) if give_up(&mut stopping_since, *shutdown.borrow(), Instant::now()) => {
@@ -213,7 +221,7 @@ async fn write_batch(
     let mut results = Vec::with_capacity(batch.len());
     for i in 0..batch.len() {
         let one = &mut batch[i..=i];
-        let mut result = write(pool, one).await;
+        let mut result = write(pool, events, one).await;
         if let Err(err) = &result {
             if is_refusal(err) {
                 tracing::warn!(%err, delivery = %one[0].delivery.id, "an attempt's answer could not be stored; storing it without");
@@ -221,7 +229,7 @@ async fn write_batch(
                 r.response_body = None;
                 r.response_headers.clear();
                 r.error = Some(format!("The receiver's answer could not be stored: {err}"));
-                result = write(pool, one).await;
+                result = write(pool, events, one).await;
             }
         }
         results.push(result.map_err(|e| e.to_string()));
@@ -277,14 +285,47 @@ fn observe(outcome: &Outcome) {
 /// when some endpoint's health moved, the endpoint rows in the same transaction. The common
 /// case (successes on healthy endpoints) is one statement and one commit, with no NOTIFY in
 /// it: the live logs hear of it from the recorder's announcer after the commit.
-async fn write(pool: &PgPool, batch: &[Outcome]) -> sqlx::Result<()> {
+async fn write(pool: &PgPool, events: &dyn HealthEvents, batch: &[Outcome]) -> sqlx::Result<()> {
     if !batch.iter().any(|o| o.plan.endpoint_changed) {
         return record_attempts(&mut *pool.acquire().await?, batch).await;
     }
     let mut tx = pool.begin().await?;
     record_attempts(&mut tx, batch).await?;
     update_endpoints(&mut tx, batch).await?;
+    let jobs: Vec<QueuedJob> = batch
+        .iter()
+        .filter_map(|o| {
+            let error = o.plan.last_error.as_deref().unwrap_or("");
+            events.job_for(&o.endpoint_id, &o.plan.change, error)
+        })
+        .collect();
+    queue_jobs(&mut tx, &jobs).await?;
     tx.commit().await
+}
+
+/// Inserts jobs into apalis' queue table as its `PostgresStorage::push` does (same columns
+/// and defaults: a ULID id, pending, 25 attempts, due now), but on our transaction: apalis
+/// offers no public way to push inside a caller's transaction.
+async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> =
+        jobs.iter().map(|_| entity::ids::encode_u128(uuid::Uuid::now_v7().as_u128()).to_ascii_uppercase()).collect();
+    let queues: Vec<&str> = jobs.iter().map(|j| j.queue).collect();
+    let args: Vec<&[u8]> = jobs.iter().map(|j| j.args.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata,
+                                 idempotency_key)
+         SELECT id, queue, args, 'Pending', 0, 25, now(), 0, ''::hstore, NULL
+         FROM UNNEST($1::text[], $2::text[], $3::bytea[]) AS x(id, queue, args)",
+    )
+    .bind(&ids)
+    .bind(&queues)
+    .bind(&args)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// One statement: insert the attempts, and move each delivery to its planned state.

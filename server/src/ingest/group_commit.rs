@@ -15,7 +15,7 @@ use entity::{AccountId, EventId};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{insert, subscriptions, IngestError, NewEvent, Rows};
+use super::{insert_new, subscriptions, IngestError, NewEvent, Rows};
 use crate::wake::{Announcer, Wakers};
 
 /// Most events in one statement; a request is never split.
@@ -69,11 +69,11 @@ async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::R
         }
         waiting.extend(received.drain(..));
         let batch = take_batch(&mut waiting, MAX_EVENTS, |r| r.events.len());
-        let accounts = commit(&pool, batch).await;
-        for account in &accounts {
-            wakers.wake(account);
+        let endpoints = commit(&pool, batch).await;
+        for endpoint in &endpoints {
+            wakers.wake(endpoint);
         }
-        announcer.announce(accounts);
+        announcer.announce(endpoints);
     }
 }
 
@@ -91,7 +91,7 @@ fn take_batch<T>(waiting: &mut VecDeque<T>, max: usize, size: impl Fn(&T) -> usi
     batch
 }
 
-/// Stores a batch and answers each request; returns the accounts that got new deliveries.
+/// Stores a batch and answers each request; returns the endpoints that got new deliveries.
 async fn commit(pool: &PgPool, batch: Vec<Request>) -> Vec<String> {
     if batch.len() > 1 {
         match store(pool, &batch).await {
@@ -110,8 +110,8 @@ async fn commit(pool: &PgPool, batch: Vec<Request>) -> Vec<String> {
     for request in batch {
         let result = store(pool, std::slice::from_ref(&request)).await;
         match result {
-            Ok(accounts) => {
-                woken.extend(accounts);
+            Ok(endpoints) => {
+                woken.extend(endpoints);
                 let _ = request.done.send(Ok(()));
             }
             Err(err) => {
@@ -133,10 +133,9 @@ async fn store(pool: &PgPool, batch: &[Request]) -> sqlx::Result<Vec<String>> {
     for request in batch {
         rows.push(&request.account, &request.events, &subs, now);
     }
-    insert(&mut conn, &rows, now, None).await?;
+    insert_new(&mut conn, &rows, now).await?;
     crate::metrics::events_ingested(rows.events());
-    let subscribed = |a: &&str| subs.keys().any(|(account, _)| account == a);
-    Ok(accounts.into_iter().filter(subscribed).map(str::to_owned).collect())
+    Ok(rows.endpoints())
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ impl Ingest {
             return self.group.publish(account.clone(), events).await;
         }
         let ids = ingest(&self.pool, account, idempotency_key, &events).await?;
+        // Which endpoints got work is not known here: an account id just means "look".
         self.wakers.wake(account.as_str());
         self.announcer.announce(vec![account.to_string()]);
         Ok(ids)
@@ -244,6 +245,14 @@ impl Rows {
     pub(crate) fn events(&self) -> usize {
         self.event_ids.len()
     }
+
+    /// The endpoints that get deliveries, each once.
+    pub(crate) fn endpoints(&self) -> Vec<String> {
+        let mut endpoints = self.delivery_endpoints.clone();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        endpoints
+    }
 }
 
 /// Inserts the events, and the deliveries of the events that were new, in one statement
@@ -255,8 +264,7 @@ pub(crate) async fn insert(
     now: DateTime<Utc>,
     notify: Option<&str>,
 ) -> sqlx::Result<Vec<String>> {
-    // Data-modifying CTEs all run, and the deliveries' foreign keys are checked at the end of
-    // the statement, when the events are there.
+    // Data-modifying CTEs all run, and the deliveries' unique index is checked as they go.
     let (inserted,): (Option<Vec<String>>,) = sqlx::query_as(
         "WITH ev AS (
              INSERT INTO events (id, account_id, event_type, payload, created_at)
@@ -289,6 +297,35 @@ pub(crate) async fn insert(
     .fetch_one(&mut *conn)
     .await?;
     Ok(inserted.unwrap_or_default())
+}
+
+/// `insert` for rows whose ids were all generated here, so nothing can conflict: plain
+/// inserts, without `ON CONFLICT`'s speculative insertion (an extra WAL record per row) and
+/// without the filter on new events. The group commit's statement.
+pub(crate) async fn insert_new(conn: &mut PgConnection, rows: &Rows, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH ev AS (
+             INSERT INTO events (id, account_id, event_type, payload, created_at)
+             SELECT id, a, t, p, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(id, a, t, p)
+         )
+         INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at,
+                                 created_at, updated_at)
+         SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
+         FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)",
+    )
+    .bind(&rows.event_ids)
+    .bind(&rows.event_accounts)
+    .bind(&rows.event_types)
+    .bind(&rows.payloads)
+    .bind(now)
+    .bind(&rows.delivery_ids)
+    .bind(&rows.delivery_accounts)
+    .bind(&rows.delivery_events)
+    .bind(&rows.delivery_endpoints)
+    .bind(&rows.delivery_types)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// A client-supplied id that collides with another account's event is refused rather than

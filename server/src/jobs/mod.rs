@@ -60,7 +60,7 @@ pub async fn run_workers(
         worker_id: instance.clone(),
         lease: config.attempt_timeout * 2 + Duration::from_secs(10),
         concurrency: config.dispatch_concurrency,
-        events: Arc::new(notify::QueueNotifications { storage: emails.clone() }),
+        events: Arc::new(notify::QueueNotifications),
     });
     let retention = config.log_retention;
     let (stop_tx, stop_rx) = watch::channel(false);

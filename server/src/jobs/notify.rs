@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use apalis::prelude::*;
-use apalis_postgres::PostgresStorage;
 use entity::tables::{endpoint, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    delivery::{dispatcher::HealthEvents, health::Change, health::FAILING_AFTER},
+    delivery::{dispatcher::HealthEvents, health::Change, health::FAILING_AFTER, record::QueuedJob},
     notify::{disabled_notice, failing_warning, Mailer},
 };
 
@@ -57,13 +56,11 @@ pub async fn run(
     Ok(())
 }
 
-/// The dispatcher's health reports become queued email jobs.
-pub struct QueueNotifications {
-    pub storage: PostgresStorage<NotifyJob>,
-}
+/// The dispatcher's health changes become email jobs, queued with the change.
+pub struct QueueNotifications;
 
 impl HealthEvents for QueueNotifications {
-    fn changed(&self, endpoint_id: &str, change: &Change, last_error: &str) {
+    fn job_for(&self, endpoint_id: &str, change: &Change, last_error: &str) -> Option<QueuedJob> {
         let job = match change {
             Change::BecameFailing => {
                 NotifyJob::Failing { endpoint_id: endpoint_id.to_owned(), last_error: last_error.to_owned() }
@@ -71,13 +68,10 @@ impl HealthEvents for QueueNotifications {
             Change::Disable { reason } => {
                 NotifyJob::Disabled { endpoint_id: endpoint_id.to_owned(), reason: reason.clone() }
             }
-            Change::None | Change::Recovered => return,
+            Change::None | Change::Recovered => return None,
         };
-        let mut storage = self.storage.clone();
-        tokio::spawn(async move {
-            if let Err(err) = storage.push(job).await {
-                tracing::error!(%err, "could not queue a notification email");
-            }
-        });
+        // The queue name and encoding `PostgresStorage<NotifyJob>` reads (its type name, JSON).
+        let args = serde_json::to_vec(&job).ok()?;
+        Some(QueuedJob { queue: std::any::type_name::<NotifyJob>(), args })
     }
 }

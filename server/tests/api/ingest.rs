@@ -203,7 +203,14 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
 
 struct NoEvents;
 impl server::delivery::dispatcher::HealthEvents for NoEvents {
-    fn changed(&self, _: &str, _: &server::delivery::health::Change, _: &str) {}
+    fn job_for(
+        &self,
+        _: &str,
+        _: &server::delivery::health::Change,
+        _: &str,
+    ) -> Option<server::delivery::record::QueuedJob> {
+        None
+    }
 }
 
 /// The outbox: `ingest::publish` inside the host application's own transaction stores the

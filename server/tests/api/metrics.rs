@@ -127,7 +127,14 @@ async fn batched_recording_writes_every_attempt_once_and_keeps_each_endpoint_in_
 
 struct NoEvents;
 impl server::delivery::dispatcher::HealthEvents for NoEvents {
-    fn changed(&self, _: &str, _: &server::delivery::health::Change, _: &str) {}
+    fn job_for(
+        &self,
+        _: &str,
+        _: &server::delivery::health::Change,
+        _: &str,
+    ) -> Option<server::delivery::record::QueuedJob> {
+        None
+    }
 }
 
 /// A row PostgreSQL refuses (here a NUL byte, which `text` cannot hold) must not hold up the
