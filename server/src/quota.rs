@@ -1,7 +1,14 @@
-//! The per-account ingest quota (SPEC §6): a one-second fixed window per account, kept in
-//! this process. Pure arithmetic, so it is tested without a server.
+//! The per-account ingest quota (SPEC §6): a one-second fixed window per account that holds
+//! across processes. PostgreSQL keeps each account's count for the current second
+//! (`ingest_quota_windows`, one row per account); a process reserves a slice of it at a time
+//! (`reserve`) and spends the slice in memory (`IngestQuota`), so most requests touch no
+//! database. No process spends more than it reserved, so together they never admit more than
+//! the limit; a slice left unspent when its second ends is lost, so admission can fall short
+//! of the limit when several processes share an account, never over it.
 
 use std::{collections::HashMap, sync::Mutex};
+
+use sqlx::PgPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -12,25 +19,92 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+impl Decision {
+    pub fn refused(limit: u64, remaining: u64) -> Decision {
+        Decision { allowed: false, limit, remaining, reset_secs: 1 }
+    }
+}
+
+/// This process's slice of each account's window.
+#[derive(Debug, Clone, Copy)]
+struct Slice {
+    second: u64,
+    /// Reserved from the shared window, and spent of that.
+    granted: u64,
+    spent: u64,
+    /// The shared window's total at the last reservation (every process's slices).
+    shared_total: u64,
+}
+
 #[derive(Default)]
 pub struct IngestQuota {
-    windows: Mutex<HashMap<String, (u64, u64)>>,
+    slices: Mutex<HashMap<String, Slice>>,
 }
 
 impl IngestQuota {
-    /// Takes `cost` events from `account`'s window for second `now_secs`, all or nothing.
-    pub fn take(&self, account: &str, limit: u64, cost: u64, now_secs: u64) -> Decision {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = windows.entry(account.to_owned()).or_insert((now_secs, 0));
-        if entry.0 != now_secs {
-            *entry = (now_secs, 0);
+    /// Spends `cost` events of this process's slice of `account`'s window for second
+    /// `now_secs`, all or nothing; `None` when the slice is too small (reserve more first).
+    pub fn take(&self, account: &str, limit: u64, cost: u64, now_secs: u64) -> Option<Decision> {
+        let mut slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        let slice = slices.get_mut(account).filter(|s| s.second == now_secs)?;
+        if slice.spent + cost > slice.granted {
+            return None;
         }
-        let allowed = entry.1 + cost <= limit;
-        if allowed {
-            entry.1 += cost;
-        }
-        Decision { allowed, limit, remaining: limit.saturating_sub(entry.1), reset_secs: 1 }
+        slice.spent += cost;
+        let unspent = slice.granted - slice.spent;
+        let remaining = limit.saturating_sub(slice.shared_total) + unspent;
+        Some(Decision { allowed: true, limit, remaining, reset_secs: 1 })
     }
+
+    /// Adds `amount`, just reserved in the shared window (whose total is now `shared_total`),
+    /// to this process's slice for `now_secs`.
+    pub fn grant(&self, account: &str, amount: u64, shared_total: u64, now_secs: u64) {
+        let mut slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = Slice { second: now_secs, granted: 0, spent: 0, shared_total: 0 };
+        let slice = slices.entry(account.to_owned()).or_insert(fresh);
+        if slice.second != now_secs {
+            *slice = fresh;
+        }
+        slice.granted += amount;
+        slice.shared_total = shared_total;
+    }
+
+    /// What is left for `account` this second as far as this process knows.
+    pub fn remaining(&self, account: &str, limit: u64, now_secs: u64) -> u64 {
+        let slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        match slices.get(account).filter(|s| s.second == now_secs) {
+            Some(s) => limit.saturating_sub(s.shared_total) + (s.granted - s.spent),
+            None => limit,
+        }
+    }
+}
+
+/// How much to reserve when a request does not fit in the slice: the request, and a tenth of
+/// the limit (at most 1,000) for the next ones, so an account publishing steadily reserves
+/// about once a second per process. Never more than the limit.
+pub fn slice_for(limit: u64, cost: u64) -> u64 {
+    cost.max((limit / 10).min(1000)).min(limit)
+}
+
+/// Reserves `amount` of `account`'s `limit` in the shared window of second `second`: the
+/// window's new total, or `None` when it would pass the limit (nothing is reserved then).
+/// A row from an earlier second starts over. `amount` must not exceed `limit`.
+pub async fn reserve(pool: &PgPool, account: &str, second: u64, amount: u64, limit: u64) -> sqlx::Result<Option<u64>> {
+    let total: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO ingest_quota_windows AS w (account_id, second, used) VALUES ($1, $2, $3)
+         ON CONFLICT (account_id) DO UPDATE
+         SET second = EXCLUDED.second,
+             used = CASE WHEN w.second = EXCLUDED.second THEN w.used + EXCLUDED.used ELSE EXCLUDED.used END
+         WHERE CASE WHEN w.second = EXCLUDED.second THEN w.used + EXCLUDED.used ELSE EXCLUDED.used END <= $4
+         RETURNING used",
+    )
+    .bind(account)
+    .bind(second as i64)
+    .bind(amount as i64)
+    .bind(limit as i64)
+    .fetch_optional(pool)
+    .await?;
+    Ok(total.map(|(t,)| t.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -38,14 +112,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_window_admits_up_to_the_limit_then_refuses_until_the_next_second() {
+    fn a_slice_is_spent_all_or_nothing_then_asks_for_more() {
         let q = IngestQuota::default();
-        assert_eq!(q.take("acc", 10, 6, 100).remaining, 4);
-        let refused = q.take("acc", 10, 5, 100);
-        assert!(!refused.allowed, "6 + 5 > 10");
-        assert_eq!(refused.remaining, 4, "a refused request takes nothing");
-        assert!(q.take("acc", 10, 4, 100).allowed);
-        assert!(q.take("acc", 10, 10, 101).allowed, "a new second, a new window");
-        assert!(q.take("other", 10, 10, 101).allowed, "accounts do not share a window");
+        assert_eq!(q.take("acc", 10, 1, 100), None, "nothing reserved yet");
+        q.grant("acc", 6, 6, 100);
+        assert_eq!(q.take("acc", 10, 4, 100).map(|d| d.remaining), Some(6), "4 of the limit's 10 + 2 unspent");
+        assert_eq!(q.take("acc", 10, 3, 100), None, "4 + 3 > 6 reserved: reserve more");
+        assert!(q.take("acc", 10, 2, 100).is_some());
+        assert_eq!(q.take("acc", 10, 1, 101), None, "a new second needs a new reservation");
+        q.grant("acc", 5, 5, 101);
+        assert_eq!(q.remaining("acc", 10, 101), 10, "5 reserved, none spent");
+        assert_eq!(q.remaining("other", 10, 101), 10, "accounts do not share a slice");
+    }
+
+    #[test]
+    fn slices_cover_the_request_and_never_pass_the_limit() {
+        assert_eq!(slice_for(10_000, 10), 1000);
+        assert_eq!(slice_for(10_000, 5000), 5000);
+        assert_eq!(slice_for(3, 2), 2);
+        assert_eq!(slice_for(100, 1), 10);
+        assert_eq!(slice_for(3, 5), 3);
     }
 }

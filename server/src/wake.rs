@@ -155,11 +155,13 @@ mod tests {
     async fn a_wake_reaches_a_live_drain_or_else_the_claim_loop() {
         let wakers = Wakers::default();
         let draining = wakers.of("ep_a");
-        let woken = draining.notified();
-        tokio::pin!(woken);
-        woken.as_mut().enable();
-        wakers.wake("ep_a");
-        woken.await;
+        {
+            let woken = draining.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            wakers.wake("ep_a");
+            woken.await;
+        }
         let claim = wakers.claim_wanted();
         tokio::pin!(claim);
         assert!(futures_poll_now(claim.as_mut()).is_none(), "a live drain takes the work: no claim");

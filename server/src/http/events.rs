@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::{api_auth::ApiAccount, error::ApiError, AppState};
 use crate::{
     ingest::{self, IngestError, MAX_BATCH, MAX_EVENT_BYTES},
-    quota::Decision,
+    quota::{self, Decision},
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -52,7 +52,7 @@ pub async fn create(
     let key = idempotency_key(&headers)?;
     let limit = account_quota(&state, &account).await?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let decision = state.ingest_quota.take(account.0.as_str(), limit, events.len() as u64, now);
+    let decision = take_quota(&state, account.0.as_str(), limit, events.len() as u64, now).await?;
     if !decision.allowed {
         return Ok(with_quota(ApiError::RateLimited(decision.reset_secs).into_response(), decision));
     }
@@ -70,7 +70,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-/// The account's events-per-second quota, cached for `QUOTA_TTL` (a change made elsewhere
+/// The account's events-per-second quota, cached for `CACHE_TTL` (a change made elsewhere
 /// applies within it).
 async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, ApiError> {
     let now = Instant::now();
@@ -81,6 +81,30 @@ async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, Ap
     let limit = row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64);
     state.quotas.put(account.0.clone(), limit, now);
     Ok(limit)
+}
+
+/// Spends the request's events from this process's slice of the account's window, reserving
+/// a new slice from the shared window (one statement, about once a second per account and
+/// process) when it is too small: the quota holds across processes (`quota.rs`).
+async fn take_quota(state: &AppState, account: &str, limit: u64, cost: u64, now: u64) -> Result<Decision, ApiError> {
+    if let Some(decision) = state.ingest_quota.take(account, limit, cost, now) {
+        return Ok(decision);
+    }
+    if cost <= limit {
+        // A slice for the next requests too; failing that, just this request's events.
+        let mut amounts = vec![quota::slice_for(limit, cost), cost];
+        amounts.dedup();
+        for amount in amounts {
+            let pool = state.ingest.pool();
+            if let Some(total) = quota::reserve(pool, account, now, amount, limit).await? {
+                state.ingest_quota.grant(account, amount, total, now);
+                if let Some(decision) = state.ingest_quota.take(account, limit, cost, now) {
+                    return Ok(decision);
+                }
+            }
+        }
+    }
+    Ok(Decision::refused(limit, state.ingest_quota.remaining(account, limit, now)))
 }
 
 /// Refuses a request at once with 503 and `Retry-After` when `ingest_slots` requests are
@@ -116,7 +140,7 @@ impl From<IngestError> for ApiError {
         match err {
             IngestError::Invalid(message) => ApiError::Invalid(message),
             IngestError::TooLarge { .. } => ApiError::TooLarge(err.to_string()),
-            IngestError::Stopped => ApiError::Unavailable,
+            IngestError::Stopped | IngestError::Unavailable => ApiError::Unavailable,
             IngestError::IdTaken { .. } => ApiError::Conflict(err.to_string()),
             // One mapping for every database error (http/error.rs): a session PostgreSQL
             // terminated at shutdown is a 503 like a refused connection, not a 500.

@@ -8,7 +8,10 @@
 //! A batch that fails is retried request by request, so one bad request never fails the
 //! others, and each gets its own error.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use entity::{AccountId, EventId};
@@ -16,12 +19,17 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{insert_new, subscriptions, IngestError, NewEvent, Rows};
-use crate::wake::{Announcer, Wakers};
+use crate::{
+    http::error::database_unavailable,
+    wake::{Announcer, Wakers},
+};
 
 /// Most events in one statement; a request is never split.
 const MAX_EVENTS: usize = 5_000;
 /// Requests waiting for the batcher before new ones wait to be queued.
 const QUEUE: usize = 4_096;
+/// After a group found the database unreachable, how long later groups are refused at once.
+const OUTAGE_FAST_FAIL: Duration = Duration::from_millis(500);
 /// Other processes' dispatchers hear about new work at most this often from this one.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
 
@@ -60,6 +68,7 @@ impl GroupCommit {
 async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::Receiver<Request>) {
     let mut waiting: VecDeque<Request> = VecDeque::new();
     let mut received = Vec::new();
+    let mut outage_until = None;
     loop {
         if waiting.is_empty() && rx.recv_many(&mut received, QUEUE).await == 0 {
             return;
@@ -69,7 +78,7 @@ async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::R
         }
         waiting.extend(received.drain(..));
         let batch = take_batch(&mut waiting, MAX_EVENTS, |r| r.events.len());
-        let endpoints = commit(&pool, batch).await;
+        let endpoints = commit(&pool, batch, &mut outage_until).await;
         for endpoint in &endpoints {
             wakers.wake(endpoint);
         }
@@ -92,24 +101,39 @@ fn take_batch<T>(waiting: &mut VecDeque<T>, max: usize, size: impl Fn(&T) -> usi
 }
 
 /// Stores a batch and answers each request; returns the endpoints that got new deliveries.
-async fn commit(pool: &PgPool, batch: Vec<Request>) -> Vec<String> {
-    if batch.len() > 1 {
-        match store(pool, &batch).await {
-            Ok(woken) => {
-                for request in batch {
-                    let _ = request.done.send(Ok(()));
-                }
-                return woken;
-            }
-            Err(err) => {
-                tracing::warn!(%err, requests = batch.len(), "a group insert failed; storing its requests one by one")
-            }
-        }
+/// After a group found the database unreachable, groups are answered 503 at once for
+/// `OUTAGE_FAST_FAIL` (each would otherwise wait out the pool's acquire timeout in turn), then
+/// the next group finds out whether it is back.
+async fn commit(pool: &PgPool, batch: Vec<Request>, outage_until: &mut Option<Instant>) -> Vec<String> {
+    if outage_until.is_some_and(|until| Instant::now() < until) {
+        answer_all(batch, || IngestError::Unavailable);
+        return Vec::new();
     }
+    let err = match store(pool, &batch).await {
+        Ok(endpoints) => {
+            *outage_until = None;
+            for request in batch {
+                let _ = request.done.send(Ok(()));
+            }
+            return endpoints;
+        }
+        Err(err) => err,
+    };
+    if database_unavailable(&err) {
+        *outage_until = Some(Instant::now() + OUTAGE_FAST_FAIL);
+        answer_all(batch, || IngestError::Unavailable);
+        return Vec::new();
+    }
+    if batch.len() == 1 {
+        if let Some(request) = batch.into_iter().next() {
+            let _ = request.done.send(Err(IngestError::Db(err)));
+        }
+        return Vec::new();
+    }
+    tracing::warn!(%err, requests = batch.len(), "a group insert failed; storing its requests one by one");
     let mut woken = Vec::new();
     for request in batch {
-        let result = store(pool, std::slice::from_ref(&request)).await;
-        match result {
+        match store(pool, std::slice::from_ref(&request)).await {
             Ok(endpoints) => {
                 woken.extend(endpoints);
                 let _ = request.done.send(Ok(()));
@@ -120,6 +144,13 @@ async fn commit(pool: &PgPool, batch: Vec<Request>) -> Vec<String> {
         }
     }
     woken
+}
+
+/// Answers every request of a group with the same kind of error.
+fn answer_all(batch: Vec<Request>, error: impl Fn() -> IngestError) {
+    for request in batch {
+        let _ = request.done.send(Err(error()));
+    }
 }
 
 async fn store(pool: &PgPool, batch: &[Request]) -> sqlx::Result<Vec<String>> {

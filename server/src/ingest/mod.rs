@@ -42,6 +42,8 @@ pub enum IngestError {
     IdTaken { index: usize, id: String },
     #[error("the server is shutting down; retry on another")]
     Stopped,
+    #[error("the database is unavailable; retry later")]
+    Unavailable,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -61,6 +63,11 @@ impl Ingest {
         let announcer = Announcer::spawn(pool.clone(), DELIVERIES_CHANNEL, group_commit::ANNOUNCE_EVERY);
         let group = group_commit::GroupCommit::spawn(pool.clone(), wakers.clone(), announcer.clone());
         Ingest { group, pool, wakers, announcer }
+    }
+
+    /// Ingest's own connections (the quota's reservations use them too).
+    pub fn pool(&self) -> &sqlx::PgPool {
+        &self.pool
     }
 
     /// Stores validated events for `account`; the ids in request order, once committed.

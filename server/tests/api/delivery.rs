@@ -31,7 +31,7 @@ async fn an_accepted_event_is_delivered_with_its_exact_payload_bytes_and_both_si
         .unwrap();
     assert_eq!(res.status(), 202);
     let answer: Value = res.json().await.unwrap();
-    let ids = vec![answer["ids"][0].as_str().unwrap().to_owned()];
+    let ids = [answer["ids"][0].as_str().unwrap().to_owned()];
     let got = receiver.wait_for(2).await; // the reachability check, then the delivery
     let request = &got[1];
     let stored: String = app.scalar(&format!("SELECT payload FROM events WHERE id = '{}'", ids[0])).await;

@@ -128,6 +128,17 @@ async fn spawn(adjust: impl FnOnce(&mut Config), workers: bool) -> TestApp {
 }
 
 impl TestApp {
+    /// A second server on this test's database, as another `serve` process would be (its own
+    /// pools, caches and quota slices); its base URL.
+    pub async fn sibling(&self) -> String {
+        let config = test_config(&self.database.url);
+        let db = db::connect(&config).await.expect("connect the sibling");
+        let app = Application::build_with_db(config, db).await.expect("build the sibling");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_http_only());
+        address
+    }
+
     /// A browser-like client: keeps cookies, does not follow redirects (tests check them).
     pub fn client(&self) -> reqwest::Client {
         reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()

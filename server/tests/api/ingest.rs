@@ -260,3 +260,39 @@ async fn a_long_backlog_does_not_starve_another_endpoint_of_the_only_slot() {
     // of the second batch at the latest.
     assert!(quiet_got[1].at < busy_got[150].at, "the quiet endpoint waited for the whole backlog");
 }
+
+/// The ingest quota is the account's, not each process's: what one server admitted counts
+/// against what another may admit in the same second.
+#[tokio::test]
+async fn the_ingest_quota_holds_across_server_processes() {
+    let app = spawn_app_with(|_| {}).await;
+    let other = app.sibling().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    sqlx::query("UPDATE accounts SET ingest_rate_limit = 4")
+        .execute(app.db.get_postgres_connection_pool())
+        .await
+        .unwrap();
+    let three: Value = json!({ "events": (0..3).map(event).collect::<Vec<_>>() });
+    let post = |base: String| {
+        let request = reqwest::Client::new().post(format!("{base}/api/v1/events")).bearer_auth(&key).json(&three);
+        async move { request.send().await.unwrap() }
+    };
+    // Within one wall-clock second; if the second rolls over between the two, try again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let first = post(app.address.clone()).await;
+        if first.status() == 429 {
+            continue; // the last round's second request used this second's window
+        }
+        assert_eq!(first.status(), 202);
+        let second = post(other.clone()).await;
+        if second.status() == 202 {
+            continue; // a new second: a new window
+        }
+        assert_eq!(second.status(), 429, "3 + 3 events pass the limit of 4 across the two servers");
+        assert_eq!(second.headers()["retry-after"], "1");
+        assert_eq!(second.headers()["ratelimit-limit"], "4");
+        return;
+    }
+    panic!("the second server never refused: each process kept a quota of its own");
+}
