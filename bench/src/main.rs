@@ -20,11 +20,14 @@
 //! - `outage`: 20 accounts; the receiver answers 503 to everything during the 60 s load, then
 //!   recovers; retries in seconds.
 //! - `scaleout`: the e2e load for 30 s with 1, then 2 `worker` processes.
+//! - `apalis` (only when named): the e2e load as one apalis-postgres job per delivery, run by
+//!   an apalis worker in the bench process: the baseline of a general-purpose queue.
 //!
 //! Latency runs from each request's scheduled send time; loss is checked per (event id,
 //! endpoint) against the receiver and the database; a per-second series of each delivery
 //! scenario goes to `<out>/<scenario>-series.csv` (`e2e-series.csv`, `outage-series.csv`, ...).
 
+mod apalis_baseline;
 mod load;
 mod pgstats;
 mod procstat;
@@ -54,6 +57,8 @@ use crate::{
 };
 
 const SCENARIOS: &str = "ingest,ingest-fanout,ingest-single,e2e,fanout,flaky,overload,outage,scaleout";
+/// Scenarios that run only when named.
+const EXTRA_SCENARIOS: &str = "apalis";
 
 #[derive(Debug, Parser)]
 #[command(about = "Load the webhooks server on loopback and report throughput, latency, loss and duplicates")]
@@ -65,7 +70,7 @@ struct Args {
     #[arg(long, env = "BENCH_DATABASE_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     admin_url: String,
     /// Scenarios to run, comma-separated: ingest, ingest-fanout, ingest-single, e2e, fanout,
-    /// flaky, overload, outage, scaleout.
+    /// flaky, overload, outage, scaleout; and apalis, only when named.
     #[arg(long, default_value = SCENARIOS, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Multiplies every load duration (0.2 for a quick look).
@@ -122,8 +127,8 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     for name in &args.scenarios {
-        if !SCENARIOS.split(',').any(|s| s == name) {
-            bail!("unknown scenario {name}; choose from {SCENARIOS}");
+        if !SCENARIOS.split(',').chain(EXTRA_SCENARIOS.split(',')).any(|s| s == name) {
+            bail!("unknown scenario {name}; choose from {SCENARIOS},{EXTRA_SCENARIOS}");
         }
     }
     std::fs::create_dir_all(&args.out)?;
@@ -202,7 +207,8 @@ async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
                 rows.push(run_load(&setup, load(("scale-out, 1 worker process", "scaleout-1-worker"), 1)).await?);
                 run_load(&setup, load(("scale-out, 2 worker processes", "scaleout-2-workers"), 2)).await?
             }
-            other => bail!("unknown scenario {other}; choose from {SCENARIOS}"),
+            "apalis" => apalis_baseline::run(&setup).await?,
+            other => bail!("unknown scenario {other}; choose from {SCENARIOS},{EXTRA_SCENARIOS}"),
         };
         rows.push(row);
     }
