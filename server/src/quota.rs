@@ -6,7 +6,10 @@
 //! the limit; a slice left unspent when its second ends is lost, so admission can fall short
 //! of the limit when several processes share an account, never over it.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use sqlx::PgPool;
 
@@ -39,6 +42,10 @@ struct Slice {
 #[derive(Default)]
 pub struct IngestQuota {
     slices: Mutex<HashMap<String, Slice>>,
+    /// One reservation at a time per account in this process: concurrent requests that find
+    /// the slice empty wait for one reservation instead of each reserving a slice (which
+    /// would spend the shared window on slices nobody uses).
+    reserving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl IngestQuota {
@@ -67,6 +74,15 @@ impl IngestQuota {
         }
         slice.granted += amount;
         slice.shared_total = shared_total;
+    }
+
+    /// The lock a request holds while it reserves for `account`.
+    pub fn reservation_lock(&self, account: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.reserving.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.len() > 100_000 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(account.to_owned()).or_default().clone()
     }
 
     /// What is left for `account` this second as far as this process knows.

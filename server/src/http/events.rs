@@ -91,6 +91,12 @@ async fn take_quota(state: &AppState, account: &str, limit: u64, cost: u64, now:
         return Ok(decision);
     }
     if cost <= limit {
+        let lock = state.ingest_quota.reservation_lock(account);
+        let _reserving = lock.lock().await;
+        // Another request may have reserved while this one waited.
+        if let Some(decision) = state.ingest_quota.take(account, limit, cost, now) {
+            return Ok(decision);
+        }
         // A slice for the next requests too; failing that, just this request's events.
         let mut amounts = vec![quota::slice_for(limit, cost), cost];
         amounts.dedup();
