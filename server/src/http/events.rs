@@ -101,8 +101,12 @@ async fn take_quota(state: &AppState, account: &str, limit: u64, cost: u64, now:
         let mut amounts = vec![quota::slice_for(limit, cost), cost];
         amounts.dedup();
         for amount in amounts {
-            let pool = state.ingest.pool();
-            if let Some(total) = quota::reserve(pool, account, now, amount, limit).await? {
+            if state.ingest.database_down() {
+                return Err(ApiError::Unavailable); // at once, rather than wait for a connection
+            }
+            let reserved = quota::reserve(state.ingest.pool(), account, now, amount, limit).await;
+            let reserved = reserved.inspect_err(|err| state.ingest.report_error(err))?;
+            if let Some(total) = reserved {
                 state.ingest_quota.grant(account, amount, total, now);
                 if let Some(decision) = state.ingest_quota.take(account, limit, cost, now) {
                     return Ok(decision);
@@ -123,6 +127,8 @@ pub async fn limit_in_flight(State(state): State<AppState>, request: Request, ne
             drop(permit);
             response
         }
+        // Requests pile up when the database is gone: say so, not "at capacity".
+        Err(_) if state.ingest.database_down() => ApiError::Unavailable.into_response(),
         Err(_) => ApiError::Overloaded.into_response(),
     }
 }

@@ -10,7 +10,11 @@
 
 use std::{
     collections::VecDeque,
-    time::{Duration, Instant},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
 };
 
 use chrono::Utc;
@@ -28,8 +32,10 @@ use crate::{
 const MAX_EVENTS: usize = 5_000;
 /// Requests waiting for the batcher before new ones wait to be queued.
 const QUEUE: usize = 4_096;
-/// After a group found the database unreachable, how long later groups are refused at once.
-const OUTAGE_FAST_FAIL: Duration = Duration::from_millis(500);
+/// While the database is unreachable, how often the background probe tries it.
+const PROBE_EVERY: Duration = Duration::from_millis(200);
+/// How long one probe waits for a connection.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Other processes' dispatchers hear about new work at most this often from this one.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(20);
 
@@ -43,6 +49,7 @@ struct Request {
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Request>,
+    down: Arc<AtomicBool>,
 }
 
 impl GroupCommit {
@@ -50,8 +57,21 @@ impl GroupCommit {
     /// process's dispatcher in memory; `announcer` tells the other processes.
     pub fn spawn(pool: PgPool, wakers: Wakers, announcer: Announcer) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, wakers, announcer, rx));
-        GroupCommit { tx }
+        let down = Arc::new(AtomicBool::new(false));
+        tokio::spawn(run(pool, wakers, announcer, down.clone(), rx));
+        GroupCommit { tx, down }
+    }
+
+    /// True while the database is known to be unreachable (a group failed to reach it and
+    /// the probe has not reached it since).
+    pub fn database_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// An error another part of ingest got from `pool`: an unreachable database marks it
+    /// down for every request until the probe reaches it again.
+    pub fn report_error(&self, pool: &PgPool, err: &sqlx::Error) {
+        report(pool, &self.down, err);
     }
 
     /// Stores the events (ids we generated, no idempotency key) and returns their ids once
@@ -65,10 +85,15 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::Receiver<Request>) {
+async fn run(
+    pool: PgPool,
+    wakers: Wakers,
+    announcer: Announcer,
+    down: Arc<AtomicBool>,
+    mut rx: mpsc::Receiver<Request>,
+) {
     let mut waiting: VecDeque<Request> = VecDeque::new();
     let mut received = Vec::new();
-    let mut outage_until = None;
     loop {
         if waiting.is_empty() && rx.recv_many(&mut received, QUEUE).await == 0 {
             return;
@@ -78,7 +103,7 @@ async fn run(pool: PgPool, wakers: Wakers, announcer: Announcer, mut rx: mpsc::R
         }
         waiting.extend(received.drain(..));
         let batch = take_batch(&mut waiting, MAX_EVENTS, |r| r.events.len());
-        let endpoints = commit(&pool, batch, &mut outage_until).await;
+        let endpoints = commit(&pool, batch, &down).await;
         for endpoint in &endpoints {
             wakers.wake(endpoint);
         }
@@ -101,17 +126,16 @@ fn take_batch<T>(waiting: &mut VecDeque<T>, max: usize, size: impl Fn(&T) -> usi
 }
 
 /// Stores a batch and answers each request; returns the endpoints that got new deliveries.
-/// After a group found the database unreachable, groups are answered 503 at once for
-/// `OUTAGE_FAST_FAIL` (each would otherwise wait out the pool's acquire timeout in turn), then
-/// the next group finds out whether it is back.
-async fn commit(pool: &PgPool, batch: Vec<Request>, outage_until: &mut Option<Instant>) -> Vec<String> {
-    if outage_until.is_some_and(|until| Instant::now() < until) {
+/// Once a group finds the database unreachable, groups are answered 503 at once until a
+/// background probe reaches it again: the group commit never waits out the pool's acquire
+/// timeout on a request's behalf, so requests do not pile up during an outage.
+async fn commit(pool: &PgPool, batch: Vec<Request>, down: &Arc<AtomicBool>) -> Vec<String> {
+    if down.load(Ordering::Relaxed) {
         answer_all(batch, || IngestError::Unavailable);
         return Vec::new();
     }
     let err = match store(pool, &batch).await {
         Ok(endpoints) => {
-            *outage_until = None;
             for request in batch {
                 let _ = request.done.send(Ok(()));
             }
@@ -119,8 +143,7 @@ async fn commit(pool: &PgPool, batch: Vec<Request>, outage_until: &mut Option<In
         }
         Err(err) => err,
     };
-    if database_unavailable(&err) {
-        *outage_until = Some(Instant::now() + OUTAGE_FAST_FAIL);
+    if report(pool, down, &err) {
         answer_all(batch, || IngestError::Unavailable);
         return Vec::new();
     }
@@ -144,6 +167,33 @@ async fn commit(pool: &PgPool, batch: Vec<Request>, outage_until: &mut Option<In
         }
     }
     woken
+}
+
+/// When `err` says the database is unreachable, marks it down (starting the probe once) and
+/// returns true.
+fn report(pool: &PgPool, down: &Arc<AtomicBool>, err: &sqlx::Error) -> bool {
+    if !database_unavailable(err) {
+        return false;
+    }
+    if !down.swap(true, Ordering::Relaxed) {
+        tracing::warn!(%err, "the database is unreachable; answering ingest with 503 until it is back");
+        tokio::spawn(probe(pool.clone(), down.clone()));
+    }
+    true
+}
+
+/// Tries the database until it answers, then lets the group commit use it again.
+async fn probe(pool: PgPool, down: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        if let Ok(Ok(mut conn)) = tokio::time::timeout(PROBE_TIMEOUT, pool.acquire()).await {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                down.store(false, Ordering::Relaxed);
+                tracing::info!("the database is reachable again; ingest resumes");
+                return;
+            }
+        }
+    }
 }
 
 /// Answers every request of a group with the same kind of error.

@@ -65,6 +65,16 @@ impl Ingest {
         Ingest { group, pool, wakers, announcer }
     }
 
+    /// True while the database is known to be unreachable.
+    pub fn database_down(&self) -> bool {
+        self.group.database_down()
+    }
+
+    /// Tells ingest about an error from its pool (the quota's reservations use it too).
+    pub fn report_error(&self, err: &sqlx::Error) {
+        self.group.report_error(&self.pool, err);
+    }
+
     /// Ingest's own connections (the quota's reservations use them too).
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.pool
