@@ -195,7 +195,7 @@ impl Dispatcher {
                 if idle.elapsed() >= LINGER || ctx.slots.available_permits() == 0 || *ctx.shutdown.borrow() {
                     return Ok(());
                 }
-                // Look again when the account publishes, or a retry may have come due.
+                // Look again when work for this endpoint is published, or a retry may have come due.
                 tokio::select! {
                     _ = woken => {}
                     _ = tokio::time::sleep(LINGER_POLL) => {}
@@ -331,8 +331,10 @@ impl Drop for DrainingGuard {
     }
 }
 
-/// Waits for an ingest notification (passed on to lingering drains), the backstop poll or
-/// shutdown. Notifications already buffered are passed on too: one claim serves them all.
+/// Waits for new work: another process's notification (each endpoint it names is passed on
+/// to its drain here, if any), an in-memory wake for an endpoint with no drain here, the
+/// backstop poll, or shutdown. Notifications already buffered are passed on too: one claim
+/// serves them all.
 async fn wait_for_work(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>, wakers: &Wakers) {
     let notified = async {
         match listener.as_mut() {
