@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use entity::{AccountId, DeliveryId, EventId, EventType};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::{
     delivery::payload::payload_bytes,
@@ -282,8 +282,9 @@ pub(crate) async fn insert(
     notify: Option<&str>,
 ) -> sqlx::Result<Vec<String>> {
     // Data-modifying CTEs all run, and the deliveries' unique index is checked as they go.
-    let (inserted,): (Option<Vec<String>>,) = sqlx::query_as(
-        "WITH ev AS (
+    let row = bind_rows(
+        sqlx::query(
+            "WITH ev AS (
              INSERT INTO events (id, account_id, event_type, payload, created_at)
              SELECT id, a, t, p, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(id, a, t, p)
              ON CONFLICT (id) DO NOTHING RETURNING id
@@ -298,21 +299,15 @@ pub(crate) async fn insert(
              SELECT pg_notify($11, $12) WHERE $12 IS NOT NULL AND EXISTS (SELECT 1 FROM dl)
          )
          SELECT (SELECT array_agg(id) FROM ev) WHERE (SELECT count(*) FROM note) >= 0",
+        ),
+        rows,
+        now,
     )
-    .bind(&rows.event_ids)
-    .bind(&rows.event_accounts)
-    .bind(&rows.event_types)
-    .bind(&rows.payloads)
-    .bind(now)
-    .bind(&rows.delivery_ids)
-    .bind(&rows.delivery_accounts)
-    .bind(&rows.delivery_events)
-    .bind(&rows.delivery_endpoints)
-    .bind(&rows.delivery_types)
     .bind(DELIVERIES_CHANNEL)
     .bind(notify)
     .fetch_one(&mut *conn)
     .await?;
+    let inserted: Option<Vec<String>> = row.try_get(0)?;
     Ok(inserted.unwrap_or_default())
 }
 
@@ -320,8 +315,9 @@ pub(crate) async fn insert(
 /// inserts, without `ON CONFLICT`'s speculative insertion (an extra WAL record per row) and
 /// without the filter on new events. The group commit's statement.
 pub(crate) async fn insert_new(conn: &mut PgConnection, rows: &Rows, now: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH ev AS (
+    bind_rows(
+        sqlx::query(
+            "WITH ev AS (
              INSERT INTO events (id, account_id, event_type, payload, created_at)
              SELECT id, a, t, p, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(id, a, t, p)
          )
@@ -329,21 +325,31 @@ pub(crate) async fn insert_new(conn: &mut PgConnection, rows: &Rows, now: DateTi
                                  created_at, updated_at)
          SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
          FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)",
+        ),
+        rows,
+        now,
     )
-    .bind(&rows.event_ids)
-    .bind(&rows.event_accounts)
-    .bind(&rows.event_types)
-    .bind(&rows.payloads)
-    .bind(now)
-    .bind(&rows.delivery_ids)
-    .bind(&rows.delivery_accounts)
-    .bind(&rows.delivery_events)
-    .bind(&rows.delivery_endpoints)
-    .bind(&rows.delivery_types)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
+
+/// Binds `rows` as $1 to $10, in the order both insert statements read them.
+fn bind_rows<'q>(query: PgQuery<'q>, rows: &'q Rows, now: DateTime<Utc>) -> PgQuery<'q> {
+    query
+        .bind(&rows.event_ids)
+        .bind(&rows.event_accounts)
+        .bind(&rows.event_types)
+        .bind(&rows.payloads)
+        .bind(now)
+        .bind(&rows.delivery_ids)
+        .bind(&rows.delivery_accounts)
+        .bind(&rows.delivery_events)
+        .bind(&rows.delivery_endpoints)
+        .bind(&rows.delivery_types)
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
 
 /// A client-supplied id that collides with another account's event is refused rather than
 /// silently merged (tenants never share anything).

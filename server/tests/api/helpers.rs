@@ -240,3 +240,17 @@ impl TestApp {
         }
     }
 }
+
+/// Health changes go nowhere: for tests that drive the recorder by hand.
+pub struct NoEvents;
+
+impl server::delivery::dispatcher::HealthEvents for NoEvents {
+    fn job_for(
+        &self,
+        _: &str,
+        _: &server::delivery::health::Change,
+        _: &str,
+    ) -> Option<server::delivery::record::QueuedJob> {
+        None
+    }
+}

@@ -117,8 +117,12 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
     let plan = record::plan(&healthy, 0, &failed, &schedule, 0.0, std::time::SystemTime::now());
     assert!(plan.endpoint_changed, "a failure is written to the endpoint");
     let live = server::wake::Announcer::spawn(pool.clone(), server::wake::ATTEMPTS_CHANNEL, Duration::from_millis(100));
-    let (recorder, task) =
-        record::spawn(pool.clone(), std::sync::Arc::new(NoEvents), live, tokio::sync::watch::channel(false).1);
+    let (recorder, task) = record::spawn(
+        pool.clone(),
+        std::sync::Arc::new(crate::helpers::NoEvents),
+        live,
+        tokio::sync::watch::channel(false).1,
+    );
     let delivery = DueDelivery {
         id,
         event_id,
@@ -163,7 +167,7 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
     let live =
         server::wake::Announcer::spawn(unreachable.clone(), server::wake::ATTEMPTS_CHANNEL, Duration::from_millis(100));
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let (recorder, task) = record::spawn(unreachable, std::sync::Arc::new(NoEvents), live, shutdown);
+    let (recorder, task) = record::spawn(unreachable, std::sync::Arc::new(crate::helpers::NoEvents), live, shutdown);
     let ok = AttemptResult {
         status: Some(200),
         elapsed: Duration::from_millis(3),
@@ -199,18 +203,6 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
     assert!(answer.unwrap().is_err(), "the outcome is reported unrecorded, not silently dropped");
     drop(recorder);
     tokio::time::timeout(Duration::from_secs(30), task).await.expect("the recorder task ends").unwrap();
-}
-
-struct NoEvents;
-impl server::delivery::dispatcher::HealthEvents for NoEvents {
-    fn job_for(
-        &self,
-        _: &str,
-        _: &server::delivery::health::Change,
-        _: &str,
-    ) -> Option<server::delivery::record::QueuedJob> {
-        None
-    }
 }
 
 /// The outbox: `ingest::publish` inside the host application's own transaction stores the

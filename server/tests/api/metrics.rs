@@ -125,18 +125,6 @@ async fn batched_recording_writes_every_attempt_once_and_keeps_each_endpoint_in_
     }
 }
 
-struct NoEvents;
-impl server::delivery::dispatcher::HealthEvents for NoEvents {
-    fn job_for(
-        &self,
-        _: &str,
-        _: &server::delivery::health::Change,
-        _: &str,
-    ) -> Option<server::delivery::record::QueuedJob> {
-        None
-    }
-}
-
 /// A row PostgreSQL refuses (here a NUL byte, which `text` cannot hold) must not hold up the
 /// rest of its batch, nor be retried forever: it is stored without the receiver's answer.
 #[tokio::test]
@@ -160,8 +148,12 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
         server::wake::ATTEMPTS_CHANNEL,
         std::time::Duration::from_millis(100),
     );
-    let (recorder, task) =
-        record::spawn(pool.clone(), std::sync::Arc::new(NoEvents), live, tokio::sync::watch::channel(false).1);
+    let (recorder, task) = record::spawn(
+        pool.clone(),
+        std::sync::Arc::new(crate::helpers::NoEvents),
+        live,
+        tokio::sync::watch::channel(false).1,
+    );
     let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
     let mut waits = Vec::new();
     for (n, (id, event_id, account_id, payload)) in rows.into_iter().enumerate() {
