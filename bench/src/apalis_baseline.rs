@@ -176,42 +176,6 @@ async fn push_load(storage: &PostgresStorage<DeliveryJob>, urls: Vec<String>, du
     Arc::try_unwrap(out).map(|m| m.into_inner().unwrap()).unwrap_or_default()
 }
 
-/// Queued jobs sampled once a second until `finish`, like `pgstats::Backlog` for deliveries.
-struct Backlog {
-    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Backlog {
-    fn start(db_url: String) -> Backlog {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let out = samples.clone();
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                let (url, at) = (db_url.clone(), Instant::now());
-                if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || count(&url, QUEUED)).await {
-                    out.lock().unwrap().push((at, n));
-                }
-            }
-        });
-        Backlog { samples, stop, task }
-    }
-
-    async fn finish(self) -> Vec<(Instant, u64)> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        std::mem::take(&mut *self.samples.lock().unwrap())
-    }
-}
-
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
@@ -268,7 +232,7 @@ pub async fn run(setup: &Setup) -> anyhow::Result<Row> {
     let urls: Vec<String> = (0..setup.args.accounts as u32).map(|e| setup.receiver.url(e)).collect();
     let secs = 60.0 * setup.args.scale;
     let before = Snapshot::take(&db_url, setup.statements)?;
-    let backlog = Backlog::start(db_url.clone());
+    let backlog = pgstats::Backlog::start(db_url.clone(), QUEUED);
     // "server" here is this process: the apalis worker, the pushers and the receiver.
     let sampler = procstat::Sampler::start(vec![std::process::id()]);
     let started = Instant::now();

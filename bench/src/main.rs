@@ -533,7 +533,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     setup.receiver.set_outage(load.outage);
     let retries = load.schedule.is_some();
     let before = Snapshot::take(&run.db_url, setup.statements)?;
-    let backlog = pgstats::Backlog::start(run.db_url.clone());
+    let backlog = pgstats::Backlog::start(run.db_url.clone(), pgstats::PENDING);
     let sampler = procstat::Sampler::start(run.pids());
     let duration = Duration::from_secs_f64(load.secs);
     let started = Instant::now();

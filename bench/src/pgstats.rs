@@ -89,7 +89,8 @@ pub fn per_unit(before: &Snapshot, after: &Snapshot, units: u64) -> Option<Cost>
     })
 }
 
-/// Pending deliveries in the database, sampled once a second until `finish`.
+/// A backlog count (`PENDING` for deliveries, or another `count(*)` query) sampled once a
+/// second until `finish`.
 pub struct Backlog {
     samples: Arc<Mutex<Vec<(Instant, u64)>>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -99,7 +100,7 @@ pub struct Backlog {
 pub const PENDING: &str = "SELECT count(*) FROM deliveries WHERE status = 'pending'";
 
 impl Backlog {
-    pub fn start(db_url: String) -> Backlog {
+    pub fn start(db_url: String, sql: &'static str) -> Backlog {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let out = samples.clone();
@@ -113,7 +114,7 @@ impl Backlog {
                 }
                 let url = db_url.clone();
                 let at = Instant::now();
-                if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || count(&url, PENDING)).await {
+                if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || count(&url, sql)).await {
                     out.lock().unwrap().push((at, n));
                 }
             }
@@ -121,7 +122,7 @@ impl Backlog {
         Backlog { samples, stop, task }
     }
 
-    /// The samples: (when, pending deliveries).
+    /// The samples: (when, count).
     pub async fn finish(self) -> Vec<(Instant, u64)> {
         let _ = self.stop.send(true);
         let _ = self.task.await;
