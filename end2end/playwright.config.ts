@@ -43,6 +43,9 @@ export default defineConfig({
   globalTeardown: "./global-teardown.ts",
   use: {
     baseURL,
+    // A step that cannot happen fails by name within 15 s, rather than as a bare test timeout.
+    actionTimeout: 15_000,
+    navigationTimeout: 15_000,
     trace: "retain-on-failure",
     launchOptions: {
       executablePath: "/usr/bin/chromium",

@@ -50,7 +50,7 @@ use serde_json::{json, Value};
 
 use crate::{
     load::Shape,
-    pgstats::{count, psql, Snapshot, PENDING},
+    pgstats::{count, pending_query, psql, Snapshot},
     receiver::Receiver,
     report::{Refused, Row},
     stats::{DbState, Latency},
@@ -533,7 +533,8 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     setup.receiver.set_outage(load.outage);
     let retries = load.schedule.is_some();
     let before = Snapshot::take(&run.db_url, setup.statements)?;
-    let backlog = pgstats::Backlog::start(run.db_url.clone(), pgstats::PENDING);
+    let pending = pending_query(&run.db_url)?;
+    let backlog = pgstats::Backlog::start(run.db_url.clone(), pending);
     let sampler = procstat::Sampler::start(run.pids());
     let duration = Duration::from_secs_f64(load.secs);
     let started = Instant::now();
@@ -551,14 +552,14 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     let (published, recovered) =
         tokio::join!(load::publish(&setup.client, &base, load.keys, load.shape, duration), recovery);
     let ended = Instant::now();
-    let backlog_at_end = count(&run.db_url, PENDING)?;
+    let backlog_at_end = count(&run.db_url, pending)?;
     // Drain: wait until nothing is pending (retries included), or give up after a while.
     // Bounded so the whole bench stays well under 25 minutes; what is still queued then is
     // reported as such, not as lost.
     let mut last = (setup.receiver.ok_count(), Instant::now());
     loop {
-        let pending = count(&run.db_url, PENDING)?;
-        if pending == 0 || ended.elapsed() > load.drain_limit {
+        let left = count(&run.db_url, pending)?;
+        if left == 0 || ended.elapsed() > load.drain_limit {
             break;
         }
         let ok = setup.receiver.ok_count();

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { createAccount, createEndpoint, gotoHydrated, logIn, publish, startReceiver } from "./helpers";
+import { createAccount, createEndpoint, gotoHydrated, logIn, publish, recordedDeliveries, startReceiver } from "./helpers";
 
 test("the delivery log shows real deliveries, filters them, and retries and replays with new attempts", async ({ page }) => {
   const account = createAccount("Acme");
@@ -121,6 +121,7 @@ test("the health chart and the date filter reflect the endpoint's attempts", asy
     { type: "task.created", data: { object: { id: "tsk_2" } } },
   ]);
   await expect.poll(() => receiver.received.length).toBe(2);
+  await expect.poll(() => recordedDeliveries(account, endpoint.id)).toBe(2);
   await logIn(page, account.email, account.password);
   await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
   await expect(page.getByTestId("chart-summary")).toContainText("100.0 % delivered");

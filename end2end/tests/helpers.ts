@@ -105,3 +105,17 @@ export async function publish(account: Account, events: unknown[]) {
   expect(res.status).toBe(202);
   return ((await res.json()) as { ids: string[] }).ids;
 }
+
+/**
+ * How many of an endpoint's deliveries have a recorded outcome (not pending), through the
+ * REST API. A receiver has the request before the attempt is committed, so a page that is not
+ * live (the health chart) waits for this, not for the receiver.
+ */
+export async function recordedDeliveries(account: Account, endpointId: string) {
+  const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints/${endpointId}/deliveries`, {
+    headers: { authorization: `Bearer ${account.api_key}` },
+  });
+  expect(res.status).toBe(200);
+  const page = (await res.json()) as { data: { status: string }[] };
+  return page.data.filter((d) => d.status !== "pending").length;
+}

@@ -9,6 +9,7 @@ mod m20261129_000002_delivery_engine;
 mod m20261129_000003_bulk_retries;
 mod m20261130_000004_hot_path;
 mod m20261130_000005_ingest_quota_windows;
+mod m20261130_000006_delivery_queue;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_bulk_retries::Migration),
             Box::new(m20261130_000004_hot_path::Migration),
             Box::new(m20261130_000005_ingest_quota_windows::Migration),
+            Box::new(m20261130_000006_delivery_queue::Migration),
         ]
     }
 }

@@ -93,9 +93,12 @@ pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
                       SELECT d.id FROM deliveries d, b
                       WHERE d.endpoint_id = b.endpoint_id AND d.status = 'failed'
                         AND d.created_at >= b.since AND d.created_at < b.until AND d.updated_at < b.created_at
-                      ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
-             UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now()
-             FROM picked WHERE d.id = picked.id",
+                      ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED),
+                  requeued AS (
+                      UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now()
+                      FROM picked WHERE d.id = picked.id RETURNING d.endpoint_id, d.id)
+             INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT endpoint_id, id, now() FROM requeued
+             ON CONFLICT (endpoint_id, delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",
         )
         .bind(id)
         .bind(BATCH)

@@ -89,9 +89,9 @@ pub struct QueueGauges {
 
 pub async fn queue_gauges(pool: &PgPool) -> sqlx::Result<QueueGauges> {
     let (pending, due, oldest): (i64, i64, f64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= now()),
-                COALESCE(extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at <= now())), 0)::float8
-         FROM deliveries WHERE status = 'pending'",
+        "SELECT count(*), count(*) FILTER (WHERE due_at <= now()),
+                COALESCE(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8
+         FROM delivery_queue",
     )
     .fetch_one(pool)
     .await?;

@@ -2,13 +2,18 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::{
     api::{Attempt, Delivery, DeliveryFilter, DeliveryPage},
-    tables::{attempt, delivery, event},
+    tables::{attempt, delivery, delivery_queue, event},
     DeliveryStatus,
 };
-use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 use super::endpoints::{self, Actor};
 use crate::AppError;
@@ -90,15 +95,35 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         let message = format!("{verb} applies to {} deliveries; this one is {}.", expected.as_str(), row.status);
         return Err(AppError::invalid("status", message));
     }
-    delivery::Entity::update_many()
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let moved = delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
-        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Utc::now()))
-        .col_expr(delivery::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .filter(delivery::Column::Id.eq(&row.id))
         .filter(delivery::Column::Status.eq(expected.as_str()))
-        .exec(db)
+        .exec(&txn)
         .await?;
+    if moved.rows_affected == 1 {
+        queue(&txn, &row, now).await?;
+    }
+    txn.commit().await?;
     get(db, actor, id).await
+}
+
+/// Puts a delivery (back) on the engine's queue, due at `due`.
+async fn queue(txn: &DatabaseTransaction, row: &delivery::Model, due: DateTime<Utc>) -> Result<(), DbErr> {
+    let item = delivery_queue::ActiveModel {
+        endpoint_id: Set(row.endpoint_id.clone()),
+        delivery_id: Set(row.id.clone()),
+        due_at: Set(due),
+    };
+    let on_conflict = OnConflict::columns([delivery_queue::Column::EndpointId, delivery_queue::Column::DeliveryId])
+        .update_column(delivery_queue::Column::DueAt)
+        .to_owned();
+    delivery_queue::Entity::insert(item).on_conflict(on_conflict).exec_without_returning(txn).await?;
+    Ok(())
 }
 
 async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delivery::Model, AppError> {

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use entity::{
     api::{Endpoint, EndpointWithSecret, TestOutcome},
     endpoint_input::{EndpointInput, EndpointPatch},
-    tables::{attempt, delivery, endpoint, endpoint_event_type},
+    tables::{attempt, delivery, delivery_queue, endpoint, endpoint_event_type},
     AccountId, EndpointId, EndpointStatus, EventType,
 };
 use sea_orm::{
@@ -157,6 +157,7 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     let txn = db.begin().await?;
     attempt::Entity::delete_many().filter(attempt::Column::EndpointId.eq(&row.id)).exec(&txn).await?;
     delivery::Entity::delete_many().filter(delivery::Column::EndpointId.eq(&row.id)).exec(&txn).await?;
+    delivery_queue::Entity::delete_many().filter(delivery_queue::Column::EndpointId.eq(&row.id)).exec(&txn).await?;
     endpoint::Entity::delete_by_id(row.id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())

@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// One per (event, subscribed endpoint): the unit of work of the delivery engine.
+/// One per (event, subscribed endpoint): the delivery log and the state the dashboard shows.
+/// While it is pending, its work item is a `delivery_queue` row.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
@@ -15,8 +16,6 @@ pub struct Model {
     pub attempt_count: i32,
     /// When the next attempt is due; null once delivered or dead-lettered.
     pub next_attempt_at: Option<DateTimeUtc>,
-    /// A worker's claim: others skip the row until the lease runs out (SPEC §6).
-    pub lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

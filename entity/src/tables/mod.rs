@@ -5,6 +5,7 @@ pub mod account;
 pub mod api_key;
 pub mod attempt;
 pub mod delivery;
+pub mod delivery_queue;
 pub mod endpoint;
 pub mod endpoint_event_type;
 pub mod event;

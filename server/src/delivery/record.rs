@@ -328,7 +328,8 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
     Ok(())
 }
 
-/// One statement: insert the attempts, and move each delivery to its planned state.
+/// One statement: insert the attempts, move each delivery to its planned state, and take it
+/// off the queue at its final outcome (or move its queue row to the retry's due time).
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
     let mut cols = AttemptColumns::default();
     for o in batch {
@@ -348,11 +349,18 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
                   AS x(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
                        status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
                        response_body)
+         ), x AS (
+             SELECT * FROM UNNEST($3::text[], $4::text[], $16::text[], $17::timestamptz[]) AS x(id, ep, status, next)
+         ), done AS (
+             DELETE FROM delivery_queue q USING x
+             WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
+         ), later AS (
+             UPDATE delivery_queue q SET due_at = COALESCE(x.next, now()) FROM x
+             WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status = 'pending'
          )
          UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
              next_attempt_at = x.next, updated_at = now()
-         FROM UNNEST($3::text[], $16::text[], $17::timestamptz[]) AS x(id, status, next)
-         WHERE d.id = x.id AND d.status = 'pending'",
+         FROM x WHERE d.id = x.id AND d.status = 'pending'",
     )
     .bind(cols.id)
     .bind(cols.account_id)

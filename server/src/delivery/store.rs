@@ -45,7 +45,7 @@ pub struct DueDelivery {
 
 /// Leases up to `n` enabled endpoints with due deliveries whose breaker is closed.
 /// `SKIP LOCKED` lets several workers claim side by side without waiting on each other; the
-/// `EXISTS` probe is one index lookup per endpoint (deliveries_pending_endpoint_idx), so the
+/// `EXISTS` probe reads the endpoint's first queue rows (the queue's primary key), so the
 /// cost does not grow with the backlog.
 pub async fn claim_endpoints(
     pool: &PgPool,
@@ -60,8 +60,7 @@ pub async fn claim_endpoints(
              WHERE e.enabled AND e.id <> ALL($4)
                AND (e.lease_until IS NULL OR e.lease_until < now())
                AND (e.breaker_until IS NULL OR e.breaker_until <= now())
-               AND EXISTS (SELECT 1 FROM deliveries d
-                           WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now())
+               AND EXISTS (SELECT 1 FROM delivery_queue q WHERE q.endpoint_id = e.id AND q.due_at <= now())
              ORDER BY e.lease_until NULLS FIRST
              LIMIT $1
              FOR UPDATE OF e SKIP LOCKED
@@ -136,9 +135,9 @@ macro_rules! fetch_due {
                     d.created_at AS delivery_created_at, d.payload
              FROM ep LEFT JOIN LATERAL (
                  SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.created_at, ev.payload
-                 FROM deliveries d JOIN events ev ON ev.id = d.event_id
-                 WHERE d.endpoint_id = ep.id AND d.status = 'pending' AND d.next_attempt_at <= now()
-                 ORDER BY d.id LIMIT $4
+                 FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+                 WHERE q.endpoint_id = ep.id AND q.due_at <= now()
+                 ORDER BY q.delivery_id LIMIT $4
              ) d ON true
              ORDER BY d.id"
         )

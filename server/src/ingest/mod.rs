@@ -272,8 +272,8 @@ impl Rows {
     }
 }
 
-/// Inserts the events, and the deliveries of the events that were new, in one statement
-/// (created exactly once: the unique (event_id, endpoint_id) makes a repeat a no-op). With
+/// Inserts the events, and the deliveries of the events that were new with their queue rows,
+/// in one statement (created exactly once: the unique (event_id, endpoint_id) makes a repeat a no-op). With
 /// `notify`, the workers are notified at commit with that payload. Returns the ids inserted.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
@@ -294,7 +294,9 @@ pub(crate) async fn insert(
              SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
              FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)
              WHERE d.ev IN (SELECT id FROM ev)
-             ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING 1
+             ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id, endpoint_id
+         ), queued AS (
+             INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT endpoint_id, id, $5 FROM dl
          ), note AS (
              SELECT pg_notify($11, $12) WHERE $12 IS NOT NULL AND EXISTS (SELECT 1 FROM dl)
          )
@@ -320,11 +322,14 @@ pub(crate) async fn insert_new(conn: &mut PgConnection, rows: &Rows, now: DateTi
             "WITH ev AS (
              INSERT INTO events (id, account_id, event_type, payload, created_at)
              SELECT id, a, t, p, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS x(id, a, t, p)
+         ), dl AS (
+             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at,
+                                     created_at, updated_at)
+             SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
+             FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)
          )
-         INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at,
-                                 created_at, updated_at)
-         SELECT d.id, d.a, d.ev, d.ep, d.t, 'pending', $5, $5, $5
-         FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS d(id, a, ev, ep, t)",
+         INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
+         SELECT ep, id, $5 FROM UNNEST($6::text[], $9::text[]) AS q(id, ep)",
         ),
         rows,
         now,

@@ -213,6 +213,7 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
     let pool = app.db.get_postgres_connection_pool();
     sqlx::query("UPDATE deliveries SET status = 'failed', attempt_count = 6, next_attempt_at = NULL, updated_at = now() - interval '1 minute'")
         .execute(pool).await.unwrap();
+    sqlx::query("DELETE FROM delivery_queue").execute(pool).await.unwrap(); // dead-lettered: off the queue
     sqlx::query("UPDATE deliveries SET status = 'delivered' WHERE id = (SELECT min(id) FROM deliveries)")
         .execute(pool)
         .await
@@ -233,6 +234,7 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
         app.api(&key, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!((status["done"].as_i64(), status["state"].as_str()), (Some(2), Some("finished")));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 2, "both are back on the queue, once");
     assert_eq!(
         app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'delivered'").await,
         1,

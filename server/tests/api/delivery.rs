@@ -163,6 +163,33 @@ async fn failed_attempts_follow_the_retry_schedule_then_dead_letter() {
     assert!(got[2..].iter().all(|r| r.headers["webhook-id"] == id), "retries carry the same webhook-id");
     app.until("the delivery is dead-lettered", "SELECT status = 'failed' AND attempt_count = 3 FROM deliveries").await;
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts WHERE NOT success AND status_code = 500").await, 3);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 0, "a dead letter leaves the queue");
+}
+
+#[tokio::test]
+async fn the_queue_holds_a_delivery_until_its_final_outcome_due_at_its_next_attempt() {
+    let app = spawn_app_with_workers(|c| c.retry_schedule = server::config::parse_schedule("100ms").unwrap()).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.script([Reply { status: 503, retry_after: Some("30".into()), hang: false }]);
+    app.publish(&key, event("task.completed", 1)).await;
+    app.until("the first attempt is recorded", "SELECT attempt_count = 1 FROM deliveries").await;
+    let (queued, due_later): (i64, bool) = sqlx::query_as(
+        "SELECT count(*), bool_and(q.due_at = d.next_attempt_at AND q.due_at > now() + interval '20 seconds')
+         FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id AND d.endpoint_id = q.endpoint_id",
+    )
+    .fetch_one(app.db.get_postgres_connection_pool())
+    .await
+    .unwrap();
+    assert_eq!((queued, due_later), (1, true), "queued once, due when Retry-After says");
+
+    sqlx::query("UPDATE delivery_queue SET due_at = now()")
+        .execute(app.db.get_postgres_connection_pool())
+        .await
+        .unwrap();
+    app.until("the retry is delivered", "SELECT status = 'delivered' FROM deliveries").await;
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 0, "a delivered one leaves the queue");
 }
 
 #[tokio::test]

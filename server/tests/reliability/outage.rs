@@ -66,6 +66,7 @@ async fn apalis_jobs_run(base: &str, key: &str, pool: &sqlx::PgPool, endpoint_id
         .execute(pool)
         .await
         .unwrap();
+    sqlx::query("DELETE FROM delivery_queue WHERE endpoint_id = $1").bind(endpoint_id).execute(pool).await.unwrap();
     let client = reqwest::Client::new();
     let range = json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
     let res = client
