@@ -16,7 +16,24 @@ pub struct Endpoint {
     pub enabled: bool,
     pub status: EndpointStatus,
     pub rate_limit: i32,
+    pub health: EndpointHealth,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why an endpoint is failing or disabled, and since when (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EndpointHealth {
+    /// Failed attempts in a row; any 2xx resets it. Failing from 5.
+    pub consecutive_failures: i32,
+    /// The last failed attempt's outcome, e.g. `HTTP 500` or a timeout; kept after a success.
+    pub last_error: Option<String>,
+    /// Why it was disabled: by a user, or automatically (a dead letter while failing, or 410).
+    pub disabled_reason: Option<String>,
+    /// When the status last changed (the endpoint's creation if it never has).
+    pub since: DateTime<Utc>,
+    /// While failing: the circuit breaker lets the next attempt through at this time.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// An endpoint together with its signing secret: returned by create, rotate and
@@ -132,4 +149,94 @@ pub struct StatBucket {
     pub total: i64,
     pub succeeded: i64,
     pub avg_ms: f64,
+}
+
+impl Endpoint {
+    /// One sentence that says why the endpoint is failing or disabled, since when, and what
+    /// happens next, for the list and the endpoint page; `None` while it is healthy.
+    pub fn health_note(&self) -> Option<String> {
+        let h = &self.health;
+        let since = h.since.format("%Y-%m-%d %H:%M UTC");
+        let last = h.last_error.as_deref().map(|e| format!(" Last error: {e}.")).unwrap_or_default();
+        match self.status {
+            EndpointStatus::Healthy => None,
+            EndpointStatus::Failing => {
+                let next = h
+                    .next_attempt_at
+                    .map(|t| format!(" Deliveries are held until the next attempt at {}.", t.format("%H:%M:%S UTC")))
+                    .unwrap_or_default();
+                Some(format!("Failing since {since}: {} failed attempts in a row.{last}{next}", h.consecutive_failures))
+            }
+            EndpointStatus::Disabled => {
+                let reason = h.disabled_reason.as_deref().unwrap_or("Disabled.");
+                Some(format!(
+                    "Disabled since {since}. {reason}{last} New events are not queued for it until it is re-enabled."
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn endpoint(status: EndpointStatus, health: EndpointHealth) -> Endpoint {
+        Endpoint {
+            id: "ep_01hq3k5v8w9x2y3z4a5b6c7d8e".parse().unwrap(),
+            url: "https://example.com/hooks".into(),
+            description: String::new(),
+            event_types: vec![],
+            enabled: status != EndpointStatus::Disabled,
+            status,
+            rate_limit: 100,
+            health,
+            created_at: Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0).unwrap(),
+        }
+    }
+
+    fn health() -> EndpointHealth {
+        EndpointHealth {
+            consecutive_failures: 0,
+            last_error: None,
+            disabled_reason: None,
+            since: Utc.with_ymd_and_hms(2026, 11, 30, 9, 15, 0).unwrap(),
+            next_attempt_at: None,
+        }
+    }
+
+    #[test]
+    fn a_healthy_endpoint_needs_no_note() {
+        let h = EndpointHealth { last_error: Some("HTTP 500".into()), ..health() };
+        assert_eq!(endpoint(EndpointStatus::Healthy, h).health_note(), None);
+    }
+
+    #[test]
+    fn a_failing_endpoint_says_since_when_how_often_why_and_when_it_is_tried_again() {
+        let h = EndpointHealth {
+            consecutive_failures: 7,
+            last_error: Some("HTTP 503".into()),
+            next_attempt_at: Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 45, 30).unwrap()),
+            ..health()
+        };
+        assert_eq!(
+            endpoint(EndpointStatus::Failing, h).health_note().unwrap(),
+            "Failing since 2026-11-30 09:15 UTC: 7 failed attempts in a row. Last error: HTTP 503. \
+             Deliveries are held until the next attempt at 09:45:30 UTC."
+        );
+    }
+
+    #[test]
+    fn a_disabled_endpoint_gives_the_reason_it_was_disabled() {
+        let h = EndpointHealth {
+            disabled_reason: Some("The endpoint answered 410 Gone.".into()),
+            last_error: Some("HTTP 410".into()),
+            ..health()
+        };
+        let note = endpoint(EndpointStatus::Disabled, h).health_note().unwrap();
+        assert!(note.starts_with("Disabled since 2026-11-30 09:15 UTC. The endpoint answered 410 Gone."), "{note}");
+        assert!(note.contains("Last error: HTTP 410."), "{note}");
+    }
 }

@@ -32,8 +32,9 @@ pub async fn count(pool: &PgPool, endpoint_id: &str, range: &BulkRetryRange) -> 
     Ok(n)
 }
 
-/// Creates the bulk retry row; `None` when the same range is already running (then that
-/// one is returned by `running`).
+/// Creates the bulk retry row, or returns the one already running for the same range
+/// (`false`). The running one can finish between the insert that conflicts with it and the
+/// read that looks for it; then the range is free again and the insert is tried again.
 pub async fn create(
     pool: &PgPool,
     account_id: &str,
@@ -41,33 +42,37 @@ pub async fn create(
     range: &BulkRetryRange,
 ) -> sqlx::Result<(BulkRetry, bool)> {
     let total = count(pool, endpoint_id, range).await?;
-    let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
-    let inserted = sqlx::query(
-        "INSERT INTO bulk_retries (id, account_id, endpoint_id, since, until, total)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (endpoint_id, since, until) WHERE state = 'running' DO NOTHING
-         RETURNING *",
-    )
-    .bind(&id)
-    .bind(account_id)
-    .bind(endpoint_id)
-    .bind(range.since)
-    .bind(range.until)
-    .bind(total as i32)
-    .fetch_optional(pool)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok((from_row(row), true));
+    loop {
+        let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
+        let inserted = sqlx::query(
+            "INSERT INTO bulk_retries (id, account_id, endpoint_id, since, until, total)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (endpoint_id, since, until) WHERE state = 'running' DO NOTHING
+             RETURNING *",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(endpoint_id)
+        .bind(range.since)
+        .bind(range.until)
+        .bind(total as i32)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(row) = inserted {
+            return Ok((from_row(row), true));
+        }
+        let running = sqlx::query(
+            "SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running'",
+        )
+        .bind(endpoint_id)
+        .bind(range.since)
+        .bind(range.until)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(row) = running {
+            return Ok((from_row(row), false));
+        }
     }
-    let row = sqlx::query(
-        "SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running'",
-    )
-    .bind(endpoint_id)
-    .bind(range.since)
-    .bind(range.until)
-    .fetch_one(pool)
-    .await?;
-    Ok((from_row(row), false))
 }
 
 fn uuid_like() -> u128 {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{Duration, Utc};
 use entity::{
-    api::{Endpoint, EndpointWithSecret, TestOutcome},
+    api::{Endpoint, EndpointHealth, EndpointWithSecret, TestOutcome},
     endpoint_input::{EndpointInput, EndpointPatch},
     tables::{attempt, delivery, delivery_queue, endpoint, endpoint_event_type},
     AccountId, EndpointId, EndpointStatus, EventType,
@@ -98,6 +98,7 @@ pub async fn create(
         lease_owner: Set(None),
         breaker_until: Set(None),
         last_error: Set(None),
+        status_since: Set(None),
     };
     let txn = db.begin().await?;
     let row = row.insert(&txn).await?;
@@ -140,6 +141,7 @@ pub async fn update(
 fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
     active.enabled = Set(enabled);
     active.status = Set(status_for(enabled).as_str().to_owned());
+    active.status_since = Set(Some(Utc::now()));
     if enabled {
         active.consecutive_failures = Set(0);
         active.disabled_reason = Set(None);
@@ -305,6 +307,13 @@ pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Res
         event_types,
         enabled: row.enabled,
         rate_limit: row.rate_limit,
+        health: EndpointHealth {
+            consecutive_failures: row.consecutive_failures,
+            last_error: row.last_error,
+            disabled_reason: row.disabled_reason,
+            since: row.status_since.unwrap_or(row.created_at),
+            next_attempt_at: row.breaker_until.filter(|_| row.enabled),
+        },
         created_at: row.created_at,
     })
 }

@@ -10,7 +10,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::{
     chart::HealthChart, create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint,
-    secret_panel::SecretPanel, update_endpoint,
+    health_notice::HealthNotice, secret_panel::SecretPanel, update_endpoint,
 };
 use crate::{auth::whoami, AppError};
 
@@ -53,7 +53,10 @@ pub fn EditWebhookPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
                     match endpoint.await {
-                        Ok(ep) => view! { <EditView ep can_write created=created() /> }.into_any(),
+                        Ok(ep) => {
+                            let reload = Callback::new(move |_| endpoint.refetch());
+                            view! { <EditView ep can_write created=created() reload /> }.into_any()
+                        }
                         Err(AppError::NotFound) => {
                             view! {
                                 <div class="empty-state">
@@ -73,7 +76,7 @@ pub fn EditWebhookPage() -> impl IntoView {
 }
 
 #[component]
-fn EditView(ep: Endpoint, can_write: bool, created: bool) -> impl IntoView {
+fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) -> impl IntoView {
     let id = ep.id.to_string();
     let initial = EndpointInput {
         url: ep.url.clone(),
@@ -96,6 +99,7 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool) -> impl IntoView {
                 "Webhook created. Use the signing secret below to verify deliveries."
             </p>
         })}
+        <HealthNotice ep=ep.clone() can_write on_change=reload />
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write />
         <HealthChart endpoint_id=id.clone() />

@@ -94,7 +94,10 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
                 <div class="description">{ep.description.clone()}</div>
             </td>
             <td>{summarize(&ep.event_types)}</td>
-            <td><span class=format!("badge {status}")>{status}</span></td>
+            <td>
+                <span class=format!("badge {status}")>{status}</span>
+                {ep.health_note().map(|note| view! { <div class="health-note">{note}</div> })}
+            </td>
             <td>
                 <input
                     type="checkbox"

@@ -7,6 +7,7 @@ mod chart;
 mod delivery_log;
 mod event_picker;
 mod form_page;
+mod health_notice;
 mod list_page;
 mod secret_panel;
 mod test_panel;

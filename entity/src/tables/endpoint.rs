@@ -29,6 +29,8 @@ pub struct Model {
     /// Circuit breaker: while failing, no attempt before this time (SPEC §6).
     pub breaker_until: Option<DateTimeUtc>,
     pub last_error: Option<String>,
+    /// When `status` last changed; `None`: not since the endpoint was created.
+    pub status_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

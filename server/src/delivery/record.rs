@@ -461,6 +461,8 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sql
         .await?;
     sqlx::query(
         "UPDATE endpoints e SET status = CASE WHEN e.enabled THEN x.status ELSE e.status END,
+             status_since = CASE WHEN e.enabled AND (x.status <> e.status OR x.reason IS NOT NULL) THEN now()
+                                 ELSE e.status_since END,
              consecutive_failures = x.failures, breaker_until = x.breaker,
              last_error = COALESCE(x.error, e.last_error),
              enabled = e.enabled AND x.reason IS NULL, disabled_reason = COALESCE(x.reason, e.disabled_reason),

@@ -2,7 +2,7 @@
 
 use app::AppError;
 use axum::{
-    http::StatusCode,
+    http::{Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     Json,
 };
@@ -20,6 +20,12 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+}
+
+/// Any path under `/api/v1` that no route matches gets the API's JSON 404, not the
+/// dashboard's HTML page.
+pub async fn unknown_api_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no API route {method} {}; the routes are listed at /api/v1/openapi.json", uri.path()))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use app::{
     server::{engine::Engine, AppContext},
     shell, App,
 };
-use axum::{extract::FromRef, middleware, Router};
+use axum::{extract::FromRef, middleware, routing::any, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sea_orm::DatabaseConnection;
@@ -72,6 +72,8 @@ pub fn router(state: AppState) -> Router {
         .merge(live::router())
         .merge(metrics::router())
         .merge(openapi::router())
+        .route("/api/v1", any(error::unknown_api_route))
+        .route("/api/v1/{*rest}", any(error::unknown_api_route))
         .layer(middleware::from_fn_with_state(state.clone(), auth::session_middleware))
         .layer(middleware::from_fn_with_state(state.clone(), security::same_origin))
         .layer(middleware::from_fn(security::server_fn_status))

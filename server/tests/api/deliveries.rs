@@ -256,3 +256,27 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
         .unwrap();
     assert_eq!(res.status(), 422);
 }
+
+#[tokio::test]
+async fn a_bulk_retry_started_again_as_the_first_one_finishes_never_fails() {
+    let app = crate::helpers::spawn_app().await; // no workers: the job is driven by hand
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let range = json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
+    let start = || app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&range).send();
+    // Each round: a bulk retry runs, and a second start races the job that finishes it. The
+    // second start gets the running one or, once it finished, a new one: never an error.
+    for round in 0..40 {
+        let first: Value = start().await.unwrap().json().await.unwrap();
+        let id = first["id"].as_str().unwrap().to_owned();
+        let (second, ran) = tokio::join!(start(), server::bulk_retry::run(pool, &id));
+        ran.unwrap();
+        let second = second.unwrap();
+        assert!(second.status().is_success(), "round {round}: {} {}", second.status(), second.text().await.unwrap());
+        let body: Value = second.json().await.unwrap();
+        let next = body["id"].as_str().unwrap().to_owned();
+        server::bulk_retry::run(pool, &next).await.unwrap(); // free the range for the next round
+    }
+}

@@ -261,6 +261,18 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
     assert!(mails[0].to.iter().any(|t| t.contains("ada@acme.test")));
     assert!(mails[0].body().contains(&receiver.url()), "the warning names the endpoint");
     app.until("the endpoint is failing", &format!("SELECT status = 'failing' FROM endpoints WHERE id = '{id}'")).await;
+    let show = || async {
+        let res =
+            app.api(&acme.api_key, reqwest::Method::GET, &format!("/api/v1/endpoints/{id}")).send().await.unwrap();
+        res.json::<Value>().await.unwrap()
+    };
+    let failing = show().await;
+    let health = &failing["health"];
+    assert!(health["consecutive_failures"].as_i64().unwrap() >= 5, "{failing}");
+    assert_eq!(health["last_error"], "HTTP 500", "{failing}");
+    assert!(health["next_attempt_at"].is_string(), "the breaker's next attempt is shown: {failing}");
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(at(&health["since"]) > at(&failing["created_at"]), "{failing}");
 
     // Queued while failing: waits behind the breaker instead of burning attempts.
     let queued = app.publish(&acme.api_key, event("task.completed", 2)).await;
@@ -275,6 +287,10 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
         app.scalar::<String>(&format!("SELECT status FROM deliveries WHERE event_id = '{}'", first[0])).await,
         "failed"
     );
+    let disabled = show().await;
+    assert!(disabled["health"]["disabled_reason"].as_str().is_some_and(|r| !r.is_empty()), "{disabled}");
+    assert!(at(&disabled["health"]["since"]) >= at(&health["since"]), "{disabled}");
+    assert_eq!(disabled["health"]["next_attempt_at"], Value::Null, "a disabled endpoint waits for nobody");
     let queued_attempts: i32 =
         app.scalar(&format!("SELECT attempt_count FROM deliveries WHERE event_id = '{}'", queued[0])).await;
     assert!(queued_attempts <= 1, "the queued delivery spent {queued_attempts} attempts behind an open breaker");
@@ -287,6 +303,12 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    let enabled: Value = res.json().await.unwrap();
+    assert_eq!(
+        (enabled["status"].as_str(), enabled["health"]["consecutive_failures"].as_i64()),
+        (Some("healthy"), Some(0))
+    );
+    assert_eq!(enabled["health"]["disabled_reason"], Value::Null, "{enabled}");
     app.until(
         "the queued delivery flows after re-enabling",
         &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0]),

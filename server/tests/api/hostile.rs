@@ -515,6 +515,10 @@ async fn undecodable_ids_and_bad_query_strings_get_json_api_errors() {
         ("/api/v1/deliveries/%C3%28", 404, "not_found"),
         ("/api/v1/endpoints/ep_x/deliveries?status=bogus", 422, "invalid"),
         ("/api/v1/endpoints/ep_x/deliveries?since=yesterday", 422, "invalid"),
+        // No such route: the API's JSON 404, not the dashboard's HTML page.
+        ("/api/v1/endpointz", 404, "not_found"),
+        ("/api/v1/endpoints/ep_x/nothing/here", 404, "not_found"),
+        ("/api/v1", 404, "not_found"),
     ];
     for (path, status, code) in cases {
         let res = app.api(&key, reqwest::Method::GET, path).send().await.unwrap();
