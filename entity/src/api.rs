@@ -16,6 +16,7 @@ pub struct Endpoint {
     pub enabled: bool,
     pub status: EndpointStatus,
     pub rate_limit: i32,
+    #[serde(flatten)]
     pub health: EndpointHealth,
     pub created_at: DateTime<Utc>,
 }
@@ -30,8 +31,10 @@ pub struct EndpointHealth {
     pub last_error: Option<String>,
     /// Why it was disabled: by a user, or automatically (a dead letter while failing, or 410).
     pub disabled_reason: Option<String>,
+    /// When it stopped being healthy (turned failing, or was disabled); null while healthy.
+    pub failing_since: Option<DateTime<Utc>>,
     /// When the status last changed (the endpoint's creation if it never has).
-    pub since: DateTime<Utc>,
+    pub status_since: DateTime<Utc>,
     /// While failing: the circuit breaker lets the next attempt through at this time.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -156,7 +159,8 @@ impl Endpoint {
     /// happens next, for the list and the endpoint page; `None` while it is healthy.
     pub fn health_note(&self) -> Option<String> {
         let h = &self.health;
-        let since = h.since.format("%Y-%m-%d %H:%M UTC");
+        let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC");
+        let since = at(h.status_since);
         let last = h.last_error.as_deref().map(|e| format!(" Last error: {e}.")).unwrap_or_default();
         match self.status {
             EndpointStatus::Healthy => None,
@@ -165,6 +169,7 @@ impl Endpoint {
                     .next_attempt_at
                     .map(|t| format!(" Deliveries are held until the next attempt at {}.", t.format("%H:%M:%S UTC")))
                     .unwrap_or_default();
+                let since = at(h.failing_since.unwrap_or(h.status_since));
                 Some(format!("Failing since {since}: {} failed attempts in a row.{last}{next}", h.consecutive_failures))
             }
             EndpointStatus::Disabled => {
@@ -202,7 +207,8 @@ mod tests {
             consecutive_failures: 0,
             last_error: None,
             disabled_reason: None,
-            since: Utc.with_ymd_and_hms(2026, 11, 30, 9, 15, 0).unwrap(),
+            failing_since: Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 15, 0).unwrap()),
+            status_since: Utc.with_ymd_and_hms(2026, 11, 30, 9, 15, 0).unwrap(),
             next_attempt_at: None,
         }
     }

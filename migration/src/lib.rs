@@ -10,7 +10,8 @@ mod m20261129_000003_bulk_retries;
 mod m20261130_000004_hot_path;
 mod m20261130_000005_ingest_quota_windows;
 mod m20261130_000006_delivery_queue;
-mod m20261130_000007_endpoint_status_since;
+mod m20261130_000007_endpoint_health_times;
+mod m20261130_000008_retry_budget;
 
 pub struct Migrator;
 
@@ -29,7 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_hot_path::Migration),
             Box::new(m20261130_000005_ingest_quota_windows::Migration),
             Box::new(m20261130_000006_delivery_queue::Migration),
-            Box::new(m20261130_000007_endpoint_status_since::Migration),
+            Box::new(m20261130_000007_endpoint_health_times::Migration),
+            Box::new(m20261130_000008_retry_budget::Migration),
         ]
     }
 }

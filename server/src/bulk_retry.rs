@@ -100,7 +100,8 @@ pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
                         AND d.created_at >= b.since AND d.created_at < b.until AND d.updated_at < b.created_at
                       ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED),
                   requeued AS (
-                      UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now()
+                      UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now(),
+                                             budget_from = d.attempt_count
                       FROM picked WHERE d.id = picked.id RETURNING d.endpoint_id, d.id)
              INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT endpoint_id, id, now() FROM requeued
              ON CONFLICT (endpoint_id, delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",

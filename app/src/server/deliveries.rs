@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     api::{Attempt, Delivery, DeliveryFilter, DeliveryPage},
-    tables::{attempt, delivery, delivery_queue, event},
+    tables::{attempt, delivery, delivery_queue, endpoint, event},
     DeliveryStatus,
 };
 use sea_orm::{
@@ -82,17 +82,25 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Del
     Ok(resource)
 }
 
-/// Retry sends a failed delivery again; replay re-sends a delivered one (same webhook-id).
-/// Both queue it for an immediate attempt, recorded like any other.
+/// Retry sends a failed delivery again, or at once one that waits for its next retry (SPEC
+/// §8 "resend now"); replay re-sends a delivered one (same webhook-id). Each starts a fresh
+/// attempt budget and queues the delivery for an immediate attempt, recorded like any other.
 pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bool) -> Result<Delivery, AppError> {
     if !actor.can_write {
         return Err(AppError::Forbidden);
     }
     let row = find(db, actor, id).await?;
-    let (expected, verb) =
-        if replay { (DeliveryStatus::Delivered, "Replay") } else { (DeliveryStatus::Failed, "Retry") };
-    if row.status != expected.as_str() {
-        let message = format!("{verb} applies to {} deliveries; this one is {}.", expected.as_str(), row.status);
+    let status: DeliveryStatus = row.status.parse().map_err(AppError::internal)?;
+    let allowed = match status {
+        DeliveryStatus::Delivered => replay,
+        DeliveryStatus::Failed | DeliveryStatus::Pending => !replay,
+    };
+    if !allowed {
+        let message = if replay {
+            format!("Replay applies to delivered deliveries; this one is {}.", status.as_str())
+        } else {
+            "Retry applies to failed deliveries and to pending ones; this one was delivered: replay it.".to_owned()
+        };
         return Err(AppError::invalid("status", message));
     }
     let now = Utc::now();
@@ -101,12 +109,21 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .col_expr(delivery::Column::BudgetFrom, Expr::col(delivery::Column::AttemptCount).into())
         .filter(delivery::Column::Id.eq(&row.id))
-        .filter(delivery::Column::Status.eq(expected.as_str()))
+        .filter(delivery::Column::Status.eq(status.as_str())) // unchanged since it was read
         .exec(&txn)
         .await?;
     if moved.rows_affected == 1 {
         queue(&txn, &row, now).await?;
+        // Asked for now: an open breaker lets the endpoint be tried now instead of at its
+        // next probe.
+        endpoint::Entity::update_many()
+            .col_expr(endpoint::Column::BreakerUntil, Expr::value(None::<DateTime<Utc>>))
+            .filter(endpoint::Column::Id.eq(&row.endpoint_id))
+            .filter(endpoint::Column::BreakerUntil.gt(now))
+            .exec(&txn)
+            .await?;
     }
     txn.commit().await?;
     get(db, actor, id).await

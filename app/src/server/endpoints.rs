@@ -99,6 +99,7 @@ pub async fn create(
         breaker_until: Set(None),
         last_error: Set(None),
         status_since: Set(None),
+        failing_since: Set(None),
     };
     let txn = db.begin().await?;
     let row = row.insert(&txn).await?;
@@ -142,6 +143,12 @@ fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
     active.enabled = Set(enabled);
     active.status = Set(status_for(enabled).as_str().to_owned());
     active.status_since = Set(Some(Utc::now()));
+    // Off: unhealthy from now unless it already was; on: healthy again.
+    if enabled {
+        active.failing_since = Set(None);
+    } else if active.failing_since.as_ref().is_none() {
+        active.failing_since = Set(Some(Utc::now()));
+    }
     if enabled {
         active.consecutive_failures = Set(0);
         active.disabled_reason = Set(None);
@@ -311,7 +318,8 @@ pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Res
             consecutive_failures: row.consecutive_failures,
             last_error: row.last_error,
             disabled_reason: row.disabled_reason,
-            since: row.status_since.unwrap_or(row.created_at),
+            failing_since: row.failing_since,
+            status_since: row.status_since.unwrap_or(row.created_at),
             next_attempt_at: row.breaker_until.filter(|_| row.enabled),
         },
         created_at: row.created_at,

@@ -192,12 +192,14 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
 
 #[component]
 fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, crate::AppError>>) -> impl IntoView {
+    let waiting = d.status == DeliveryStatus::Pending && d.attempt_count > 0;
     let action = match d.status {
         DeliveryStatus::Failed => Some(("Retry", false)),
         DeliveryStatus::Delivered => Some(("Replay", true)),
+        DeliveryStatus::Pending if waiting => Some(("Send now", false)),
         DeliveryStatus::Pending => None,
     };
-    let queued = d.status == DeliveryStatus::Pending;
+    let queued = (d.status == DeliveryStatus::Pending).then(|| waiting_text(&d));
     view! {
         <div class="detail-actions">
             <span class="muted">"webhook-id " <code>{d.event_id.clone()}</code></span>
@@ -208,9 +210,20 @@ fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery
                         on:click=move |_| { resend.dispatch(replay); }>{label}</button>
                 }
             })}
-            {queued.then(|| view! { <span class="muted">"Queued: the next attempt is due."</span> })}
+            {queued.map(|text| view! { <span class="muted" data-testid="waiting">{text}</span> })}
         </div>
         {d.attempts.into_iter().rev().map(|a| view! { <AttemptView a /> }).collect_view()}
+    }
+}
+
+/// What a pending delivery waits for: its first attempt, or retry n at a given time.
+fn waiting_text(d: &Delivery) -> String {
+    match (d.attempt_count, d.next_attempt_at) {
+        (0, _) => "Queued: the first attempt is due.".to_owned(),
+        (n, Some(at)) if at > chrono::Utc::now() => {
+            format!("Waiting for retry {} at {}.", n, at.format("%Y-%m-%d %H:%M:%S UTC"))
+        }
+        (n, _) => format!("Retry {n} is due now."),
     }
 }
 

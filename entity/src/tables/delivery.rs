@@ -14,6 +14,9 @@ pub struct Model {
     /// `pending` | `delivered` | `failed`, see `crate::DeliveryStatus`.
     pub status: String,
     pub attempt_count: i32,
+    /// `attempt_count` when the current attempt budget began: a manual or bulk retry starts
+    /// a fresh one (SPEC §8).
+    pub budget_from: i32,
     /// When the next attempt is due; null once delivered or dead-lettered.
     pub next_attempt_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -31,6 +31,8 @@ pub struct Model {
     pub last_error: Option<String>,
     /// When `status` last changed; `None`: not since the endpoint was created.
     pub status_since: Option<DateTimeUtc>,
+    /// When it stopped being healthy; `None` while healthy.
+    pub failing_since: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -276,7 +276,7 @@ impl Dispatcher {
             let jitter = retry::random_jitter_unit(&mut rand::thread_rng());
             let plan = record::plan(
                 &health,
-                delivery.attempt_count,
+                delivery.attempt_count - delivery.budget_from,
                 &result,
                 &self.schedule,
                 jitter,

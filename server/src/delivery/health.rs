@@ -45,7 +45,9 @@ pub fn after_attempt(
         );
     }
     let failing = health.status == EndpointStatus::Failing || failures >= FAILING_AFTER;
-    if failing && dead_lettered {
+    // Only an endpoint that was already failing (its owners warned) is disabled by a dead
+    // letter; one that crosses the threshold on this attempt turns failing first.
+    if health.status == EndpointStatus::Failing && dead_lettered {
         let reason = format!(
             "A delivery failed every retry while the endpoint was failing ({failures} failed attempts in a row)."
         );
@@ -67,6 +69,15 @@ mod tests {
 
     fn healthy(failures: i32) -> Health {
         Health { status: EndpointStatus::Healthy, consecutive_failures: failures }
+    }
+
+    #[test]
+    fn a_dead_letter_on_the_attempt_that_crosses_the_threshold_warns_before_any_disable() {
+        let (h, c) = after_attempt(&healthy(4), false, Some(500), true);
+        assert_eq!((h.status, c), (EndpointStatus::Failing, Change::BecameFailing));
+        let (h, c) = after_attempt(&h, false, Some(500), true);
+        assert_eq!(h.status, EndpointStatus::Disabled);
+        assert!(matches!(c, Change::Disable { .. }), "{c:?}");
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl Plan {
 }
 
 /// Decides the delivery's next state and the endpoint's health after one attempt.
+/// `attempt_count`: the attempts already spent from the delivery's current budget.
 /// `jitter` is uniform in [-1, 1] (retry::random_jitter_unit); `now` is when the answer came.
 pub fn plan(
     before: &Health,
@@ -463,6 +464,8 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sql
         "UPDATE endpoints e SET status = CASE WHEN e.enabled THEN x.status ELSE e.status END,
              status_since = CASE WHEN e.enabled AND (x.status <> e.status OR x.reason IS NOT NULL) THEN now()
                                  ELSE e.status_since END,
+             failing_since = CASE WHEN NOT e.enabled THEN e.failing_since WHEN x.status = 'healthy' THEN NULL
+                                  ELSE COALESCE(e.failing_since, now()) END,
              consecutive_failures = x.failures, breaker_until = x.breaker,
              last_error = COALESCE(x.error, e.last_error),
              enabled = e.enabled AND x.reason IS NULL, disabled_reason = COALESCE(x.reason, e.disabled_reason),

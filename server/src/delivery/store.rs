@@ -39,6 +39,8 @@ pub struct DueDelivery {
     pub event_id: String,
     pub event_type: String,
     pub attempt_count: i32,
+    /// `attempt_count` when the current attempt budget began (a manual or bulk retry).
+    pub budget_from: i32,
     pub payload: String,
     pub created_at: DateTime<Utc>,
 }
@@ -131,10 +133,10 @@ macro_rules! fetch_due {
             "WITH ep AS (",
             $endpoint,
             ")
-             SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count,
+             SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
                     d.created_at AS delivery_created_at, d.payload
              FROM ep LEFT JOIN LATERAL (
-                 SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.created_at, ev.payload
+                 SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
                  FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
                  WHERE q.endpoint_id = ep.id AND q.due_at <= now()
                  ORDER BY q.delivery_id LIMIT $4
@@ -184,6 +186,7 @@ pub async fn renew_and_fetch(
                 event_id: r.get("event_id"),
                 event_type: r.get("event_type"),
                 attempt_count: r.get("attempt_count"),
+                budget_from: r.get("budget_from"),
                 payload: r.get("payload"),
                 created_at: r.get("delivery_created_at"),
             })

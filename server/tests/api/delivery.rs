@@ -184,12 +184,39 @@ async fn the_queue_holds_a_delivery_until_its_final_outcome_due_at_its_next_atte
     .unwrap();
     assert_eq!((queued, due_later), (1, true), "queued once, due when Retry-After says");
 
-    sqlx::query("UPDATE delivery_queue SET due_at = now()")
-        .execute(app.db.get_postgres_connection_pool())
+    // Resend now (SPEC §8): a retry of a pending delivery sends it at once.
+    let id: String = app.scalar("SELECT id FROM deliveries").await;
+    let res = app.api(&key, reqwest::Method::POST, &format!("/api/v1/deliveries/{id}/retry")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let sent = receiver.wait_for(3).await; // the check, the 503, the one sent now
+    assert!(sent[2].at - sent[1].at < Duration::from_secs(20), "sent now, not when Retry-After said");
+    app.until("the retry is delivered", "SELECT status = 'delivered' AND attempt_count = 2 FROM deliveries").await;
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 0, "a delivered one leaves the queue");
+    let res = app.api(&key, reqwest::Method::POST, &format!("/api/v1/deliveries/{id}/retry")).send().await.unwrap();
+    assert_eq!(res.status(), 422, "a delivered one is replayed, not retried");
+}
+
+#[tokio::test]
+async fn a_manual_retry_starts_a_fresh_attempt_budget() {
+    let app =
+        spawn_app_with_workers(|c| c.retry_schedule = server::config::parse_schedule("100ms,100ms").unwrap()).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    app.endpoint(&key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.set_status(500);
+    app.publish(&key, event("task.completed", 1)).await;
+    app.until("the delivery is dead-lettered", "SELECT status = 'failed' AND attempt_count = 3 FROM deliveries").await;
+
+    let id: String = app.scalar("SELECT id FROM deliveries").await;
+    let res = app.api(&key, reqwest::Method::POST, &format!("/api/v1/deliveries/{id}/retry")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // The retry gets the whole schedule again (3 attempts), not the one attempt left over.
+    app.until("dead-lettered again", "SELECT status = 'failed' AND attempt_count = 6 FROM deliveries").await;
+    let numbers: Vec<(i32,)> = sqlx::query_as("SELECT attempt_number FROM attempts ORDER BY attempt_number")
+        .fetch_all(app.db.get_postgres_connection_pool())
         .await
         .unwrap();
-    app.until("the retry is delivered", "SELECT status = 'delivered' FROM deliveries").await;
-    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 0, "a delivered one leaves the queue");
+    assert_eq!(numbers.into_iter().map(|(n,)| n).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6], "numbers keep counting");
 }
 
 #[tokio::test]
@@ -267,12 +294,13 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
         res.json::<Value>().await.unwrap()
     };
     let failing = show().await;
-    let health = &failing["health"];
+    let health = &failing;
     assert!(health["consecutive_failures"].as_i64().unwrap() >= 5, "{failing}");
     assert_eq!(health["last_error"], "HTTP 500", "{failing}");
     assert!(health["next_attempt_at"].is_string(), "the breaker's next attempt is shown: {failing}");
     let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
-    assert!(at(&health["since"]) > at(&failing["created_at"]), "{failing}");
+    assert!(at(&health["failing_since"]) > at(&failing["created_at"]), "{failing}");
+    assert_eq!(health["failing_since"], health["status_since"], "it turned failing, and nothing since");
 
     // Queued while failing: waits behind the breaker instead of burning attempts.
     let queued = app.publish(&acme.api_key, event("task.completed", 2)).await;
@@ -288,9 +316,10 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
         "failed"
     );
     let disabled = show().await;
-    assert!(disabled["health"]["disabled_reason"].as_str().is_some_and(|r| !r.is_empty()), "{disabled}");
-    assert!(at(&disabled["health"]["since"]) >= at(&health["since"]), "{disabled}");
-    assert_eq!(disabled["health"]["next_attempt_at"], Value::Null, "a disabled endpoint waits for nobody");
+    assert!(disabled["disabled_reason"].as_str().is_some_and(|r| !r.is_empty()), "{disabled}");
+    assert_eq!(disabled["failing_since"], health["failing_since"], "still unhealthy since it turned failing");
+    assert!(at(&disabled["status_since"]) >= at(&health["status_since"]), "{disabled}");
+    assert_eq!(disabled["next_attempt_at"], Value::Null, "a disabled endpoint waits for nobody");
     let queued_attempts: i32 =
         app.scalar(&format!("SELECT attempt_count FROM deliveries WHERE event_id = '{}'", queued[0])).await;
     assert!(queued_attempts <= 1, "the queued delivery spent {queued_attempts} attempts behind an open breaker");
@@ -304,11 +333,8 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
         .unwrap();
     assert_eq!(res.status(), 200);
     let enabled: Value = res.json().await.unwrap();
-    assert_eq!(
-        (enabled["status"].as_str(), enabled["health"]["consecutive_failures"].as_i64()),
-        (Some("healthy"), Some(0))
-    );
-    assert_eq!(enabled["health"]["disabled_reason"], Value::Null, "{enabled}");
+    assert_eq!((enabled["status"].as_str(), enabled["consecutive_failures"].as_i64()), (Some("healthy"), Some(0)));
+    assert_eq!((&enabled["disabled_reason"], &enabled["failing_since"]), (&Value::Null, &Value::Null), "{enabled}");
     app.until(
         "the queued delivery flows after re-enabling",
         &format!("SELECT status = 'delivered' FROM deliveries WHERE event_id = '{}'", queued[0]),

@@ -128,6 +128,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         event_id,
         event_type: "task.updated".into(),
         attempt_count: 0,
+        budget_from: 0,
         payload,
         created_at: chrono::Utc::now(),
     };
@@ -185,6 +186,7 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
         event_id: "evt_x".into(),
         event_type: "task.updated".into(),
         attempt_count: 0,
+        budget_from: 0,
         payload: "{}".into(),
         created_at: chrono::Utc::now(),
     };

@@ -173,6 +173,7 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
             event_id,
             event_type: "task.completed".into(),
             attempt_count: 0,
+            budget_from: 0,
             payload,
             created_at: chrono::Utc::now(),
         };

@@ -3,14 +3,15 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// When an endpoint's status last changed, so the dashboard and the API can say "failing
-/// since" and "disabled since" (issue 12). NULL: unchanged since the endpoint was created.
+/// SPEC §8: a manual retry or bulk retry starts a fresh attempt budget. `budget_from` is the
+/// delivery's `attempt_count` when its current budget began (0: at its creation); the retry
+/// schedule counts only the attempts after it, while attempt numbers keep counting up.
 const UP: &str = r#"
-ALTER TABLE endpoints ADD COLUMN IF NOT EXISTS status_since timestamptz;
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS budget_from integer NOT NULL DEFAULT 0;
 "#;
 
 const DOWN: &str = r#"
-ALTER TABLE endpoints DROP COLUMN IF EXISTS status_since;
+ALTER TABLE deliveries DROP COLUMN IF EXISTS budget_from;
 "#;
 
 #[async_trait::async_trait]

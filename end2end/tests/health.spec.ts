@@ -1,0 +1,46 @@
+import { expect, test } from "@playwright/test";
+import { createAccount, createEndpoint, gotoHydrated, logIn, publish, startReceiver } from "./helpers";
+
+/** Publishes to a receiver that answers 500 until the endpoint is disabled: with the e2e
+ * schedule (one retry), 4 events make 8 failures: failing at the 5th, then a dead letter
+ * while failing disables it (SPEC §6). */
+async function disabledEndpoint() {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  receiver.setStatus(500);
+  await publish(
+    account,
+    [1, 2, 3, 4].map((n) => ({ type: "task.created", data: { object: { id: `tsk_${n}` } } })),
+  );
+  await expect
+    .poll(async () => {
+      const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints/${endpoint.id}`, {
+        headers: { authorization: `Bearer ${account.api_key}` },
+      });
+      return ((await res.json()) as { status: string }).status;
+    }, { timeout: 20_000 })
+    .toBe("disabled");
+  return { account, receiver, endpoint };
+}
+
+test("a disabled endpoint says why and since when, and one click re-enables it", async ({ page }) => {
+  const { account, receiver, endpoint } = await disabledEndpoint();
+  await logIn(page, account.email, account.password);
+
+  await gotoHydrated(page, "/settings/webhooks");
+  const row = page.locator(`tr[data-endpoint="${endpoint.id}"]`);
+  await expect(row).toContainText("Disabled since");
+  await expect(row).toContainText("Last error: HTTP 500.");
+
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const notice = page.getByTestId("health-notice");
+  await expect(notice).toContainText(/Disabled since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\./);
+  await expect(notice).toContainText("Last error: HTTP 500.");
+  receiver.setStatus(200);
+  await notice.getByRole("button", { name: "Re-enable" }).click();
+  await expect(page.getByTestId("health-notice")).toHaveCount(0);
+  await expect(page.locator(".page-header .badge")).toHaveText("healthy");
+  await expect(page.getByRole("switch", { name: "Active" })).toBeChecked();
+  await receiver.close();
+});
