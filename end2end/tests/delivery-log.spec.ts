@@ -136,3 +136,28 @@ test("the health chart and the date filter reflect the endpoint's attempts", asy
   await expect(log.getByText("No deliveries match.")).toBeVisible();
   await receiver.close();
 });
+
+test("a delivery waiting for its next retry says when, and Send now sends it at once", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  receiver.setStatus(503);
+  receiver.setRetryAfter(600); // the next retry would be in 10 minutes
+  await publish(account, [{ type: "task.created", data: { object: { id: "tsk_1" } } }]);
+  await expect.poll(() => receiver.received.length).toBe(1); // the first attempt: 503
+
+  await logIn(page, account.email, account.password);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await expect(log.getByRole("row").nth(1)).toContainText("HTTP 503");
+  await log.getByRole("button", { name: "Details" }).click();
+  const detail = page.getByTestId("delivery-detail");
+  await expect(detail.getByTestId("waiting")).toContainText(/Waiting for retry 1 at \d{4}-\d{2}-\d{2} /);
+
+  receiver.setStatus(200);
+  receiver.setRetryAfter(undefined);
+  await detail.getByRole("button", { name: "Send now" }).click();
+  await expect.poll(() => receiver.received.length).toBe(2);
+  await expect(log.getByRole("row").nth(1)).toContainText("delivered"); // the live log
+  await receiver.close();
+});

@@ -58,6 +58,7 @@ export interface ReceivedRequest {
 /** A real HTTPS receiver on 127.0.0.1 presenting a certificate from the test CA. */
 export async function startReceiver(initialStatus = 200) {
   let status = initialStatus;
+  let retryAfter: string | undefined;
   const dir = process.env.E2E_CA_DIR!;
   const received: ReceivedRequest[] = [];
   const server = https.createServer(
@@ -67,7 +68,9 @@ export async function startReceiver(initialStatus = 200) {
       req.on("data", (chunk) => (body += chunk));
       req.on("end", () => {
         if (req.method === "POST") received.push({ headers: req.headers, body });
-        res.writeHead(status, { "content-type": "application/json" });
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (retryAfter !== undefined) headers["retry-after"] = retryAfter;
+        res.writeHead(status, headers);
         res.end(JSON.stringify({ ok: true }));
       });
     },
@@ -79,6 +82,10 @@ export async function startReceiver(initialStatus = 200) {
     received,
     setStatus: (next: number) => {
       status = next;
+    },
+    /** A `Retry-After` header on every answer (seconds), or none. */
+    setRetryAfter: (seconds: number | undefined) => {
+      retryAfter = seconds === undefined ? undefined : String(seconds);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

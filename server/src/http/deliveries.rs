@@ -48,7 +48,8 @@ pub async fn show(
     Ok(Json(service::get(&state.db, &account.actor(), &id).await?))
 }
 
-/// Queues a failed delivery for another attempt.
+/// Queues a failed delivery for another attempt, or sends a pending one that waits for its
+/// next retry now. Either way the delivery gets a fresh attempt budget.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = Delivery), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn retry(
