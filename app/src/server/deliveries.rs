@@ -109,7 +109,7 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-        .col_expr(delivery::Column::BudgetFrom, Expr::col(delivery::Column::AttemptCount).into())
+        .col_expr(delivery::Column::BudgetFrom, Expr::col(delivery::Column::AttemptCount))
         .filter(delivery::Column::Id.eq(&row.id))
         .filter(delivery::Column::Status.eq(status.as_str())) // unchanged since it was read
         .exec(&txn)
