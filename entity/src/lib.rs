@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod body;
 pub mod endpoint_input;
 pub mod endpoint_url;
 pub mod event_type;

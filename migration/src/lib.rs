@@ -12,6 +12,7 @@ mod m20261130_000005_ingest_quota_windows;
 mod m20261130_000006_delivery_queue;
 mod m20261130_000007_endpoint_health_times;
 mod m20261130_000008_retry_budget;
+mod m20261130_000009_lean_log;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_delivery_queue::Migration),
             Box::new(m20261130_000007_endpoint_health_times::Migration),
             Box::new(m20261130_000008_retry_budget::Migration),
+            Box::new(m20261130_000009_lean_log::Migration),
         ]
     }
 }

@@ -138,7 +138,7 @@ impl Engine for DeliveryEngine {
 fn excerpt(body: &str) -> String {
     let mut out: String = body.lines().take(8).collect::<Vec<_>>().join("\n");
     if out.len() > 600 {
-        let cut = (0..=600).rev().find(|i| out.is_char_boundary(*i)).unwrap_or(0);
+        let cut = entity::body::cut_at_char_boundary(&out, 600).len();
         out.truncate(cut);
         out.push('…');
     }

@@ -22,7 +22,7 @@ pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
     let attempts = in_batches(
         pool,
         cutoff,
-        "DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE attempted_at < $1 LIMIT $2)",
+        "DELETE FROM attempts WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts WHERE attempted_at < $1 LIMIT $2))",
     )
     .await?;
     let deliveries = in_batches(

@@ -77,8 +77,9 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Del
         .await?;
     let payload = event::Entity::find_by_id(&row.event_id).one(db).await?.map(|e| e.payload);
     let mut resource = to_resource(row, attempts.last())?;
+    let sent = payload.as_deref().map(entity::body::truncate_body).unwrap_or_default();
+    resource.attempts = attempts.into_iter().map(|a| to_attempt(a, &sent)).collect();
     resource.payload = payload;
-    resource.attempts = attempts.into_iter().map(to_attempt).collect();
     Ok(resource)
 }
 
@@ -166,7 +167,9 @@ fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<De
     })
 }
 
-fn to_attempt(a: attempt::Model) -> Attempt {
+/// `sent`: the event's payload as the log shows it, for attempts that store no copy of the
+/// body (the engine sends the payload byte for byte).
+fn to_attempt(a: attempt::Model, sent: &str) -> Attempt {
     Attempt {
         id: a.id,
         attempted_at: a.attempted_at,
@@ -176,7 +179,7 @@ fn to_attempt(a: attempt::Model) -> Attempt {
         success: a.success,
         error: a.error,
         request_headers: a.request_headers,
-        request_body: a.request_body,
+        request_body: a.request_body.unwrap_or_else(|| sent.to_owned()),
         response_headers: a.response_headers,
         response_body: a.response_body,
     }

@@ -17,7 +17,8 @@ pub struct Model {
     pub success: bool,
     pub error: Option<String>,
     pub request_headers: Json,
-    pub request_body: String,
+    /// NULL: the event's payload, which is what the engine sends (shown cut at 10 KB).
+    pub request_body: Option<String>,
     pub response_headers: Option<Json>,
     pub response_body: Option<String>,
 }

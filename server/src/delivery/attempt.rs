@@ -12,9 +12,7 @@ use super::{
     ssrf::Guard,
 };
 
-/// SPEC §8: bodies kept in logs are cut here, with a visible marker.
-pub const BODY_LIMIT: usize = 10 * 1024;
-pub const TRUNCATION_MARKER: &str = "\n…[truncated at 10 KB]";
+pub use entity::body::{truncate_body, BODY_LIMIT, TRUNCATION_MARKER};
 
 pub struct AttemptRequest<'a> {
     pub url: &'a str,
@@ -111,7 +109,7 @@ async fn read_response(
     let mut text = storable(&body);
     if text.len() > BODY_LIMIT {
         // U+FFFD is 3 bytes: binary junk can grow past the limit once made text.
-        let cut = (0..=BODY_LIMIT).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = entity::body::cut_at_char_boundary(&text, BODY_LIMIT).len();
         text.truncate(cut);
         truncated = true;
     }
@@ -133,16 +131,6 @@ async fn read_response(
 /// `jsonb` refuse, failing the whole record) become U+FFFD.
 fn storable(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
-}
-
-/// A body as kept in the attempt log: at most 10 KB, cut on a character boundary, with a
-/// marker when cut (SPEC §8).
-pub fn truncate_body(body: &str) -> String {
-    if body.len() <= BODY_LIMIT {
-        return body.to_owned();
-    }
-    let cut = (0..=BODY_LIMIT).rev().find(|i| body.is_char_boundary(*i)).unwrap_or(0);
-    format!("{}{TRUNCATION_MARKER}", &body[..cut])
 }
 
 fn header_map(headers: &[(String, String)]) -> HeaderMap {

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    attempt::{truncate_body, AttemptResult},
+    attempt::AttemptResult,
     dispatcher::HealthEvents,
     health::{self, Change, Health},
     retry::{self, Decision},
@@ -399,7 +399,8 @@ struct AttemptColumns {
     success: Vec<bool>,
     error: Vec<Option<String>>,
     request_headers: Vec<String>,
-    request_body: Vec<String>,
+    /// Always NULL from the engine: the body sent is the event's payload, which the log shows.
+    request_body: Vec<Option<String>>,
     response_headers: Vec<Option<String>>,
     response_body: Vec<Option<String>>,
     delivery_status: Vec<&'static str>,
@@ -421,7 +422,7 @@ impl AttemptColumns {
         self.success.push(r.success());
         self.error.push(r.error.clone());
         self.request_headers.push(headers_json(&r.request_headers).to_string());
-        self.request_body.push(truncate_body(&o.delivery.payload));
+        self.request_body.push(None);
         self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers).to_string()));
         self.response_body.push(r.response_body.clone());
         self.delivery_status.push(o.plan.delivery_status);
