@@ -37,10 +37,19 @@ test("a disabled endpoint says why and since when, and one click re-enables it",
   const notice = page.getByTestId("health-notice");
   await expect(notice).toContainText(/Disabled since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\./);
   await expect(notice).toContainText("Last error: HTTP 500.");
+  // The deliveries still pending when it was disabled say what holds them.
+  const log = page.getByRole("region", { name: "Delivery log" });
+  await log.getByLabel("Status").selectOption("pending");
+  await expect(log.getByRole("row").nth(1)).toContainText("Held: the endpoint is disabled.");
+
   receiver.setStatus(200);
-  await notice.getByRole("button", { name: "Re-enable" }).click();
+  await page.getByTestId("health-notice").getByRole("button", { name: "Re-enable" }).click();
   await expect(page.getByTestId("health-notice")).toHaveCount(0);
   await expect(page.locator(".page-header .badge")).toHaveText("healthy");
   await expect(page.getByRole("switch", { name: "Active" })).toBeChecked();
+  // Re-enabled, the held deliveries are sent: none is left pending.
+  const reloaded = page.getByRole("region", { name: "Delivery log" });
+  await reloaded.getByLabel("Status").selectOption("pending");
+  await expect(reloaded.getByText("No deliveries match.")).toBeVisible();
   await receiver.close();
 });

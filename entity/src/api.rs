@@ -155,6 +155,19 @@ pub struct StatBucket {
 }
 
 impl Endpoint {
+    /// Why this endpoint's pending deliveries are not being sent right now, if something
+    /// holds them: the disable, or the circuit breaker until its next probe.
+    pub fn hold_reason(&self) -> Option<String> {
+        match self.status {
+            EndpointStatus::Disabled => Some("Held: the endpoint is disabled.".to_owned()),
+            EndpointStatus::Failing => self
+                .health
+                .next_attempt_at
+                .map(|t| format!("Held by the circuit breaker until {}.", t.format("%H:%M:%S UTC"))),
+            EndpointStatus::Healthy => None,
+        }
+    }
+
     /// One sentence that says why the endpoint is failing or disabled, since when, and what
     /// happens next, for the list and the endpoint page; `None` while it is healthy.
     pub fn health_note(&self) -> Option<String> {
@@ -232,6 +245,24 @@ mod tests {
             "Failing since 2026-11-30 09:15 UTC: 7 failed attempts in a row. Last error: HTTP 503. \
              Deliveries are held until the next attempt at 09:45:30 UTC."
         );
+    }
+
+    #[test]
+    fn pending_deliveries_are_held_by_a_disable_or_an_open_breaker_and_nothing_else() {
+        assert_eq!(endpoint(EndpointStatus::Healthy, health()).hold_reason(), None);
+        assert_eq!(
+            endpoint(EndpointStatus::Disabled, health()).hold_reason().as_deref(),
+            Some("Held: the endpoint is disabled.")
+        );
+        let open = EndpointHealth {
+            next_attempt_at: Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 45, 30).unwrap()),
+            ..health()
+        };
+        assert_eq!(
+            endpoint(EndpointStatus::Failing, open).hold_reason().as_deref(),
+            Some("Held by the circuit breaker until 09:45:30 UTC.")
+        );
+        assert_eq!(endpoint(EndpointStatus::Failing, health()).hold_reason(), None, "breaker closed: sent as usual");
     }
 
     #[test]

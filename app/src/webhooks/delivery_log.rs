@@ -12,7 +12,13 @@ use super::{
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
 #[component]
-pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
+pub fn DeliveryLog(
+    endpoint_id: String,
+    can_write: bool,
+    /// What holds the endpoint's pending deliveries (`Endpoint::hold_reason`), shown on them.
+    held: Option<String>,
+) -> impl IntoView {
+    let held = StoredValue::new(held);
     let endpoint_id = StoredValue::new(endpoint_id);
     let status = RwSignal::new(None::<DeliveryStatus>);
     let event_type = RwSignal::new(None::<EventType>);
@@ -93,9 +99,9 @@ pub fn DeliveryLog(endpoint_id: String, can_write: bool) -> impl IntoView {
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write /> }).collect_view()}
+                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held=held.get_value() /> }).collect_view()}
                                     <For each=move || more.get() key=|d| d.id.clone() let:d>
-                                        <DeliveryRow d can_write />
+                                        <DeliveryRow d can_write held=held.get_value() />
                                     </For>
                                 </tbody>
                             </table>
@@ -127,16 +133,21 @@ fn follow_live(endpoint_id: String, refresh: RwSignal<u32>) {
     on_cleanup(move || source.0.close());
 }
 
-fn response_summary(d: &Delivery) -> String {
-    match (d.last_status_code, &d.last_error) {
+/// The last answer, and for a pending delivery what holds it, if anything does.
+fn response_summary(d: &Delivery, held: Option<&str>) -> String {
+    let last = match (d.last_status_code, &d.last_error) {
         (Some(code), _) => format!("HTTP {code}"),
         (None, Some(err)) => err.clone(),
         (None, None) => "Not attempted yet".to_owned(),
+    };
+    match held {
+        Some(held) if d.status == DeliveryStatus::Pending => format!("{last} · {held}"),
+        _ => last,
     }
 }
 
 #[component]
-fn DeliveryRow(d: Delivery, can_write: bool) -> impl IntoView {
+fn DeliveryRow(d: Delivery, can_write: bool, held: Option<String>) -> impl IntoView {
     let open = RwSignal::new(false);
     let id = d.id.clone();
     let status = d.status.as_str();
@@ -151,7 +162,7 @@ fn DeliveryRow(d: Delivery, can_write: bool) -> impl IntoView {
         <tr data-delivery=id.clone()>
             <td>{time}</td>
             <td><code>{d.event_type.clone()}</code></td>
-            <td class="response">{response_summary(&d)}</td>
+            <td class="response">{response_summary(&d, held.as_deref())}</td>
             <td>{ms}</td>
             <td>{d.attempt_count}</td>
             <td><span class=badge>{status}</span></td>

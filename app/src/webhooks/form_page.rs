@@ -103,7 +103,7 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) 
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write />
         <HealthChart endpoint_id=id.clone() />
-        <DeliveryLog endpoint_id=id can_write />
+        <DeliveryLog endpoint_id=id can_write held=ep.hold_reason() />
     }
 }
 
