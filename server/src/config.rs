@@ -144,11 +144,22 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The default clap gives an argument when its flag and environment variable are unset.
+    fn default_of(id: &str) -> String {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("no argument {id}"));
+        arg.get_default_values()[0].to_str().unwrap().to_owned()
+    }
+
     #[test]
-    fn the_default_schedule_is_the_prds() {
-        let s = parse_schedule("1m,5m,30m,2h,24h").unwrap();
-        let secs: Vec<u64> = s.0.iter().map(Duration::as_secs).collect();
-        assert_eq!(secs, vec![60, 300, 1800, 7200, 86400]);
+    fn the_configured_defaults_are_the_specs() {
+        let schedule = parse_schedule(&default_of("retry_schedule")).unwrap();
+        let secs: Vec<u64> = schedule.0.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, vec![60, 300, 1800, 7200, 86400], "SPEC §6: 1m, 5m, 30m, 2h, 24h");
+        assert_eq!(parse_duration(&default_of("attempt_timeout")).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration(&default_of("log_retention")).unwrap(), Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(default_of("listen"), "127.0.0.1:3000", "SPEC §11");
     }
 
     #[test]
