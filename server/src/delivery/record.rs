@@ -329,7 +329,8 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
     Ok(())
 }
 
-/// One statement: insert the attempts, move each delivery to its planned state, and take it
+/// One statement: insert the attempts (`request_body` left NULL: the body sent is the event's
+/// payload, which the log shows), move each delivery to its planned state, and take it
 /// off the queue at its final outcome (or move its queue row to the retry's due time).
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
     let mut cols = AttemptColumns::default();
@@ -339,19 +340,16 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
     sqlx::query(
         "WITH attempt AS (
              INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                 status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
-                 response_body)
+                 status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
              SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                    status_code, response_time_ms, success, error, request_headers::jsonb, request_body,
-                    response_headers::jsonb, response_body
+                    status_code, response_time_ms, success, error, request_headers::jsonb, response_headers::jsonb,
+                    response_body
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
-                         $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[],
-                         $15::text[])
+                         $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[])
                   AS x(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                       status_code, response_time_ms, success, error, request_headers, request_body, response_headers,
-                       response_body)
+                       status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
          ), x AS (
-             SELECT * FROM UNNEST($3::text[], $4::text[], $16::text[], $17::timestamptz[]) AS x(id, ep, status, next)
+             SELECT * FROM UNNEST($3::text[], $4::text[], $15::text[], $16::timestamptz[]) AS x(id, ep, status, next)
          ), done AS (
              DELETE FROM delivery_queue q USING x
              WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
@@ -375,7 +373,6 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
     .bind(cols.success)
     .bind(cols.error)
     .bind(cols.request_headers)
-    .bind(cols.request_body)
     .bind(cols.response_headers)
     .bind(cols.response_body)
     .bind(cols.delivery_status)
@@ -399,8 +396,6 @@ struct AttemptColumns {
     success: Vec<bool>,
     error: Vec<Option<String>>,
     request_headers: Vec<String>,
-    /// Always NULL from the engine: the body sent is the event's payload, which the log shows.
-    request_body: Vec<Option<String>>,
     response_headers: Vec<Option<String>>,
     response_body: Vec<Option<String>>,
     delivery_status: Vec<&'static str>,
@@ -422,7 +417,6 @@ impl AttemptColumns {
         self.success.push(r.success());
         self.error.push(r.error.clone());
         self.request_headers.push(headers_json(&r.request_headers).to_string());
-        self.request_body.push(None);
         self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers).to_string()));
         self.response_body.push(r.response_body.clone());
         self.delivery_status.push(o.plan.delivery_status);
