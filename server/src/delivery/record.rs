@@ -286,14 +286,20 @@ fn observe(outcome: &Outcome) {
 /// when some endpoint's health moved, the endpoint rows in the same transaction. The common
 /// case (successes on healthy endpoints) is one statement and one commit, with no NOTIFY in
 /// it: the live logs hear of it from the recorder's announcer after the commit.
-async fn write(pool: &PgPool, events: &dyn HealthEvents, batch: &[Outcome]) -> sqlx::Result<()> {
+///
+/// Writing the same batch again is harmless: a commit whose answer was lost (PostgreSQL
+/// stopped just after it) is retried by `write_batch`, and the outcomes it already wrote
+/// find their deliveries moved on, so no attempt, health change or email is written twice.
+pub async fn write(pool: &PgPool, events: &dyn HealthEvents, batch: &[Outcome]) -> sqlx::Result<()> {
     if !batch.iter().any(|o| o.plan.endpoint_changed) {
-        return record_attempts(&mut *pool.acquire().await?, batch).await;
+        record_attempts(&mut *pool.acquire().await?, batch).await?;
+        return Ok(());
     }
     let mut tx = pool.begin().await?;
-    record_attempts(&mut tx, batch).await?;
-    update_endpoints(&mut tx, batch).await?;
-    let jobs: Vec<QueuedJob> = batch
+    let applied = record_attempts(&mut tx, batch).await?;
+    let fresh: Vec<&Outcome> = batch.iter().filter(|o| applied.contains(&o.delivery.id)).collect();
+    update_endpoints(&mut tx, &fresh).await?;
+    let jobs: Vec<QueuedJob> = fresh
         .iter()
         .filter_map(|o| {
             let error = o.plan.last_error.as_deref().unwrap_or("");
@@ -329,16 +335,27 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
     Ok(())
 }
 
-/// One statement: insert the attempts (`request_body` left NULL: the body sent is the event's
-/// payload, which the log shows), move each delivery to its planned state, and take it
-/// off the queue at its final outcome (or move its queue row to the retry's due time).
-async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
+/// One statement: move each delivery to its planned state, insert its attempt
+/// (`request_body` left NULL: the body sent is the event's payload, which the log shows),
+/// and take it off the queue at its final outcome (or move its queue row to the retry's due
+/// time). An outcome applies only while its delivery is still pending at the attempt count
+/// it was sent at: that fences a replayed batch, and a send whose delivery was meanwhile
+/// deleted. Returns the deliveries it moved.
+async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<HashSet<String>> {
     let mut cols = AttemptColumns::default();
     for o in batch {
         cols.push(o);
     }
-    sqlx::query(
-        "WITH attempt AS (
+    let moved: Vec<(String,)> = sqlx::query_as(
+        "WITH x AS (
+             SELECT * FROM UNNEST($3::text[], $4::text[], $6::int4[], $15::text[], $16::timestamptz[])
+                 AS x(id, ep, n, status, next)
+         ), moved AS (
+             UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
+                 next_attempt_at = x.next, updated_at = now()
+             FROM x WHERE d.id = x.id AND d.status = 'pending' AND d.attempt_count = x.n - 1
+             RETURNING d.id
+         ), attempt AS (
              INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
                  status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
              SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
@@ -346,20 +363,19 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
                     response_body
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
                          $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[])
-                  AS x(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                  AS a(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
                        status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
-         ), x AS (
-             SELECT * FROM UNNEST($3::text[], $4::text[], $15::text[], $16::timestamptz[]) AS x(id, ep, status, next)
+             WHERE a.delivery_id IN (SELECT id FROM moved)
          ), done AS (
              DELETE FROM delivery_queue q USING x
              WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
+               AND x.id IN (SELECT id FROM moved)
          ), later AS (
              UPDATE delivery_queue q SET due_at = COALESCE(x.next, now()) FROM x
              WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status = 'pending'
+               AND x.id IN (SELECT id FROM moved)
          )
-         UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
-             next_attempt_at = x.next, updated_at = now()
-         FROM x WHERE d.id = x.id AND d.status = 'pending'",
+         SELECT id FROM moved",
     )
     .bind(cols.id)
     .bind(cols.account_id)
@@ -377,9 +393,9 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
     .bind(cols.response_body)
     .bind(cols.delivery_status)
     .bind(cols.next_attempt_at)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(())
+    Ok(moved.into_iter().map(|(id,)| id).collect())
 }
 
 #[derive(Default)]
@@ -429,7 +445,7 @@ impl AttemptColumns {
 /// The endpoint rows take the plan of their last outcome in the batch (outcomes of one
 /// endpoint arrive in the order its single lease holder made them); `last_error` the last
 /// failure's. Rows are locked in id order so two recorders never deadlock.
-async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<()> {
+async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[&Outcome]) -> sqlx::Result<()> {
     let changed: HashSet<&str> =
         batch.iter().filter(|o| o.plan.endpoint_changed).map(|o| o.endpoint_id.as_str()).collect();
     let mut last: HashMap<&str, (&Plan, Option<&str>)> = HashMap::new();
@@ -438,6 +454,9 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[Outcome]) -> sql
         last.insert(o.endpoint_id.as_str(), (&o.plan, error));
     }
     let mut ids: Vec<&str> = last.keys().copied().collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
     ids.sort_unstable();
     let (mut statuses, mut failures, mut breakers, mut errors, mut reasons) = (vec![], vec![], vec![], vec![], vec![]);
     for id in &ids {

@@ -437,3 +437,101 @@ async fn the_ingest_quota_answers_with_ratelimit_headers_and_a_429() {
     }
     panic!("never saw the quota refuse a request");
 }
+
+/// The recorder retries a batch whose commit it could not confirm (PostgreSQL stopped right
+/// after committing it: the outage scenario). Written again, a batch must change nothing:
+/// no second attempt row, no second step of the attempt count, no second email job.
+#[tokio::test]
+async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice() {
+    use server::delivery::{
+        attempt::AttemptResult,
+        health::{Health, FAILING_AFTER},
+        record::{self, Outcome},
+        store::DueDelivery,
+    };
+
+    let app = spawn_app_with(|_| {}).await; // no workers: these outcomes are the only writers
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+    app.publish(&acme.api_key, event("task.completed", 1)).await;
+    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let due: Vec<(String, String, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT d.id, d.event_id, d.event_type, e.payload, d.created_at
+         FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(due.len(), 2);
+    let schedule = server::config::parse_schedule("1h").unwrap();
+    let outcome = |(id, event_id, event_type, payload, created_at): &(String, String, String, String, _),
+                   status: u16,
+                   failures_before: i32| {
+        let result = AttemptResult {
+            status: Some(status),
+            elapsed: Duration::from_millis(3),
+            request_headers: vec![],
+            response_headers: vec![],
+            response_body: Some("answer".into()),
+            retry_after: None,
+            error: None,
+        };
+        let before = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: failures_before };
+        let plan = record::plan(&before, 0, &result, &schedule, 0.0, std::time::SystemTime::now());
+        Outcome {
+            endpoint_id: endpoint_id.clone(),
+            account_id: acme.account_id.to_string(),
+            delivery: DueDelivery {
+                id: id.clone(),
+                event_id: event_id.clone(),
+                event_type: event_type.clone(),
+                attempt_count: 0,
+                budget_from: 0,
+                payload: payload.clone(),
+                created_at: *created_at,
+            },
+            result,
+            started_at: chrono::Utc::now(),
+            plan,
+            committed: None,
+        }
+    };
+    let events = server::jobs::notify::QueueNotifications;
+    let jobs = "SELECT count(*) FROM apalis.jobs WHERE job_type LIKE '%NotifyJob'";
+    let jobs_before: i64 = app.scalar(jobs).await;
+
+    // A failure that makes the endpoint failing: the transaction with the endpoint row and
+    // the owners' email job.
+    let failing = [outcome(&due[0], 500, FAILING_AFTER - 1)];
+    assert!(failing[0].plan.endpoint_changed);
+    for _ in 0..2 {
+        record::write(pool, &events, &failing).await.unwrap();
+    }
+    let first = &due[0].0;
+    assert_eq!(app.scalar::<i64>(&format!("SELECT count(*) FROM attempts WHERE delivery_id = '{first}'")).await, 1);
+    assert_eq!(
+        app.scalar::<String>(&format!("SELECT status || '/' || attempt_count FROM deliveries WHERE id = '{first}'"))
+            .await,
+        "pending/1"
+    );
+    assert_eq!(app.scalar::<i64>(jobs).await - jobs_before, 1, "one failing warning, not two");
+    assert_eq!(app.scalar::<String>("SELECT status FROM endpoints").await, "failing");
+
+    // A success: the one-statement path, which takes the delivery off the queue.
+    let delivered = [outcome(&due[1], 200, 0)];
+    assert!(!delivered[0].plan.endpoint_changed);
+    for _ in 0..2 {
+        record::write(pool, &events, &delivered).await.unwrap();
+    }
+    let second = &due[1].0;
+    assert_eq!(app.scalar::<i64>(&format!("SELECT count(*) FROM attempts WHERE delivery_id = '{second}'")).await, 1);
+    assert_eq!(
+        app.scalar::<String>(&format!("SELECT status || '/' || attempt_count FROM deliveries WHERE id = '{second}'"))
+            .await,
+        "delivered/1"
+    );
+    let queued: i64 = app.scalar(&format!("SELECT count(*) FROM delivery_queue WHERE delivery_id = '{second}'")).await;
+    assert_eq!(queued, 0);
+}
