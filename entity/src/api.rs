@@ -112,6 +112,8 @@ pub struct DeliveryFilter {
     pub event_type: Option<crate::EventType>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// Only the delivery of this event (`evt_…`), to find one event in a busy log.
+    pub event_id: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -276,4 +278,48 @@ mod tests {
         assert!(note.starts_with("Disabled since 2026-11-30 09:15 UTC. The endpoint answered 410 Gone."), "{note}");
         assert!(note.contains("Last error: HTTP 410."), "{note}");
     }
+}
+
+/// One entry of the event catalogue (SPEC §11, `GET /api/v1/event-types`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventTypeInfo {
+    pub name: crate::EventType,
+    /// The picker's group: Project, Task, User or Billing.
+    pub group: String,
+    pub description: String,
+    /// A whole payload as a receiver gets it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub sample: serde_json::Value,
+}
+
+impl EventTypeInfo {
+    pub fn of(t: crate::EventType) -> EventTypeInfo {
+        EventTypeInfo {
+            name: t,
+            group: t.category().label().to_owned(),
+            description: t.description().to_owned(),
+            sample: crate::samples::sample_payload(t),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventTypeList {
+    pub data: Vec<EventTypeInfo>,
+}
+
+/// An event with its deliveries across the account's endpoints (SPEC §11,
+/// `GET /api/v1/events/{id}`). Each delivery carries its latest attempt's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventDetail {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    /// The payload bytes every endpoint was sent.
+    pub payload: String,
+    pub deliveries: Vec<Delivery>,
 }

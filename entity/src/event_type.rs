@@ -31,7 +31,7 @@ impl EventCategory {
 }
 
 macro_rules! catalogue {
-    ($($variant:ident => $name:literal, $category:ident;)*) => {
+    ($($variant:ident => $name:literal, $category:ident, $description:literal;)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum EventType {
@@ -47,6 +47,12 @@ macro_rules! catalogue {
 
             pub fn category(self) -> EventCategory {
                 match self { $(Self::$variant => EventCategory::$category,)* }
+            }
+
+            /// When the host application sends it, in one sentence (the picker and
+            /// `GET /api/v1/event-types`).
+            pub fn description(self) -> &'static str {
+                match self { $(Self::$variant => $description,)* }
             }
         }
 
@@ -65,25 +71,25 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    ProjectCreated => "project.created", Project;
-    ProjectUpdated => "project.updated", Project;
-    ProjectDeleted => "project.deleted", Project;
-    ProjectArchived => "project.archived", Project;
-    TaskCreated => "task.created", Task;
-    TaskUpdated => "task.updated", Task;
-    TaskCompleted => "task.completed", Task;
-    TaskDeleted => "task.deleted", Task;
-    TaskAssigned => "task.assigned", Task;
-    TaskCommentAdded => "task.comment.added", Task;
-    UserInvited => "user.invited", User;
-    UserJoined => "user.joined", User;
-    UserRemoved => "user.removed", User;
-    UserRoleChanged => "user.role.changed", User;
-    SubscriptionCreated => "subscription.created", Billing;
-    SubscriptionUpdated => "subscription.updated", Billing;
-    SubscriptionCancelled => "subscription.cancelled", Billing;
-    PaymentSucceeded => "payment.succeeded", Billing;
-    PaymentFailed => "payment.failed", Billing;
+    ProjectCreated => "project.created", Project, "A project was created.";
+    ProjectUpdated => "project.updated", Project, "A project's name, status or owner changed.";
+    ProjectDeleted => "project.deleted", Project, "A project was deleted; the object carries only its id.";
+    ProjectArchived => "project.archived", Project, "A project was archived: read-only, kept for reference.";
+    TaskCreated => "task.created", Task, "A task was added to a project.";
+    TaskUpdated => "task.updated", Task, "A task's title, status, assignee or due date changed.";
+    TaskCompleted => "task.completed", Task, "A task was marked as done.";
+    TaskDeleted => "task.deleted", Task, "A task was deleted; the object carries only its id.";
+    TaskAssigned => "task.assigned", Task, "A task was given to someone else; the object names the previous assignee.";
+    TaskCommentAdded => "task.comment.added", Task, "Someone commented on a task.";
+    UserInvited => "user.invited", User, "Someone was invited to the account and has not joined yet.";
+    UserJoined => "user.joined", User, "An invited person accepted and joined the account.";
+    UserRemoved => "user.removed", User, "Someone was removed from the account.";
+    UserRoleChanged => "user.role.changed", User, "Someone's role changed; the object names the previous role.";
+    SubscriptionCreated => "subscription.created", Billing, "The account started a paid plan.";
+    SubscriptionUpdated => "subscription.updated", Billing, "The plan or the number of seats changed.";
+    SubscriptionCancelled => "subscription.cancelled", Billing, "The subscription was cancelled; it ends with the current period.";
+    PaymentSucceeded => "payment.succeeded", Billing, "A payment went through.";
+    PaymentFailed => "payment.failed", Billing, "A payment was declined; the object says why.";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

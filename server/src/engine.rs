@@ -10,7 +10,7 @@ use app::{
 };
 use chrono::Utc;
 use entity::api::{BulkRetry, BulkRetryRange};
-use entity::{api::TestOutcome, endpoint_url::EndpointUrl, EventId, EventType};
+use entity::{api::TestOutcome, endpoint_url::EndpointUrl, samples::sample_object, EventId, EventType};
 use serde_json::value::to_raw_value;
 
 use crate::{
@@ -19,7 +19,6 @@ use crate::{
         attempt::{self, AttemptRequest},
         client::{build_client, describe_error},
         payload::payload_bytes,
-        samples::sample_object,
         signing::WebhookSecret,
         ssrf::{AllowList, Guard},
     },

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage},
+    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage, EventDetail},
     tables::{attempt, delivery, delivery_queue, endpoint, event},
     DeliveryStatus,
 };
@@ -41,6 +41,9 @@ pub async fn list(
     if let Some(until) = filter.until {
         query = query.filter(delivery::Column::CreatedAt.lt(until));
     }
+    if let Some(event_id) = filter.event_id.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        query = query.filter(delivery::Column::EventId.eq(event_id));
+    }
     if let Some(cursor) = &filter.cursor {
         query = query.filter(delivery::Column::Id.lt(cursor.as_str()));
     }
@@ -49,6 +52,16 @@ pub async fn list(
         rows.truncate(PAGE_SIZE as usize);
         rows.last().map(|r| r.id.clone())
     });
+    let data = with_latest_attempts(db, actor, rows).await?;
+    Ok(DeliveryPage { data, next_cursor: next_cursor.flatten() })
+}
+
+/// Deliveries as a log lists them: each with its latest attempt's summary.
+async fn with_latest_attempts(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    rows: Vec<delivery::Model>,
+) -> Result<Vec<Delivery>, AppError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut latest: HashMap<String, attempt::Model> = HashMap::new();
     for a in attempt::find_in(&actor.account_id).filter(attempt::Column::DeliveryId.is_in(ids)).all(db).await? {
@@ -57,14 +70,32 @@ pub async fn list(
             latest.insert(a.delivery_id.clone(), a);
         }
     }
-    let data = rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| {
             let last = latest.remove(&row.id);
             to_resource(row, last.as_ref())
         })
-        .collect::<Result<_, _>>()?;
-    Ok(DeliveryPage { data, next_cursor: next_cursor.flatten() })
+        .collect()
+}
+
+/// An event of the actor's account with its deliveries to every endpoint (SPEC §11): "what
+/// happened to event X" without knowing which endpoints it went to. 404 for an event of
+/// another account, as for one that does not exist.
+pub async fn event(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EventDetail, AppError> {
+    let row =
+        event::find_in(&actor.account_id).filter(event::Column::Id.eq(id)).one(db).await?.ok_or(AppError::NotFound)?;
+    let rows = delivery::find_in(&actor.account_id)
+        .filter(delivery::Column::EventId.eq(id))
+        .order_by_asc(delivery::Column::EndpointId)
+        .all(db)
+        .await?;
+    Ok(EventDetail {
+        id: row.id,
+        event_type: row.event_type,
+        created_at: row.created_at,
+        payload: row.payload,
+        deliveries: with_latest_attempts(db, actor, rows).await?,
+    })
 }
 
 /// One delivery with its payload and every attempt.

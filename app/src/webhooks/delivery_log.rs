@@ -24,6 +24,7 @@ pub fn DeliveryLog(
     let event_type = RwSignal::new(None::<EventType>);
     let since = RwSignal::new(String::new());
     let until = RwSignal::new(String::new());
+    let event_id = RwSignal::new(String::new());
     let refresh = RwSignal::new(0u32);
     let more = RwSignal::new(Vec::<Delivery>::new());
     let cursor = RwSignal::new(None::<String>);
@@ -32,6 +33,7 @@ pub fn DeliveryLog(
         event_type: event_type.get(),
         since: parse_local(&since.get()),
         until: parse_local(&until.get()),
+        event_id: Some(event_id.get().trim().to_owned()).filter(|e| !e.is_empty()),
         cursor: None,
     };
     let first =
@@ -76,6 +78,9 @@ pub fn DeliveryLog(
                     <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
                     <label for="filter-until">"Created to (UTC)"</label>
                     <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
+                    <label for="filter-event">"Event id"</label>
+                    <input id="filter-event" type="search" placeholder="evt_…" autocomplete="off" spellcheck="false"
+                        on:change=move |ev| event_id.set(event_target_value(&ev)) />
                     <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
                 </div>
             </div>

@@ -76,29 +76,42 @@ fn EventGroup(
             </legend>
             {types
                 .into_iter()
-                .map(|t| {
-                    view! {
-                        <label class="check">
-                            <input
-                                type="checkbox"
-                                name="event_types"
-                                value=t.as_str()
-                                prop:checked=move || selected.with(|s| s.contains(&t))
-                                on:change=move |_| {
-                                    selected
-                                        .update(|s| {
-                                            if !s.remove(&t) {
-                                                s.insert(t);
-                                            }
-                                        })
-                                }
-                                disabled=move || disabled.get()
-                            />
-                            <code>{t.as_str()}</code>
-                        </label>
-                    }
-                })
+                .map(|t| view! { <EventChoice t selected disabled /> })
                 .collect_view()}
         </fieldset>
+    }
+}
+
+/// One type: its checkbox, what it means, and the payload a receiver gets for it.
+#[component]
+fn EventChoice(t: EventType, selected: RwSignal<BTreeSet<EventType>>, disabled: Signal<bool>) -> impl IntoView {
+    let described_by = format!("desc-{}", t.as_str().replace('.', "-"));
+    let sample = serde_json::to_string_pretty(&entity::samples::sample_payload(t)).unwrap_or_default();
+    view! {
+        <div class="event-choice">
+            <label class="check">
+                <input
+                    type="checkbox"
+                    name="event_types"
+                    value=t.as_str()
+                    aria-describedby=described_by.clone()
+                    prop:checked=move || selected.with(|s| s.contains(&t))
+                    on:change=move |_| {
+                        selected.update(|s| {
+                            if !s.remove(&t) {
+                                s.insert(t);
+                            }
+                        })
+                    }
+                    disabled=move || disabled.get()
+                />
+                <code>{t.as_str()}</code>
+            </label>
+            <p class="event-description muted" id=described_by>{t.description()}</p>
+            <details class="event-sample">
+                <summary>"Sample payload"</summary>
+                <pre><code>{sample}</code></pre>
+            </details>
+        </div>
     }
 }

@@ -1,5 +1,7 @@
-//! The attempt pipeline. `signing`, `retry`, `ssrf` and `samples` do no I/O; `client` and
-//! `attempt` are the edge that talks to receivers.
+//! The attempt pipeline. `signing`, `retry`, `health`, `rate_limit` and `payload` do no I/O;
+//! `ssrf` classifies addresses as pure functions and resolves names only in its `Guard`;
+//! `client` and `attempt` are the edge that talks to receivers; `store` and `record` the one
+//! that talks to the queue tables.
 
 pub mod attempt;
 pub mod client;
@@ -9,7 +11,6 @@ pub mod payload;
 pub mod rate_limit;
 pub mod record;
 pub mod retry;
-pub mod samples;
 pub mod signing;
 pub mod ssrf;
 pub mod store;

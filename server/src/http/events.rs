@@ -1,4 +1,5 @@
-//! `POST /api/v1/events`: ingest one event or a batch (SPEC §6, §11).
+//! `POST /api/v1/events`: ingest one event or a batch (SPEC §6, §11); reading an event back
+//! and the event catalogue.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -8,15 +9,18 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
     Json, Router,
 };
-use entity::tables::account;
+use entity::{
+    api::{EventDetail, EventTypeInfo, EventTypeList},
+    tables::account,
+};
 use sea_orm::EntityTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{api_auth::ApiAccount, error::ApiError, AppState};
+use super::{api_auth::ApiAccount, endpoints::ApiPath, error::ApiError, AppState};
 use crate::{
     ingest::{self, IngestError, MAX_BATCH, MAX_EVENT_BYTES},
     quota::{self, Decision},
@@ -26,7 +30,28 @@ pub fn router(state: &AppState) -> Router<AppState> {
     // A full batch of maximal events, plus JSON overhead.
     let limit = MAX_BATCH * 1024 + MAX_EVENT_BYTES * 8;
     let shed = axum::middleware::from_fn_with_state(state.clone(), limit_in_flight);
-    Router::new().route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)).layer(shed))
+    Router::new()
+        .route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)).layer(shed))
+        .route("/api/v1/events/{id}", get(show))
+        .route("/api/v1/event-types", get(event_types))
+}
+
+/// The event with its deliveries to every endpoint of the account, each with its latest
+/// attempt's summary (`GET /api/v1/deliveries/{id}` has the attempts).
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events", params(("id" = String, Path)),
+    responses((status = 200, body = EventDetail), (status = 404, body = super::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EventDetail>, ApiError> {
+    Ok(Json(app::server::deliveries::event(&state.db, &account.actor(), &id).await?))
+}
+
+/// The event catalogue: each type with its group, what it means and a sample payload.
+#[utoipa::path(get, path = "/api/v1/event-types", tag = "events", responses((status = 200, body = EventTypeList)))]
+pub async fn event_types(_account: ApiAccount) -> Json<EventTypeList> {
+    Json(EventTypeList { data: entity::EventType::ALL.into_iter().map(EventTypeInfo::of).collect() })
 }
 
 #[derive(Serialize, ToSchema)]

@@ -17,7 +17,8 @@ use super::{deliveries, endpoints, error::ErrorBody, events, AppState};
     info(title = "Webhooks API", version = "1", description = "Configure webhook endpoints and publish events."),
     paths(
         endpoints::list, endpoints::create, endpoints::show, endpoints::update, endpoints::remove,
-        endpoints::secret, endpoints::rotate, endpoints::test_send, events::create,
+        endpoints::secret, endpoints::rotate, endpoints::test_send, events::create, events::show,
+        events::event_types,
         deliveries::list, deliveries::show, deliveries::retry, deliveries::replay,
         deliveries::bulk_retry, deliveries::bulk_retry_status
     ),

@@ -280,3 +280,73 @@ async fn a_bulk_retry_started_again_as_the_first_one_finishes_never_fails() {
         server::bulk_retry::run(pool, &next).await.unwrap(); // free the range for the next round
     }
 }
+
+/// SPEC §11: "what happened to event X" across endpoints, and the log searched by event id.
+#[tokio::test]
+async fn an_event_is_found_by_id_with_its_deliveries_to_every_endpoint() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (first, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    let (second, _) = app.endpoint(&key, &receiver.url(), &["task.created", "task.deleted"], 100).await;
+    let ids = app.publish(&key, json!({ "events": [event("task.created", 1), event("task.created", 2)] })).await;
+    receiver.wait_for(2 + 4).await; // two reachability checks, then 2 events × 2 endpoints
+    app.until("all are recorded", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
+
+    let res = app.api(&key, Method::GET, &format!("/api/v1/events/{}", ids[1])).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let found: Value = res.json().await.unwrap();
+    assert_eq!(found["id"], ids[1].as_str());
+    assert_eq!(found["type"], "task.created");
+    let payload: Value = serde_json::from_str(found["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["data"]["object"]["id"], "obj_2");
+    let mut endpoints: Vec<&str> =
+        found["deliveries"].as_array().unwrap().iter().map(|d| d["endpoint_id"].as_str().unwrap()).collect();
+    endpoints.sort_unstable();
+    let mut expected = vec![first.as_str(), second.as_str()];
+    expected.sort_unstable();
+    assert_eq!(endpoints, expected, "one delivery per subscribed endpoint");
+    for d in found["deliveries"].as_array().unwrap() {
+        assert_eq!(d["event_id"], ids[1].as_str());
+        assert_eq!((d["status"].as_str(), d["last_status_code"].as_i64()), (Some("delivered"), Some(200)));
+    }
+
+    // The log of one endpoint, searched by the id: that event's delivery only.
+    let page: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/endpoints/{first}/deliveries?event_id={}", ids[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<&str> = page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, vec![ids[0].as_str()]);
+
+    // Unknown, or another account's: the same 404.
+    let other = app.create_account("Other", "bo@other.test", PASSWORD).await.api_key;
+    for (k, id) in [(&key, "evt_2QbX9tHk7mN4pR8sV1wY3z"), (&other, ids[1].as_str())] {
+        let res = app.api(k, Method::GET, &format!("/api/v1/events/{id}")).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}
+
+#[tokio::test]
+async fn the_event_catalogue_gives_each_type_a_group_description_and_sample_payload() {
+    let app = crate::helpers::spawn_app_with(|_| {}).await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let res = app.api(&key, Method::GET, "/api/v1/event-types").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let list: Value = res.json().await.unwrap();
+    let types = list["data"].as_array().unwrap();
+    assert_eq!(types.len(), 19);
+    let failed = types.iter().find(|t| t["name"] == "payment.failed").expect("payment.failed is listed");
+    assert_eq!(failed["group"], "Billing");
+    assert!(failed["description"].as_str().unwrap().contains("declined"));
+    assert_eq!(failed["sample"]["type"], "payment.failed");
+    assert_eq!(failed["sample"]["data"]["object"]["failure_reason"], "card_declined");
+    let unauthenticated = reqwest::get(app.url("/api/v1/event-types")).await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+}

@@ -1,7 +1,7 @@
 //! Realistic sample objects for test sends, one per event type, shaped like what the host
 //! application sends for real.
 
-use entity::EventType;
+use crate::EventType;
 use serde_json::{json, Value};
 
 pub fn sample_object(event_type: EventType) -> Value {
@@ -49,6 +49,18 @@ pub fn sample_object(event_type: EventType) -> Value {
     }
 }
 
+/// A whole payload as a receiver gets it (SPEC §4), around the type's sample object: what
+/// the event picker and `GET /api/v1/event-types` show.
+pub fn sample_payload(event_type: EventType) -> Value {
+    json!({
+        "id": "evt_2QbX9tHk7mN4pR8sV1wY3z",
+        "type": event_type.as_str(),
+        "created": "2024-01-15T10:30:00Z",
+        "data": { "object": sample_object(event_type) },
+        "account_id": "acc_2QbX9tGf5kL2mN8pQ4rS6t",
+    })
+}
+
 fn with(mut base: Value, changes: Value) -> Value {
     if let (Some(base), Value::Object(changes)) = (base.as_object_mut(), changes) {
         base.extend(changes);
@@ -68,5 +80,13 @@ mod tests {
         }
         assert_eq!(sample_object(EventType::TaskCompleted)["status"], "completed");
         assert_eq!(sample_object(EventType::PaymentFailed)["failure_reason"], "card_declined");
+    }
+
+    #[test]
+    fn a_sample_payload_wraps_the_sample_object_like_a_real_delivery() {
+        let payload = sample_payload(EventType::TaskAssigned);
+        assert_eq!(payload["type"], "task.assigned");
+        assert_eq!(payload["data"]["object"], sample_object(EventType::TaskAssigned));
+        assert!(payload["id"].as_str().unwrap().parse::<crate::EventId>().is_ok(), "a well-formed event id");
     }
 }
