@@ -223,7 +223,15 @@ fn quote(s: &str, max: usize) -> String {
 
 /// Sent when an endpoint turns `failing` (5 consecutive failed attempts), before anything is
 /// disabled.
-pub fn failing_warning(endpoint_url: &str, failures: u32, last_error: &str, link: &str, owners: Vec<String>) -> Email {
+/// `timeout`: how long an attempt may take (`WEBHOOKS_ATTEMPT_TIMEOUT`).
+pub fn failing_warning(
+    endpoint_url: &str,
+    failures: u32,
+    last_error: &str,
+    timeout: std::time::Duration,
+    link: &str,
+    owners: Vec<String>,
+) -> Email {
     let url = one_line(endpoint_url.trim());
     let failed = if failures == 1 {
         "has failed its last delivery attempt".to_owned()
@@ -257,7 +265,7 @@ Nothing has been disabled yet, and no event has been lost:
 What to check:
 - Is the server behind this URL running and reachable from the
   internet?
-- Does it answer with a 2xx status within 30 seconds? Redirects are
+- Does it answer with a 2xx status within {timeout}? Redirects are
   not followed.
 - Is its TLS certificate valid (not expired, issued for this host
   name, with the full chain)?
@@ -272,6 +280,36 @@ Status, and the log of every attempt with requests and responses:
 You are receiving this email because you are an owner of this account.
 ",
         error = quote(last_error, MAX_ERROR_CHARS),
+        timeout = humantime::format_duration(timeout),
+        link = one_line(link.trim()),
+    );
+    Email { to: owners, subject, text }
+}
+
+/// Sent when a failing endpoint answers with a 2xx again, so the owners warned by
+/// `failing_warning` know they can stop looking.
+pub fn recovered_notice(endpoint_url: &str, link: &str, owners: Vec<String>) -> Email {
+    let url = one_line(endpoint_url.trim());
+    let subject = format!("Webhook endpoint recovered: {url}");
+    let text = format!(
+        "Hello,
+
+Your webhook endpoint
+
+{url}
+
+answered a delivery successfully and is healthy again.
+
+- Deliveries queued while it was failing are going out now, in order.
+- Deliveries that used up their retries while it was failing are kept
+  as failed in the log; you can retry them there, one by one or for a
+  date range.
+
+Status, and the log of every attempt:
+{link}
+
+You are receiving this email because you are an owner of this account.
+",
         link = one_line(link.trim()),
     );
     Email { to: owners, subject, text }
@@ -313,6 +351,8 @@ You are receiving this email because you are an owner of this account.
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const URL: &str = "https://hooks.example.com/webhooks/orders?team=42";
@@ -324,7 +364,7 @@ mod tests {
 
     #[test]
     fn failing_warning_names_endpoint_error_and_link() {
-        let email = failing_warning(URL, 5, "HTTP 503 Service Unavailable", LINK, owners());
+        let email = failing_warning(URL, 5, "HTTP 503 Service Unavailable", Duration::from_secs(15), LINK, owners());
         assert_eq!(email.to, owners());
         assert!(email.subject.contains(URL), "{}", email.subject);
         assert!(email.subject.to_lowercase().contains("failing"));
@@ -335,6 +375,16 @@ mod tests {
         assert!(email.text.contains("Nothing has been disabled yet"));
         assert!(email.text.contains("probe"));
         assert!(email.text.contains("What to check"));
+        assert!(email.text.contains("within 15s"), "the configured attempt timeout");
+    }
+
+    #[test]
+    fn recovered_notice_names_endpoint_and_link() {
+        let email = recovered_notice(URL, LINK, owners());
+        assert_eq!(email.to, owners());
+        assert!(email.subject.to_lowercase().contains("recovered") && email.subject.contains(URL));
+        assert!(email.text.contains("healthy again"));
+        assert!(email.text.contains(LINK));
     }
 
     #[test]
@@ -353,7 +403,14 @@ mod tests {
 
     #[test]
     fn builders_keep_header_values_on_one_line_and_cut_long_errors() {
-        let email = failing_warning("https://x.example/\r\nBcc: evil@x", 1, &"e".repeat(2000), LINK, owners());
+        let email = failing_warning(
+            "https://x.example/\r\nBcc: evil@x",
+            1,
+            &"e".repeat(2000),
+            Duration::from_secs(30),
+            LINK,
+            owners(),
+        );
         assert!(!email.subject.contains('\n') && !email.subject.contains('\r'));
         assert!(email.text.contains("has failed its last delivery attempt and"));
         assert!(email.text.contains(&format!("{}…", "e".repeat(MAX_ERROR_CHARS))));
@@ -384,7 +441,7 @@ mod tests {
         ));
         let mailer = Mailer::from_config(None, &dir, "webhooks@example.com").unwrap();
         assert!(matches!(mailer, Mailer::Folder { .. }));
-        let first = failing_warning(URL, 5, "connection refused", LINK, owners());
+        let first = failing_warning(URL, 5, "connection refused", Duration::from_secs(30), LINK, owners());
         let second = disabled_notice(URL, "HTTP 410 Gone", LINK, owners());
         mailer.send(&first).await.unwrap();
         mailer.send(&second).await.unwrap();

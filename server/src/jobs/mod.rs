@@ -47,6 +47,7 @@ pub async fn run_workers(
     let notifier = Arc::new(notify::Notifier {
         mailer: Mailer::from_config(config.smtp_url.as_deref(), &config.mail_dir, &config.mail_from)?,
         public_url: config.public_url(),
+        attempt_timeout: config.attempt_timeout,
     });
     // One name per process and restart: apalis registers a worker name under a session
     // advisory lock, so a name another process (or another of our pooled connections) still

@@ -535,3 +535,33 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
     let queued: i64 = app.scalar(&format!("SELECT count(*) FROM delivery_queue WHERE delivery_id = '{second}'")).await;
     assert_eq!(queued, 0);
 }
+
+/// SPEC §6: the owners warned that an endpoint is failing hear when it recovers.
+#[tokio::test]
+async fn owners_warned_of_a_failing_endpoint_are_told_when_it_recovers() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with_workers(move |c| {
+        c.retry_schedule = server::config::parse_schedule("100ms,100ms,100ms,100ms,100ms,1s").unwrap();
+        c.smtp_url = Some(url);
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+    receiver.set_status(500);
+    app.publish(&acme.api_key, event("task.completed", 1)).await;
+    let mails = smtp.wait_for(1).await;
+    assert!(mails[0].subject().unwrap_or_default().contains("failing"), "{:?}", mails[0].subject());
+    assert!(mails[0].body().contains("within 30s"), "the warning gives the configured attempt timeout");
+
+    receiver.set_status(200);
+    let mails = smtp.wait_for(2).await;
+    let subject = mails[1].subject().unwrap_or_default();
+    assert!(subject.contains("recovered") && subject.contains(&receiver.url()), "{subject}");
+    assert!(mails[1].to.iter().any(|t| t.contains("ada@acme.test")));
+    assert!(mails[1].body().contains(&format!("/settings/webhooks/{id}")), "links to the endpoint");
+    app.until("the delivery went through", "SELECT status = 'delivered' FROM deliveries").await;
+    let status: String = app.scalar(&format!("SELECT status FROM endpoints WHERE id = '{id}'")).await;
+    assert_eq!(status, "healthy");
+}
