@@ -35,6 +35,9 @@ test("adding a webhook with grouped event selection", async ({ page }) => {
   await page.getByRole("button", { name: "Create webhook" }).click();
   await expect(page).toHaveURL(/\/settings\/webhooks\/ep_[0-9a-z]+\?created=1$/);
   await expect(page.getByText("Webhook created.")).toBeVisible();
+  // SPEC §5: shown once in full when created, masked when the page is opened again.
+  await expect(page.getByTestId("secret-value")).toHaveText(/^whsec_[A-Za-z0-9+/=]{40,}$/);
+  await gotoHydrated(page, new URL(page.url()).pathname);
   await expect(page.getByTestId("secret-value")).toHaveText(/^whsec_•+$/);
 
   await gotoHydrated(page, "/settings/webhooks");

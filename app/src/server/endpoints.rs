@@ -172,8 +172,13 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     Ok(())
 }
 
+/// The signing secret in clear, for owners and admins (and API keys, which act as admins).
+/// SPEC §9: members never see a signing secret.
 pub async fn secret(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EndpointWithSecret, AppError> {
     let row = find_row(db, &actor.account_id, id).await?;
+    if !actor.can_write {
+        return Err(AppError::Forbidden);
+    }
     let secret = open(&row.secret)?;
     let types = event_types_of(db, &row.id).await?;
     Ok(EndpointWithSecret { endpoint: to_resource(row, types)?, secret })

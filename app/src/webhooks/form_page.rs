@@ -96,12 +96,12 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) 
         </header>
         {created.then(|| view! {
             <p class="notice success" role="status">
-                "Webhook created. Use the signing secret below to verify deliveries."
+                "Webhook created. Its signing secret is shown below: copy it now to verify deliveries."
             </p>
         })}
         <HealthNotice ep=ep.clone() can_write on_change=reload />
         <EndpointForm initial id=Some(id.clone()) can_write />
-        <SecretPanel id=id.clone() can_write />
+        <SecretPanel id=id.clone() can_write fresh=created />
         <HealthChart endpoint_id=id.clone() />
         <DeliveryLog endpoint_id=id can_write held=ep.hold_reason() />
     }

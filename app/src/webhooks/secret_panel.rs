@@ -4,9 +4,22 @@ use super::{reveal_secret, rotate_secret};
 
 const MASK: &str = "whsec_••••••••••••••••••••••••";
 
-/// The signing secret: masked, with reveal, copy and regenerate (after a confirmation).
+/// The signing secret: masked, with reveal, copy and regenerate (after a confirmation), for
+/// owners and admins; shown in full once, right after the endpoint is created (`fresh`) or
+/// the secret regenerated. Members never see it (SPEC §9), so they get no controls.
 #[component]
-pub fn SecretPanel(id: String, can_write: bool) -> impl IntoView {
+pub fn SecretPanel(id: String, can_write: bool, fresh: bool) -> impl IntoView {
+    if !can_write {
+        return view! {
+            <section class="card secret-panel" aria-labelledby="secret-heading">
+                <h2 id="secret-heading">"Signing secret"</h2>
+                <p class="muted">
+                    "Every delivery is signed with this endpoint's secret. Only owners and admins of the account can see it."
+                </p>
+            </section>
+        }
+        .into_any();
+    }
     let revealed = RwSignal::new(None::<String>);
     let confirming = RwSignal::new(false);
     let status = RwSignal::new(None::<String>);
@@ -14,6 +27,12 @@ pub fn SecretPanel(id: String, can_write: bool) -> impl IntoView {
 
     let reveal = Action::new(move |_: &()| reveal_secret(id.get_value()));
     let rotate = Action::new(move |_: &()| rotate_secret(id.get_value()));
+    // In the browser only: an effect does not run during server rendering.
+    Effect::new(move |_| {
+        if fresh {
+            reveal.dispatch(());
+        }
+    });
     Effect::new(move |_| match reveal.value().get() {
         Some(Ok(secret)) => revealed.set(Some(secret)),
         Some(Err(err)) => status.set(Some(err.to_string())),
@@ -67,11 +86,9 @@ pub fn SecretPanel(id: String, can_write: bool) -> impl IntoView {
                     {move || if revealed.get().is_some() { "Hide" } else { "Reveal" }}
                 </button>
                 <button class="button" type="button" on:click=copy>"Copy"</button>
-                {can_write.then(|| view! {
-                    <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>
-                        "Regenerate"
-                    </button>
-                })}
+                <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>
+                    "Regenerate"
+                </button>
             </div>
             <Show when=move || confirming.get()>
                 <div class="confirm" role="alertdialog" aria-labelledby="regen-question">
@@ -87,6 +104,7 @@ pub fn SecretPanel(id: String, can_write: bool) -> impl IntoView {
             <p class="status-line" role="status">{move || status.get()}</p>
         </section>
     }
+    .into_any()
 }
 
 #[cfg(feature = "hydrate")]

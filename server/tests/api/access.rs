@@ -22,6 +22,7 @@ struct Objects {
     endpoint: String,
     secret: String,
     delivery: String,
+    event: String,
     bulk: String,
 }
 
@@ -35,6 +36,7 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
     app.publish(&acme.api_key, json!({ "type": "task.created", "data": { "object": { "id": "t1" } } })).await;
     app.until("delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
     let delivery: String = app.scalar("SELECT id FROM deliveries").await;
+    let event: String = app.scalar("SELECT event_id FROM deliveries").await;
     let range = json!({ "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
     let res = app
         .api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{endpoint}/bulk-retry"))
@@ -44,7 +46,7 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
         .unwrap();
     assert_eq!(res.status(), 202);
     let bulk = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    Objects { acme_key: acme.api_key, endpoint, secret, delivery, bulk }
+    Objects { acme_key: acme.api_key, endpoint, secret, delivery, event, bulk }
 }
 
 /// What Acme can see of its endpoint and delivery; must be identical before and after the
@@ -124,6 +126,7 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
         ("POST", "/api/v1/deliveries/{id}/retry", format!("/api/v1/deliveries/{dlv}/retry"), None),
         ("POST", "/api/v1/deliveries/{id}/replay", format!("/api/v1/deliveries/{dlv}/replay"), None),
         ("GET", "/api/v1/bulk-retries/{id}", format!("/api/v1/bulk-retries/{bulk}"), None),
+        ("GET", "/api/v1/events/{id}", format!("/api/v1/events/{}", o.event), None),
     ];
     for (method, _, path, body) in &table {
         let method: Method = method.parse().unwrap();
@@ -140,7 +143,13 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
     let list: Value =
         app.api(&globex_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
     assert_eq!(list["data"], json!([]));
-    let account_wide = [("GET", "/api/v1/endpoints"), ("POST", "/api/v1/endpoints"), ("POST", "/api/v1/events")];
+    // The event catalogue is the same for every account.
+    let account_wide = [
+        ("GET", "/api/v1/endpoints"),
+        ("POST", "/api/v1/endpoints"),
+        ("POST", "/api/v1/events"),
+        ("GET", "/api/v1/event-types"),
+    ];
 
     // Every operation the OpenAPI document lists has a row above.
     let doc: Value = reqwest::get(app.url("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
@@ -167,13 +176,13 @@ fn server_fn_table(o: &Objects, receiver: &TestReceiver) -> Vec<(&'static str, V
     let (ep, dlv) = (o.endpoint.as_str(), o.delivery.as_str());
     let input = json!({ "url": receiver.url(), "event_types": ["task.created"], "description": "mine now", "enabled": false, "rate_limit": 5 });
     let range = json!({ "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
-    // (path, arguments, changes something)
+    // (path, arguments, owners and admins only: it changes something or shows a secret)
     vec![
         ("/api/endpoints/get", json!({ "id": ep }), false),
         ("/api/endpoints/update", json!({ "id": ep, "input": input }), true),
         ("/api/endpoints/set-enabled", json!({ "id": ep, "enabled": false }), true),
         ("/api/endpoints/delete", json!({ "id": ep }), true),
-        ("/api/endpoints/secret", json!({ "id": ep }), false),
+        ("/api/endpoints/secret", json!({ "id": ep }), true),
         ("/api/endpoints/rotate-secret", json!({ "id": ep }), true),
         ("/api/endpoints/test", json!({ "id": ep, "event_type": "task.created" }), true),
         ("/api/endpoints/stats", json!({ "endpoint_id": ep, "days": 7 }), false),
@@ -229,7 +238,7 @@ async fn another_accounts_user_gets_not_found_from_every_server_function_that_na
 }
 
 #[tokio::test]
-async fn a_member_reads_but_every_server_function_that_changes_something_refuses() {
+async fn a_member_reads_but_every_server_function_that_changes_something_or_shows_a_secret_refuses() {
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
     let o = acme_with_one_of_everything(&app, &receiver).await;
@@ -239,19 +248,24 @@ async fn a_member_reads_but_every_server_function_that_changes_something_refuses
 
     let mut writes =
         vec![("/api/endpoints/create", json!({ "input": { "url": receiver.url(), "event_types": ["task.created"] } }))];
-    for (path, args, changes) in server_fn_table(&o, &receiver) {
-        if changes {
+    for (path, args, privileged) in server_fn_table(&o, &receiver) {
+        if privileged {
             writes.push((path, args));
         } else {
             let (status, body) = call(&app, &mo, path, &args).await;
             assert_eq!(status, StatusCode::OK, "a member reads {path}: {body}");
         }
     }
-    assert_eq!(writes.len(), 8);
+    assert_eq!(writes.len(), 9);
     for (path, args) in &writes {
         let (status, body) = call(&app, &mo, path, args).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} for a member: {body}");
         assert_eq!(body, "\"Forbidden\"", "{path}");
+    }
+    // SPEC §9: members never see a signing secret, not even in what they may read.
+    for (path, args, _) in server_fn_table(&o, &receiver) {
+        let (_, body) = call(&app, &mo, path, &args).await;
+        assert!(!body.contains(&o.secret), "{path} shows a member the secret");
     }
     assert_eq!(acme_state(&app, &o).await, before, "the member changed nothing");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM endpoints").await, 1, "no endpoint created");
