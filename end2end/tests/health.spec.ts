@@ -42,9 +42,20 @@ test("a disabled endpoint says why and since when, and one click re-enables it",
   await log.getByLabel("Status").selectOption("pending");
   await expect(log.getByRole("row").nth(1)).toContainText("Held: the endpoint is disabled.");
 
+  // Published while disabled: skipped for this endpoint, until it is recovered below.
+  await publish(account, [{ type: "task.created", data: { object: { id: "tsk_missed" } } }]);
+
   receiver.setStatus(200);
   await page.getByTestId("health-notice").getByRole("button", { name: "Re-enable" }).click();
   await expect(page.getByTestId("health-notice")).toHaveCount(0);
+  // Re-enabled after an automatic disable: recovery from that moment is offered.
+  const offer = page.locator(".notice[data-testid=recover]");
+  await expect(offer).toContainText("Events published while the endpoint was disabled");
+  await offer.getByRole("button", { name: "Recover missed events" }).click();
+  await expect(offer.getByTestId("bulk-progress")).toContainText("Recovery finished: 1 of 1 missed events queued");
+  await expect
+    .poll(() => receiver.received.some((r) => r.body.includes('"tsk_missed"')), { timeout: 15_000 })
+    .toBe(true);
   await expect(page.locator(".page-header .badge")).toHaveText("healthy");
   await expect(page.getByRole("switch", { name: "Active" })).toBeChecked();
   // Re-enabled, the held deliveries are sent: none is left pending.

@@ -129,15 +129,27 @@ pub struct DeliveryPage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRetry {
     pub id: String,
+    /// `retry`: failed deliveries sent again; `recover`: deliveries created for the events
+    /// the endpoint never got (SPEC §8).
+    pub kind: String,
     pub endpoint_id: String,
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
-    /// Failed deliveries in the range when it started.
+    /// Failed deliveries in the range (`retry`), or events missing from the endpoint
+    /// (`recover`), when it started.
     pub total: i32,
-    /// How many of them have been queued for a new attempt so far.
+    /// How many of them have been queued so far.
     pub done: i32,
     /// `running` | `finished`
     pub state: String,
+}
+
+/// `POST /api/v1/endpoints/{id}/recover`: send the endpoint the events since `since` (within
+/// the log retention) that it subscribes to and has not received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecoverRequest {
+    pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

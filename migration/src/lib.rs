@@ -13,6 +13,7 @@ mod m20261130_000006_delivery_queue;
 mod m20261130_000007_endpoint_health_times;
 mod m20261130_000008_retry_budget;
 mod m20261130_000009_lean_log;
+mod m20261130_000010_recover;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_endpoint_health_times::Migration),
             Box::new(m20261130_000008_retry_budget::Migration),
             Box::new(m20261130_000009_lean_log::Migration),
+            Box::new(m20261130_000010_recover::Migration),
         ]
     }
 }

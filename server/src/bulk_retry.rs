@@ -1,9 +1,17 @@
-//! Bulk retry (SPEC §8): queue an endpoint's failed deliveries of a time range for a new
-//! attempt, as an apalis job that records its progress. Idempotent: a second start while
-//! one runs returns it, and a delivery is re-queued only if it failed before the bulk
-//! retry began, so a re-run job never sends anything twice.
+//! Bulk retry and recovery (SPEC §8), each an apalis job that records its progress in
+//! `bulk_retries` (`kind`):
+//! - a bulk retry queues an endpoint's failed deliveries of a time range for a new attempt.
+//!   Idempotent: a second start while one runs returns it, and a delivery is re-queued only
+//!   if it failed before the bulk retry began, so a re-run job never sends anything twice.
+//! - a recovery creates deliveries for the events since a time that the endpoint subscribes
+//!   to and never got (it was disabled, or subscribed later). Idempotent: one delivery per
+//!   (event, endpoint) is a unique key, so a re-run or a second recovery adds nothing twice.
 
-use entity::api::{BulkRetry, BulkRetryRange};
+use chrono::{DateTime, Utc};
+use entity::{
+    api::{BulkRetry, BulkRetryRange},
+    DeliveryId,
+};
 use sqlx::{postgres::PgRow, PgPool, Row};
 
 const BATCH: i64 = 500;
@@ -11,6 +19,7 @@ const BATCH: i64 = 500;
 fn from_row(r: PgRow) -> BulkRetry {
     BulkRetry {
         id: r.get("id"),
+        kind: r.get("kind"),
         endpoint_id: r.get("endpoint_id"),
         since: r.get("since"),
         until: r.get("until"),
@@ -47,7 +56,7 @@ pub async fn create(
         let inserted = sqlx::query(
             "INSERT INTO bulk_retries (id, account_id, endpoint_id, since, until, total)
              VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (endpoint_id, since, until) WHERE state = 'running' DO NOTHING
+             ON CONFLICT (endpoint_id, since, until) WHERE state = 'running' AND kind = 'retry' DO NOTHING
              RETURNING *",
         )
         .bind(&id)
@@ -62,7 +71,8 @@ pub async fn create(
             return Ok((from_row(row), true));
         }
         let running = sqlx::query(
-            "SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running'",
+            "SELECT * FROM bulk_retries
+             WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running' AND kind = 'retry'",
         )
         .bind(endpoint_id)
         .bind(range.since)
@@ -88,8 +98,18 @@ pub async fn get(pool: &PgPool, account_id: &str, id: &str) -> sqlx::Result<Opti
     Ok(row.map(from_row))
 }
 
-/// The job body: re-queues in batches, recording progress, then marks it finished.
+/// The job body: a bulk retry or a recovery, by the row's kind.
 pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
+    let row = sqlx::query("SELECT * FROM bulk_retries WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    match row.map(from_row) {
+        Some(job) if job.state == "running" && job.kind == "recover" => recover(pool, &job).await,
+        Some(job) if job.state == "running" => retry(pool, id).await,
+        _ => Ok(()), // finished, or its endpoint was deleted
+    }
+}
+
+/// Re-queues in batches, recording progress, then marks it finished.
+async fn retry(pool: &PgPool, id: &str) -> sqlx::Result<()> {
     loop {
         let mut tx = pool.begin().await?;
         let queued = sqlx::query(
@@ -112,23 +132,141 @@ pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
         .await?
         .rows_affected();
         let finished = queued < BATCH as u64;
-        sqlx::query(
-            "UPDATE bulk_retries SET done = LEAST(total, done + $2),
-                 state = CASE WHEN $3 THEN 'finished' ELSE state END,
-                 finished_at = CASE WHEN $3 THEN now() ELSE finished_at END
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(queued as i32)
-        .bind(finished)
-        .execute(&mut *tx)
-        .await?;
-        if queued > 0 {
-            sqlx::query("SELECT pg_notify($1, 'bulk')").bind(crate::wake::DELIVERIES_CHANNEL).execute(&mut *tx).await?;
-        }
+        progress(&mut tx, id, queued as i32, finished).await?;
         tx.commit().await?;
         if finished {
             return Ok(());
         }
     }
+}
+
+/// The events of the endpoint's account in `[since, until)` of a type it subscribes to and
+/// with no delivery to it, in publication order.
+macro_rules! missing {
+    () => {
+        "FROM events ev
+         WHERE ev.account_id = $1 AND ev.created_at >= $2 AND ev.created_at < $3
+           AND ev.event_type IN (SELECT event_type FROM endpoint_event_types WHERE endpoint_id = $4)
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = ev.id AND d.endpoint_id = $4)"
+    };
+}
+
+/// Starts a recovery of what the endpoint missed since `since`, or returns the one already
+/// running for it (`false`).
+pub async fn create_recovery(
+    pool: &PgPool,
+    account_id: &str,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<(BulkRetry, bool)> {
+    let until = Utc::now();
+    let (total,): (i64,) = sqlx::query_as(concat!("SELECT count(*) ", missing!()))
+        .bind(account_id)
+        .bind(since)
+        .bind(until)
+        .bind(endpoint_id)
+        .fetch_one(pool)
+        .await?;
+    loop {
+        let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
+        let inserted = sqlx::query(
+            "INSERT INTO bulk_retries (id, kind, account_id, endpoint_id, since, until, total)
+             VALUES ($1, 'recover', $2, $3, $4, $5, $6)
+             ON CONFLICT (endpoint_id) WHERE state = 'running' AND kind = 'recover' DO NOTHING
+             RETURNING *",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(endpoint_id)
+        .bind(since)
+        .bind(until)
+        .bind(total.min(i64::from(i32::MAX)) as i32)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(row) = inserted {
+            return Ok((from_row(row), true));
+        }
+        let running =
+            sqlx::query("SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND state = 'running' AND kind = 'recover'")
+                .bind(endpoint_id)
+                .fetch_optional(pool)
+                .await?;
+        if let Some(row) = running {
+            return Ok((from_row(row), false));
+        }
+    }
+}
+
+/// Creates the missing deliveries page by page (each page one transaction, with its
+/// progress), queued behind what the endpoint already has, in publication order.
+async fn recover(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
+    let account_id: String =
+        sqlx::query_scalar("SELECT account_id FROM bulk_retries WHERE id = $1").bind(&job.id).fetch_one(pool).await?;
+    let mut after: (DateTime<Utc>, String) = (job.since, String::new());
+    loop {
+        let page: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(concat!(
+            "SELECT ev.id, ev.event_type, ev.created_at ",
+            missing!(),
+            " AND (ev.created_at, ev.id) > ($5, $6) ORDER BY ev.created_at, ev.id LIMIT $7"
+        ))
+        .bind(&account_id)
+        .bind(job.since)
+        .bind(job.until)
+        .bind(&job.endpoint_id)
+        .bind(after.0)
+        .bind(&after.1)
+        .bind(BATCH)
+        .fetch_all(pool)
+        .await?;
+        let finished = page.len() < BATCH as usize;
+        let ids: Vec<String> = page.iter().map(|_| DeliveryId::generate().to_string()).collect();
+        let events: Vec<&str> = page.iter().map(|(id, _, _)| id.as_str()).collect();
+        let types: Vec<&str> = page.iter().map(|(_, t, _)| t.as_str()).collect();
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "WITH dl AS (
+                 INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, next_attempt_at,
+                                         created_at, updated_at)
+                 SELECT d.id, $1, d.ev, $2, d.t, 'pending', now(), now(), now()
+                 FROM UNNEST($3::text[], $4::text[], $5::text[]) AS d(id, ev, t)
+                 ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id
+             )
+             INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT $2, id, now() FROM dl",
+        )
+        .bind(&account_id)
+        .bind(&job.endpoint_id)
+        .bind(&ids)
+        .bind(&events)
+        .bind(&types)
+        .execute(&mut *tx)
+        .await?;
+        progress(&mut tx, &job.id, page.len() as i32, finished).await?;
+        tx.commit().await?;
+        if finished {
+            return Ok(());
+        }
+        if let Some((id, _, at)) = page.into_iter().last() {
+            after = (at, id);
+        }
+    }
+}
+
+/// Records `n` more done (and the end, when `finished`) in the transaction that did them,
+/// and wakes the dispatchers when something was queued.
+async fn progress(tx: &mut sqlx::PgConnection, id: &str, n: i32, finished: bool) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE bulk_retries SET done = LEAST(total, done + $2),
+             state = CASE WHEN $3 THEN 'finished' ELSE state END,
+             finished_at = CASE WHEN $3 THEN now() ELSE finished_at END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(n)
+    .bind(finished)
+    .execute(&mut *tx)
+    .await?;
+    if n > 0 {
+        sqlx::query("SELECT pg_notify($1, 'bulk')").bind(crate::wake::DELIVERIES_CHANNEL).execute(&mut *tx).await?;
+    }
+    Ok(())
 }

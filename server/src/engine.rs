@@ -8,7 +8,7 @@ use app::{
     server::engine::{Engine, TestTarget},
     AppError,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use entity::api::{BulkRetry, BulkRetryRange};
 use entity::{api::TestOutcome, endpoint_url::EndpointUrl, samples::sample_object, EventId, EventType};
 use serde_json::value::to_raw_value;
@@ -35,6 +35,8 @@ pub struct DeliveryEngine {
     client: reqwest::Client,
     /// In-memory wake-ups of this process's dispatcher, shared with ingest.
     wakers: Wakers,
+    /// How far back the log (and so a recovery) reaches: `WEBHOOKS_LOG_RETENTION`.
+    retention: Duration,
 }
 
 impl DeliveryEngine {
@@ -49,6 +51,7 @@ impl DeliveryEngine {
             client: build_client(guard.clone(), ca, config.attempt_timeout)?,
             guard,
             wakers: Wakers::default(),
+            retention: config.log_retention,
         })
     }
 
@@ -130,6 +133,30 @@ impl Engine for DeliveryEngine {
 
     async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError> {
         crate::bulk_retry::get(&self.pool, account_id, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound)
+    }
+
+    async fn recover_start(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<BulkRetry, AppError> {
+        let oldest = Utc::now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
+        if since < oldest {
+            let message = format!(
+                "Recovery reaches back at most {} (the log retention); older events are deleted. Pick a later start.",
+                humantime::format_duration(self.retention)
+            );
+            return Err(AppError::invalid("since", message));
+        }
+        let (job, created) = crate::bulk_retry::create_recovery(&self.pool, account_id, endpoint_id, since)
+            .await
+            .map_err(AppError::internal)?;
+        if created {
+            let mut storage: PostgresStorage<crate::jobs::bulk::BulkRetryJob> = PostgresStorage::new(&self.pool);
+            storage.push(crate::jobs::bulk::BulkRetryJob { id: job.id.clone() }).await.map_err(AppError::internal)?;
+        }
+        Ok(job)
     }
 }
 

@@ -245,6 +245,29 @@ pub async fn bulk_retry_start(
     engine.bulk_retry_start(actor.account_id.as_str(), endpoint_id, range).await
 }
 
+/// Recovery (SPEC §8): deliveries for the events since `since` that the endpoint subscribes
+/// to and never got, for instance while it was disabled. Owners and admins; an enabled
+/// endpoint (a disabled one would only hold them).
+pub async fn recover_start(
+    db: &DatabaseConnection,
+    engine: &dyn super::engine::Engine,
+    actor: &Actor,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+) -> Result<entity::api::BulkRetry, AppError> {
+    if !actor.can_write {
+        return Err(AppError::Forbidden);
+    }
+    let endpoint = endpoints::get(db, actor, endpoint_id).await?;
+    if !endpoint.enabled {
+        return Err(AppError::invalid("since", "Re-enable the endpoint first: a disabled endpoint is sent nothing."));
+    }
+    if since >= Utc::now() {
+        return Err(AppError::invalid("since", "The start must be in the past."));
+    }
+    engine.recover_start(actor.account_id.as_str(), endpoint_id, since).await
+}
+
 fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), AppError> {
     if range.since >= range.until {
         return Err(AppError::invalid("since", "The start of the range must be before its end."));

@@ -2,6 +2,7 @@
 //! here, implemented in the server crate (which alone links reqwest and the signer), and
 //! provided to server functions as `Arc<dyn Engine>` through the Leptos context.
 
+use chrono::{DateTime, Utc};
 use entity::{
     api::{BulkRetry, BulkRetryRange, TestOutcome},
     EventType,
@@ -34,6 +35,16 @@ pub trait Engine: Send + Sync + 'static {
     ) -> Result<BulkRetry, AppError>;
 
     async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError>;
+
+    /// Starts a recovery of the events since `since` the endpoint missed, as a background
+    /// job, or returns the one already running for it. Refuses a `since` beyond the log
+    /// retention (those events are gone). The endpoint has been checked to be the caller's.
+    async fn recover_start(
+        &self,
+        account_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<BulkRetry, AppError>;
 }
 
 /// What a test send needs to know about an endpoint.

@@ -8,7 +8,7 @@ pub(super) fn parse_local(value: &str) -> Option<DateTime<Utc>> {
     NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok().map(|n| n.and_utc())
 }
 
-fn format_input(t: DateTime<Utc>) -> String {
+pub(super) fn format_input(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M").to_string()
 }
 
@@ -33,21 +33,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
         Some(Err(e)) => error.set(Some(e.to_string())),
         None => {}
     });
-    // Follow progress once a second until the job finishes.
-    let progress = LocalResource::new(move || {
-        let id = job.get().filter(|j| j.state == "running").map(|j| j.id);
-        async move {
-            let id = id?;
-            #[cfg(feature = "hydrate")]
-            gloo_sleep(1000).await;
-            bulk_retry_status(id).await.ok()
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(Some(update)) = progress.get() {
-            job.set(Some(update));
-        }
-    });
+    follow(job);
     let ask = move |_| {
         error.set(None);
         match range() {
@@ -69,7 +55,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
             </div>
             {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
             {move || match (count.value().get(), job.get()) {
-                (_, Some(j)) => view! { <BulkProgress j /> }.into_any(),
+                (_, Some(j)) => view! { <JobProgress j /> }.into_any(),
                 (Some(Ok(0)), None) => view! { <p class="muted" role="status">"No failed deliveries in that range."</p> }.into_any(),
                 (Some(Ok(n)), None) => view! {
                     <div class="confirm" role="alertdialog" aria-label="Confirm bulk retry">
@@ -87,13 +73,32 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
     }
 }
 
+/// Follows a bulk retry's or a recovery's progress once a second until it finishes.
+pub(super) fn follow(job: RwSignal<Option<BulkRetry>>) {
+    let progress = LocalResource::new(move || {
+        let id = job.get().filter(|j| j.state == "running").map(|j| j.id);
+        async move {
+            let id = id?;
+            #[cfg(feature = "hydrate")]
+            gloo_sleep(1000).await;
+            bulk_retry_status(id).await.ok()
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Some(update)) = progress.get() {
+            job.set(Some(update));
+        }
+    });
+}
+
 #[component]
-fn BulkProgress(j: BulkRetry) -> impl IntoView {
+pub(super) fn JobProgress(j: BulkRetry) -> impl IntoView {
     let percent = if j.total == 0 { 100 } else { (j.done * 100 / j.total.max(1)).min(100) };
-    let label = if j.state == "finished" {
-        format!("Bulk retry finished: {} of {} deliveries queued for a new attempt.", j.done, j.total)
-    } else {
-        format!("Bulk retry running: {} of {} queued…", j.done, j.total)
+    let label = match (j.kind.as_str(), j.state == "finished") {
+        ("recover", true) => format!("Recovery finished: {} of {} missed events queued for delivery.", j.done, j.total),
+        ("recover", false) => format!("Recovery running: {} of {} missed events queued…", j.done, j.total),
+        (_, true) => format!("Bulk retry finished: {} of {} deliveries queued for a new attempt.", j.done, j.total),
+        (_, false) => format!("Bulk retry running: {} of {} queued…", j.done, j.total),
     };
     view! {
         <div class="bulk-progress" role="status" data-testid="bulk-progress">

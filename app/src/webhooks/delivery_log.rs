@@ -6,7 +6,9 @@ use leptos::prelude::*;
 
 use super::{
     bulk_retry::{parse_local, BulkRetryPanel},
-    get_delivery, list_deliveries, resend_delivery,
+    get_delivery, list_deliveries,
+    recover::RecoverPanel,
+    resend_delivery,
 };
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
@@ -115,7 +117,10 @@ pub fn DeliveryLog(
                     }
                 })}
             </Transition>
-            {can_write.then(|| view! { <BulkRetryPanel endpoint_id=endpoint_id.get_value() /> })}
+            {can_write.then(|| view! {
+                <BulkRetryPanel endpoint_id=endpoint_id.get_value() />
+                <RecoverPanel endpoint_id=endpoint_id.get_value() />
+            })}
             <Show when=move || cursor.get().is_some()>
                 <button class="button" type="button" disabled=move || load_more.pending().get()
                     on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use entity::{
     api::Endpoint,
     endpoint_input::{EndpointInput, FieldError},
@@ -10,7 +11,7 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use super::{
     chart::HealthChart, create_endpoint, delivery_log::DeliveryLog, event_picker::EventPicker, get_endpoint,
-    health_notice::HealthNotice, secret_panel::SecretPanel, update_endpoint,
+    health_notice::HealthNotice, recover::RecoverPanel, secret_panel::SecretPanel, update_endpoint,
 };
 use crate::{auth::whoami, AppError};
 
@@ -45,6 +46,8 @@ pub fn EditWebhookPage() -> impl IntoView {
     let endpoint = Resource::new(id, get_endpoint);
     let me = Resource::new(|| (), |_| whoami());
     let created = move || query.read().get("created").is_some();
+    // Outlives the reload after a re-enable, which renders a new EditView.
+    let recover_from = RwSignal::new(None::<DateTime<Utc>>);
     view! {
         <Title text="Edit webhook · Settings" />
         <section class="page">
@@ -55,7 +58,7 @@ pub fn EditWebhookPage() -> impl IntoView {
                     match endpoint.await {
                         Ok(ep) => {
                             let reload = Callback::new(move |_| endpoint.refetch());
-                            view! { <EditView ep can_write created=created() reload /> }.into_any()
+                            view! { <EditView ep can_write created=created() reload recover_from /> }.into_any()
                         }
                         Err(AppError::NotFound) => {
                             view! {
@@ -76,7 +79,13 @@ pub fn EditWebhookPage() -> impl IntoView {
 }
 
 #[component]
-fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) -> impl IntoView {
+fn EditView(
+    ep: Endpoint,
+    can_write: bool,
+    created: bool,
+    reload: Callback<()>,
+    recover_from: RwSignal<Option<DateTime<Utc>>>,
+) -> impl IntoView {
     let id = ep.id.to_string();
     let initial = EndpointInput {
         url: ep.url.clone(),
@@ -86,6 +95,7 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) 
         rate_limit: ep.rate_limit,
     };
     let status = ep.status.as_str();
+    let id_for_offer = id.clone();
     view! {
         <header class="page-header">
             <div>
@@ -99,7 +109,8 @@ fn EditView(ep: Endpoint, can_write: bool, created: bool, reload: Callback<()>) 
                 "Webhook created. Its signing secret is shown below: copy it now to verify deliveries."
             </p>
         })}
-        <HealthNotice ep=ep.clone() can_write on_change=reload />
+        <HealthNotice ep=ep.clone() can_write on_change=reload recover_from />
+        {move || recover_from.get().filter(|_| can_write).map(|t| view! { <RecoverPanel endpoint_id=id_for_offer.clone() offer=t /> })}
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write fresh=created />
         <HealthChart endpoint_id=id.clone() />

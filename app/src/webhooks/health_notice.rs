@@ -1,3 +1,4 @@
+use chrono::{DateTime, Utc};
 use entity::{api::Endpoint, EndpointStatus};
 use leptos::prelude::*;
 
@@ -5,15 +6,23 @@ use super::set_endpoint_enabled;
 
 /// Why the endpoint is failing or disabled, since when and what happens next; on a disabled
 /// endpoint a one-click Re-enable (the button the owners' emails point to). Nothing while
-/// the endpoint is healthy.
+/// the endpoint is healthy. Re-enabling one that was disabled automatically sets
+/// `recover_from` to the moment it was disabled: the events since were not sent to it.
 #[component]
-pub fn HealthNotice(ep: Endpoint, can_write: bool, #[prop(into)] on_change: Callback<()>) -> impl IntoView {
+pub fn HealthNotice(
+    ep: Endpoint,
+    can_write: bool,
+    #[prop(into)] on_change: Callback<()>,
+    recover_from: RwSignal<Option<DateTime<Utc>>>,
+) -> impl IntoView {
     let note = ep.health_note();
     let disabled = ep.status == EndpointStatus::Disabled;
+    let disabled_at = (disabled && ep.health.disabled_reason.is_some()).then_some(ep.health.status_since);
     let id = ep.id.to_string();
     let enable = Action::new(move |_: &()| set_endpoint_enabled(id.clone(), true));
     Effect::new(move |_| {
         if let Some(Ok(_)) = enable.value().get() {
+            recover_from.set(disabled_at);
             on_change.run(());
         }
     });

@@ -9,6 +9,7 @@ mod event_picker;
 mod form_page;
 mod health_notice;
 mod list_page;
+mod recover;
 mod secret_panel;
 mod test_panel;
 
@@ -129,6 +130,15 @@ pub async fn bulk_retry_start(
 pub async fn bulk_retry_status(id: String) -> Result<entity::api::BulkRetry, AppError> {
     let (actor, ctx) = actor_and_context().await?;
     ctx.engine.bulk_retry_status(actor.account_id.as_str(), &id).await
+}
+
+#[server(endpoint = "deliveries/recover", input = Json)]
+pub async fn recover_start(
+    endpoint_id: String,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<entity::api::BulkRetry, AppError> {
+    let (actor, ctx) = actor_and_context().await?;
+    crate::server::deliveries::recover_start(&ctx.db, ctx.engine.as_ref(), &actor, &endpoint_id, since).await
 }
 
 #[server(endpoint = "endpoints/test", input = Json)]

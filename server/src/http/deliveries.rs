@@ -7,7 +7,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use entity::api::{BulkRetry, BulkRetryRange, Delivery, DeliveryFilter, DeliveryPage};
+use entity::api::{BulkRetry, BulkRetryRange, Delivery, DeliveryFilter, DeliveryPage, RecoverRequest};
 
 use super::{
     api_auth::ApiAccount,
@@ -24,6 +24,24 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/deliveries/{id}/replay", post(replay))
         .route("/api/v1/endpoints/{id}/bulk-retry", post(bulk_retry))
         .route("/api/v1/bulk-retries/{id}", get(bulk_retry_status))
+        .route("/api/v1/endpoints/{id}/recover", post(recover))
+}
+
+/// Sends the endpoint the events since `since` (within the log retention) that it
+/// subscribes to and never got, for instance while it was disabled, as a background job
+/// like a bulk retry (`GET /bulk-retries/{id}` follows it). Recovering again adds nothing
+/// twice; while one runs for the endpoint, starting another returns it.
+#[utoipa::path(post, path = "/api/v1/endpoints/{id}/recover", tag = "deliveries", params(("id" = String, Path)),
+    request_body = RecoverRequest,
+    responses((status = 202, body = BulkRetry), (status = 404, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
+pub async fn recover(
+    State(state): State<AppState>,
+    account: ApiAccount,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(request): ApiJson<RecoverRequest>,
+) -> Result<(StatusCode, Json<BulkRetry>), ApiError> {
+    let job = service::recover_start(&state.db, state.engine.as_ref(), &account.actor(), &id, request.since).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
 }
 
 #[utoipa::path(get, path = "/api/v1/endpoints/{id}/deliveries", tag = "deliveries",

@@ -20,7 +20,7 @@ use super::{deliveries, endpoints, error::ErrorBody, events, AppState};
         endpoints::secret, endpoints::rotate, endpoints::test_send, events::create, events::show,
         events::event_types,
         deliveries::list, deliveries::show, deliveries::retry, deliveries::replay,
-        deliveries::bulk_retry, deliveries::bulk_retry_status
+        deliveries::bulk_retry, deliveries::bulk_retry_status, deliveries::recover
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &CommonResponses, &EventTypeNames),

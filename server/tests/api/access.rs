@@ -127,6 +127,12 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
         ("POST", "/api/v1/deliveries/{id}/replay", format!("/api/v1/deliveries/{dlv}/replay"), None),
         ("GET", "/api/v1/bulk-retries/{id}", format!("/api/v1/bulk-retries/{bulk}"), None),
         ("GET", "/api/v1/events/{id}", format!("/api/v1/events/{}", o.event), None),
+        (
+            "POST",
+            "/api/v1/endpoints/{id}/recover",
+            format!("/api/v1/endpoints/{ep}/recover"),
+            Some(json!({ "since": "2020-01-01T00:00:00Z" })),
+        ),
     ];
     for (method, _, path, body) in &table {
         let method: Method = method.parse().unwrap();
@@ -192,6 +198,7 @@ fn server_fn_table(o: &Objects, receiver: &TestReceiver) -> Vec<(&'static str, V
         ("/api/deliveries/bulk-count", json!({ "endpoint_id": ep, "range": range }), false),
         ("/api/deliveries/bulk-start", json!({ "endpoint_id": ep, "range": range }), true),
         ("/api/deliveries/bulk-status", json!({ "id": o.bulk }), false),
+        ("/api/deliveries/recover", json!({ "endpoint_id": ep, "since": "2020-01-01T00:00:00Z" }), true),
     ]
 }
 
@@ -256,7 +263,7 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
             assert_eq!(status, StatusCode::OK, "a member reads {path}: {body}");
         }
     }
-    assert_eq!(writes.len(), 9);
+    assert_eq!(writes.len(), 10);
     for (path, args) in &writes {
         let (status, body) = call(&app, &mo, path, args).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} for a member: {body}");

@@ -350,3 +350,91 @@ async fn the_event_catalogue_gives_each_type_a_group_description_and_sample_payl
     let unauthenticated = reqwest::get(app.url("/api/v1/event-types")).await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
 }
+
+/// SPEC §8 "recover since T": the events an endpoint missed while disabled are sent once it
+/// is back, oldest first, and recovering again sends nothing twice.
+#[tokio::test]
+async fn recovery_sends_what_a_disabled_endpoint_missed_once() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    let set_enabled = |enabled: bool| {
+        let req = app.api(&key, Method::PATCH, &format!("/api/v1/endpoints/{ep}")).json(&json!({ "enabled": enabled }));
+        async move { assert_eq!(req.send().await.unwrap().status(), 200) }
+    };
+    let recover = |since: chrono::DateTime<chrono::Utc>| {
+        let req =
+            app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/recover")).json(&json!({ "since": since }));
+        async move { req.send().await.unwrap() }
+    };
+    let an_hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    set_enabled(false).await;
+    let missed = app
+        .publish(
+            &key,
+            json!({ "events": [event("task.created", 1), event("task.created", 2), event("task.created", 3)] }),
+        )
+        .await;
+    app.publish(&key, event("task.deleted", 4)).await; // not subscribed: never recovered
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 0, "a disabled endpoint is skipped");
+
+    let res = recover(an_hour_ago).await;
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("Re-enable"), "{body}");
+
+    set_enabled(true).await;
+    let live = app.publish(&key, event("task.created", 5)).await;
+    receiver.wait_for(2).await; // the reachability check, then the live event
+    let res = recover(an_hour_ago).await;
+    assert_eq!(res.status(), 202);
+    let job: Value = res.json().await.unwrap();
+    assert_eq!((job["kind"].as_str(), job["total"].as_i64()), (Some("recover"), Some(3)), "{job}");
+    let finished = until_finished(&app, &key, job["id"].as_str().unwrap()).await;
+    assert_eq!(finished["done"], 3);
+
+    let got = receiver.wait_for(5).await;
+    let id_of = |r: &crate::receiver::Received| r.headers["webhook-id"].to_str().unwrap().to_owned();
+    let sent: Vec<String> = got[2..].iter().map(id_of).collect();
+    assert_eq!(sent, missed, "the missed events, oldest first, after the live one");
+    assert_eq!(id_of(&got[1]), live[0]);
+    app.until(
+        "the recovered ones are delivered",
+        "SELECT count(*) = 4 AND bool_and(status = 'delivered') FROM deliveries",
+    )
+    .await;
+
+    // Again: nothing is missing any more.
+    let again: Value = recover(an_hour_ago).await.json().await.unwrap();
+    assert_eq!(again["total"], 0, "{again}");
+    until_finished(&app, &key, again["id"].as_str().unwrap()).await;
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 4, "nothing sent twice");
+
+    // Before the log retention (30 days) the events are gone; the future has none.
+    for since in [chrono::Utc::now() - chrono::Duration::days(31), chrono::Utc::now() + chrono::Duration::hours(1)] {
+        let res = recover(since).await;
+        assert_eq!(res.status(), 422, "since {since}");
+        let body: Value = res.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("since: "), "{body}");
+    }
+}
+
+async fn until_finished(app: &crate::helpers::TestApp, key: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = app
+            .api(key, Method::GET, &format!("/api/v1/bulk-retries/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["state"] == "finished" {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never finished: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
