@@ -3,8 +3,9 @@
 //! Woken in memory by this process's ingest and by LISTEN for other processes' (`wake`),
 //! with a short backstop poll for retries coming due.
 //!
-//! Per endpoint, a batch costs one query (renew the lease, re-read the settings, fetch the
-//! due deliveries) and one wait for the recorder's commit; attempts are written in batches by
+//! Per endpoint, a batch costs a share of one query (re-read the settings and fetch the due
+//! deliveries of every endpoint that asks at once, `fetcher`; renewing the lease once a
+//! quarter lease on a statement of its own) and one wait for the recorder's commit; attempts are written in batches by
 //! `record`. The commit wait at the end of each batch is what keeps this correct: a delivery
 //! is never fetched again before its previous attempt is on disk.
 
@@ -20,6 +21,7 @@ use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
 use super::{
     attempt::{self, AttemptRequest},
+    fetcher::Fetcher,
     health::{Change, Health},
     rate_limit::SlidingWindow,
     record::{self, Outcome, QueuedJob, RecorderHandle},
@@ -71,6 +73,7 @@ pub struct Dispatcher {
 /// What a drain shares with the loop that started it.
 struct DrainContext {
     recorder: RecorderHandle,
+    fetcher: Fetcher,
     /// Wakes this endpoint's drain when work for it is published.
     wake: Arc<Notify>,
     slots: Arc<Semaphore>,
@@ -87,6 +90,7 @@ impl Dispatcher {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let live = Announcer::spawn(self.pool.clone(), ATTEMPTS_CHANNEL, LIVE_ANNOUNCE_EVERY);
         let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone(), live, shutdown.clone());
+        let fetcher = Fetcher::spawn(self.pool.clone(), self.worker_id.clone());
         let wakers = self.engine.wakers().clone();
         let draining = Draining::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
@@ -107,6 +111,7 @@ impl Dispatcher {
                 let me = self.clone();
                 let ctx = DrainContext {
                     recorder: recorder.clone(),
+                    fetcher: fetcher.clone(),
                     wake: wakers.of(&endpoint.id),
                     slots: slots.clone(),
                     shutdown: shutdown.clone(),
@@ -177,9 +182,16 @@ impl Dispatcher {
             woken.as_mut().enable();
             // Re-read the settings and fetch the due work in one round trip, renewing the lease
             // once a quarter of it has passed (a renewal is a write and a commit; a read is not).
+            // The read joins the other drains' in one statement (`fetcher`).
             let renew = refreshed.elapsed() >= self.lease / 4;
-            let fetched = store::renew_and_fetch(&self.pool, &endpoint.id, &self.worker_id, self.lease, batch, renew);
-            let Some((current, due)) = fetched.await.map_err(db)? else {
+            let fetched = if renew {
+                store::renew_and_fetch(&self.pool, &endpoint.id, &self.worker_id, self.lease, batch)
+                    .await
+                    .map_err(db)?
+            } else {
+                ctx.fetcher.fetch(&endpoint.id, batch).await?
+            };
+            let Some((current, due)) = fetched else {
                 return Ok(()); // disabled meanwhile, or the lease was lost
             };
             if renew {

@@ -125,74 +125,105 @@ pub async fn renew(
     Ok(row.as_ref().map(to_claimed))
 }
 
-/// `renew_and_fetch`'s statement around its endpoint part: one row per due delivery, or one
-/// row with NULL delivery columns when nothing is due.
-macro_rules! fetch_due {
-    ($endpoint:literal) => {
-        concat!(
-            "WITH ep AS (",
-            $endpoint,
-            ")
-             SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                    d.created_at AS delivery_created_at, d.payload
-             FROM ep LEFT JOIN LATERAL (
-                 SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
-                 FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
-                 WHERE q.endpoint_id = ep.id AND q.due_at <= now()
-                 ORDER BY q.delivery_id LIMIT $4
-             ) d ON true
-             ORDER BY d.id"
-        )
-    };
-}
-
-const FETCH_RENEWING: &str = fetch_due!(
-    "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
-     WHERE id = $1 AND enabled AND lease_owner = $2
-     RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
-               previous_secret_expires_at"
-);
-
-const FETCH_READING: &str = fetch_due!(
-    "SELECT id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
-            previous_secret_expires_at
-     FROM endpoints WHERE id = $1 AND enabled AND lease_owner = $2 AND lease_until > now()
-       AND $3::float8 IS NOT NULL"
-);
-
-/// One round trip per batch: reads the endpoint as it is now (renewing the lease when `renew`)
-/// and fetches its due deliveries in event order. Both come from one statement snapshot, so
-/// a settings change committed before these deliveries were published applies to them.
-/// Without `renew` the statement only reads (no commit to wait for): the lease is checked,
-/// not extended. `None`: the endpoint was disabled meanwhile, or the lease was lost.
+/// Renews the lease, reads the endpoint as it is now and fetches its due deliveries in event
+/// order, in one round trip (once a quarter lease; the reads between go through `fetch_many`).
+/// Both come from one statement snapshot, so a settings change committed before these
+/// deliveries were published applies to them. `None`: the endpoint was disabled meanwhile,
+/// or the lease was lost.
 pub async fn renew_and_fetch(
     pool: &PgPool,
     endpoint_id: &str,
     worker: &str,
     lease: Duration,
     limit: i64,
-    renew: bool,
 ) -> sqlx::Result<Option<(ClaimedEndpoint, Vec<DueDelivery>)>> {
-    let sql = if renew { FETCH_RENEWING } else { FETCH_READING };
-    let rows =
-        sqlx::query(sql).bind(endpoint_id).bind(worker).bind(lease.as_secs_f64()).bind(limit).fetch_all(pool).await?;
+    let rows = sqlx::query(
+        "WITH ep AS (
+             UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
+             WHERE id = $1 AND enabled AND lease_owner = $2
+             RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+                       previous_secret_expires_at
+         )
+         SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
+                d.created_at AS delivery_created_at, d.payload
+         FROM ep LEFT JOIN LATERAL (
+             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
+             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+             WHERE q.endpoint_id = ep.id AND q.due_at <= now()
+             ORDER BY q.delivery_id LIMIT $4
+         ) d ON true
+         ORDER BY d.id",
+    )
+    .bind(endpoint_id)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let endpoint = to_claimed(first);
-    let due = rows
-        .iter()
-        .filter_map(|r| {
-            Some(DueDelivery {
-                id: r.get::<Option<String>, _>("delivery_id")?,
-                event_id: r.get("event_id"),
-                event_type: r.get("event_type"),
-                attempt_count: r.get("attempt_count"),
-                budget_from: r.get("budget_from"),
-                payload: r.get("payload"),
-                created_at: r.get("delivery_created_at"),
-            })
-        })
-        .collect();
+    let due = rows.iter().filter_map(to_due).collect();
     Ok(Some((endpoint, due)))
+}
+
+/// `renew_and_fetch` without the renewal, for many endpoints in one statement: the
+/// dispatcher's drains ask at once, and one round trip answers them all (`fetcher`). Each
+/// endpoint comes back as it is now with up to its `limit` due deliveries in event order, or
+/// not at all when it was disabled meanwhile or its lease was lost.
+pub async fn fetch_many(
+    pool: &PgPool,
+    worker: &str,
+    endpoints: &[&str],
+    limits: &[i64],
+) -> sqlx::Result<Vec<(ClaimedEndpoint, Vec<DueDelivery>)>> {
+    let rows = sqlx::query(
+        "WITH req AS (
+             SELECT * FROM UNNEST($1::text[], $2::int8[]) AS r(id, lim)
+         ), ep AS (
+             SELECT e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.secret,
+                    e.previous_secret, e.previous_secret_expires_at, req.lim
+             FROM req JOIN endpoints e ON e.id = req.id
+             WHERE e.enabled AND e.lease_owner = $3 AND e.lease_until > now()
+         )
+         SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
+                d.created_at AS delivery_created_at, d.payload
+         FROM ep LEFT JOIN LATERAL (
+             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
+             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+             WHERE q.endpoint_id = ep.id AND q.due_at <= now()
+             ORDER BY q.delivery_id LIMIT ep.lim
+         ) d ON true
+         ORDER BY ep.id, d.id",
+    )
+    .bind(endpoints)
+    .bind(limits)
+    .bind(worker)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<(ClaimedEndpoint, Vec<DueDelivery>)> = Vec::new();
+    for r in &rows {
+        let id: &str = r.get("id");
+        if out.last().is_none_or(|(e, _)| e.id != id) {
+            out.push((to_claimed(r), Vec::new()));
+        }
+        if let (Some(due), Some((_, list))) = (to_due(r), out.last_mut()) {
+            list.push(due);
+        }
+    }
+    Ok(out)
+}
+
+/// The delivery columns of a fetch row; `None` on the row of an endpoint with nothing due.
+fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
+    Some(DueDelivery {
+        id: r.get::<Option<String>, _>("delivery_id")?,
+        event_id: r.get("event_id"),
+        event_type: r.get("event_type"),
+        attempt_count: r.get("attempt_count"),
+        budget_from: r.get("budget_from"),
+        payload: r.get("payload"),
+        created_at: r.get("delivery_created_at"),
+    })
 }
 
 /// When attempts to this endpoint completed in the last second, as local instants: the
