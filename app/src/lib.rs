@@ -12,6 +12,7 @@ use leptos_router::{
     path,
 };
 
+pub mod api_keys;
 pub mod auth;
 pub mod components;
 pub mod error;
@@ -24,6 +25,7 @@ pub use error::AppError;
 pub use session::CurrentUser;
 
 use crate::{
+    api_keys::ApiKeysPage,
     auth::LoginPage,
     components::layout::Shell,
     webhooks::{EditWebhookPage, NewWebhookPage, WebhooksPage},
@@ -69,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/webhooks") view=WebhooksPage />
                     <Route path=path!("/webhooks/new") view=NewWebhookPage />
                     <Route path=path!("/webhooks/:id") view=EditWebhookPage />
+                    <Route path=path!("/api-keys") view=ApiKeysPage />
                     <Route path=path!("") view=|| view! { <Redirect path="/settings/webhooks" /> } />
                 </ParentRoute>
             </Routes>

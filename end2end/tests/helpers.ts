@@ -27,6 +27,18 @@ export function createAccount(name = "Acme"): Account {
   return { ...JSON.parse(out.toString()), email, password };
 }
 
+/** Adds a user with a role to an account through the CLI's `user create`. */
+export function createUser(account: Account, role: "owner" | "admin" | "member") {
+  const email = `${role}-${randomUUID().slice(0, 8)}@acme.test`;
+  const password = "correct horse battery";
+  execFileSync(
+    BIN,
+    ["user", "create", "--account", account.account_id, "--email", email, "--role", role, "--password", password],
+    { env: { ...process.env, DATABASE_URL: process.env.E2E_DATABASE_URL, RUST_LOG: "warn" } },
+  );
+  return { email, password };
+}
+
 /** Fails the test on any browser console error (a hydration panic shows up there). */
 export function failOnConsoleErrors(page: Page): string[] {
   const errors: string[] = [];

@@ -181,3 +181,25 @@ test.describe("validation errors appear beside their field and keep the input", 
     await expect(fieldError(page, "event_types")).toHaveText("Select at least one event.");
   });
 });
+
+test("at 390 px wide the list and an endpoint's page fit the screen", async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, `${receiver.url}/webhooks/incoming/orders-and-invoices`, ["task.created"]);
+  const fits = async () => {
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(width, "no sideways scrolling").toBeLessThanOrEqual(390);
+  };
+  await gotoHydrated(page, "/settings/webhooks");
+  const url = page.locator(`tr[data-endpoint="${endpoint.id}"] a.url`);
+  await expect(url).toBeVisible();
+  await fits();
+  // The URL wraps only where it must: a few lines, not a character column.
+  const box = (await url.boundingBox())!;
+  expect(box.width).toBeGreaterThan(250);
+  expect(box.height).toBeLessThan(80);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  await expect(page.getByRole("heading", { name: "Edit webhook" })).toBeVisible();
+  await fits();
+  await receiver.close();
+});

@@ -335,3 +335,22 @@ pub struct EventDetail {
     pub payload: String,
     pub deliveries: Vec<Delivery>,
 }
+
+/// An account API key as the settings page lists it (SPEC §9): never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    /// The key's first characters (`whk_` and 8 more), to tell keys apart.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// Updated at most once a minute per key.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key just created: the only time the whole key is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedApiKey {
+    pub info: ApiKeyInfo,
+    pub key: String,
+}

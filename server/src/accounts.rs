@@ -2,8 +2,8 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::{
-    tables::{account, api_key, session, user},
-    AccountId, ApiKeyId, Role, UserId,
+    tables::{account, session, user},
+    AccountId, Role, UserId,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
@@ -111,6 +111,20 @@ pub async fn create_user(
     Ok(id)
 }
 
+/// A new user of an existing account (the CLI's `user create`).
+pub async fn add_user(
+    db: &DatabaseConnection,
+    account: &AccountId,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<UserId, AccountError> {
+    if account::Entity::find_by_id(account.as_str()).one(db).await?.is_none() {
+        return Err(AccountError::UnknownAccount(account.to_string()));
+    }
+    create_user(db, account, email, password, role).await
+}
+
 /// A new API key for an existing account; the clear key is returned once.
 pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Result<String, AccountError> {
     if account::Entity::find_by_id(account.as_str()).one(db).await?.is_none() {
@@ -120,29 +134,12 @@ pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Res
 }
 
 async fn insert_api_key(db: &impl ConnectionTrait, account: &AccountId) -> Result<String, AccountError> {
-    let key = secrets::new_api_key();
-    api_key::Entity::insert(api_key::ActiveModel {
-        id: Set(ApiKeyId::generate().to_string()),
-        account_id: Set(account.to_string()),
-        key_hash: Set(secrets::token_hash(&key)),
-        key_prefix: Set(key.chars().take(12).collect()),
-        created_at: Set(Utc::now()),
-        last_used_at: Set(None),
-        revoked_at: Set(None),
-    })
-    .exec(db)
-    .await?;
-    Ok(key)
+    Ok(app::server::api_keys::insert(db, account).await?.key)
 }
 
 /// The account a bearer key belongs to, if the key exists and is not revoked.
 pub async fn account_for_api_key(db: &DatabaseConnection, key: &str) -> Result<Option<AccountId>, DbErr> {
-    let found = api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.eq(secrets::token_hash(key)))
-        .filter(api_key::Column::RevokedAt.is_null())
-        .one(db)
-        .await?;
-    Ok(found.and_then(|k| k.account_id.parse().ok()))
+    app::server::api_keys::account_for_key(db, key).await
 }
 
 /// Checks email and password; `None` for an unknown email or a wrong password alike.

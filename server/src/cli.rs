@@ -26,6 +26,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Users of an existing account.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// API keys.
     ApiKey {
         #[command(subcommand)]
@@ -45,6 +50,22 @@ pub enum AccountCommand {
         owner_email: String,
         #[arg(long, env = "WEBHOOKS_OWNER_PASSWORD", hide_env_values = true)]
         owner_password: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to an account; prints `{"user_id"}`.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// owner and admin may change things; member reads only and never sees a secret.
+        #[arg(long, value_parser = ["owner", "admin", "member"], default_value = "member")]
+        role: String,
+        #[arg(long, env = "WEBHOOKS_USER_PASSWORD", hide_env_values = true)]
+        password: String,
     },
 }
 

@@ -22,6 +22,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&created)?);
             Ok(())
         }
+        Command::User { command: UserCommand::Create { account, email, role, password } } => {
+            let account: AccountId = account.parse()?;
+            let role: entity::Role = role.parse().map_err(|_| anyhow::anyhow!("unknown role {role}"))?;
+            let db = db::connect(&config).await?;
+            let user_id = accounts::add_user(&db, &account, &email, &password, role).await?;
+            println!("{}", json!({ "user_id": user_id }));
+            Ok(())
+        }
         Command::ApiKey { command: ApiKeyCommand::Create { account } } => {
             let account: AccountId = account.parse()?;
             let db = db::connect(&config).await?;

@@ -7,27 +7,11 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use entity::tables::endpoint;
-use rand::{rngs::OsRng, RngCore};
+use rand::rngs::OsRng;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait};
-use sha2::{Digest, Sha256};
 
-/// `whk_` + 32 random bytes, base64url. The prefix makes leaked keys greppable by scanners.
-pub fn new_api_key() -> String {
-    format!("whk_{}", random_token(32))
-}
-
-pub fn random_token(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    OsRng.fill_bytes(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
-}
-
-/// SHA-256 hex. Enough for high-entropy random tokens, which need no salt or stretching.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+pub use app::server::tokens::{new_api_key, random_token, token_hash};
 
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);

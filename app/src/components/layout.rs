@@ -15,6 +15,7 @@ pub fn Shell() -> impl IntoView {
                 </a>
                 <nav aria-label="Main">
                     <A href="/settings/webhooks">"Endpoints"</A>
+                    <A href="/settings/api-keys">"API keys"</A>
                 </nav>
                 <div class="account">
                     <Suspense fallback=|| ()>

@@ -1,9 +1,11 @@
 //! Server-side helpers for server functions: the request's user and the shared state.
 
+pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
 pub mod engine;
 pub mod secret_box;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -31,6 +33,13 @@ pub async fn require_user() -> Result<CurrentUser, AppError> {
         Ok(None) => Err(AppError::Unauthorized),
         Err(err) => Err(AppError::internal(err)),
     }
+}
+
+/// The logged-in user as the services see them, and the shared state: what every data
+/// server function starts with.
+pub async fn actor_and_context() -> Result<(endpoints::Actor, AppContext), AppError> {
+    let user = require_user().await?;
+    Ok(((&user).into(), context()?))
 }
 
 /// Like `require_user`, and the user's role may change things (SPEC §9).

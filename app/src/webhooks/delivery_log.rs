@@ -176,7 +176,8 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Option<String>) -> impl IntoV
             <td>{ms}</td>
             <td>{d.attempt_count}</td>
             <td><span class=badge>{status}</span></td>
-            <td>
+            <td class="row-actions">
+                {can_write.then(|| view! { <RowAction d=d.clone() /> })}
                 <button class="button" type="button" aria-expanded=move || open.get().to_string()
                     on:click=move |_| open.update(|o| *o = !*o)>
                     {move || if open.get() { "Hide" } else { "Details" }}
@@ -186,6 +187,37 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Option<String>) -> impl IntoV
         <Show when=move || open.get()>
             <tr class="detail-row"><td colspan="7"><DeliveryDetail id=id.clone() can_write /></td></tr>
         </Show>
+    }
+}
+
+/// The delivery's one action, in its row: Retry (failed), Replay (delivered) or Send now
+/// (waiting for a retry). The live log refreshes the row once the attempt is recorded.
+#[component]
+fn RowAction(d: Delivery) -> impl IntoView {
+    let Some((label, replay)) = action_for(&d) else { return ().into_any() };
+    let id = d.id.clone();
+    let resend = Action::new(move |_: &()| resend_delivery(id.clone(), replay));
+    view! {
+        {move || match resend.value().get() {
+            Some(Ok(_)) => view! { <span class="muted" role="status">"Queued"</span> }.into_any(),
+            Some(Err(err)) => view! { <span class="field-error" role="alert">{err.to_string()}</span> }.into_any(),
+            None => view! {
+                <button class="button" type="button" disabled=move || resend.pending().get()
+                    on:click=move |_| { resend.dispatch(()); }>{label}</button>
+            }.into_any(),
+        }}
+    }
+    .into_any()
+}
+
+/// Retry (failed), Replay (delivered), Send now (pending after a failed attempt); a
+/// delivery not attempted yet has none.
+fn action_for(d: &Delivery) -> Option<(&'static str, bool)> {
+    match d.status {
+        DeliveryStatus::Failed => Some(("Retry", false)),
+        DeliveryStatus::Delivered => Some(("Replay", true)),
+        DeliveryStatus::Pending if d.attempt_count > 0 => Some(("Send now", false)),
+        DeliveryStatus::Pending => None,
     }
 }
 
@@ -213,13 +245,7 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
 
 #[component]
 fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, crate::AppError>>) -> impl IntoView {
-    let waiting = d.status == DeliveryStatus::Pending && d.attempt_count > 0;
-    let action = match d.status {
-        DeliveryStatus::Failed => Some(("Retry", false)),
-        DeliveryStatus::Delivered => Some(("Replay", true)),
-        DeliveryStatus::Pending if waiting => Some(("Send now", false)),
-        DeliveryStatus::Pending => None,
-    };
+    let action = action_for(&d);
     let queued = (d.status == DeliveryStatus::Pending).then(|| waiting_text(&d));
     view! {
         <div class="detail-actions">

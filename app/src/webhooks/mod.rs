@@ -25,10 +25,7 @@ pub use list_page::WebhooksPage;
 use crate::AppError;
 
 #[cfg(feature = "ssr")]
-async fn actor_and_context() -> Result<(crate::server::endpoints::Actor, crate::server::AppContext), AppError> {
-    let user = crate::server::require_user().await?;
-    Ok(((&user).into(), crate::server::context()?))
-}
+use crate::server::actor_and_context;
 
 #[server(endpoint = "endpoints/list")]
 pub async fn list_endpoints() -> Result<Vec<Endpoint>, AppError> {

@@ -24,6 +24,7 @@ struct Objects {
     delivery: String,
     event: String,
     bulk: String,
+    api_key: String,
 }
 
 async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> Objects {
@@ -37,6 +38,8 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
     app.until("delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
     let delivery: String = app.scalar("SELECT id FROM deliveries").await;
     let event: String = app.scalar("SELECT event_id FROM deliveries").await;
+    let api_key: String =
+        app.scalar(&format!("SELECT id FROM api_keys WHERE account_id = '{}'", acme.account_id)).await;
     let range = json!({ "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z" });
     let res = app
         .api(&acme.api_key, Method::POST, &format!("/api/v1/endpoints/{endpoint}/bulk-retry"))
@@ -46,7 +49,7 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
         .unwrap();
     assert_eq!(res.status(), 202);
     let bulk = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    Objects { acme_key: acme.api_key, endpoint, secret, delivery, event, bulk }
+    Objects { acme_key: acme.api_key, endpoint, secret, delivery, event, bulk, api_key }
 }
 
 /// What Acme can see of its endpoint and delivery; must be identical before and after the
@@ -199,6 +202,7 @@ fn server_fn_table(o: &Objects, receiver: &TestReceiver) -> Vec<(&'static str, V
         ("/api/deliveries/bulk-start", json!({ "endpoint_id": ep, "range": range }), true),
         ("/api/deliveries/bulk-status", json!({ "id": o.bulk }), false),
         ("/api/deliveries/recover", json!({ "endpoint_id": ep, "since": "2020-01-01T00:00:00Z" }), true),
+        ("/api/api-keys/revoke", json!({ "id": o.api_key }), true),
     ]
 }
 
@@ -232,7 +236,7 @@ async fn another_accounts_user_gets_not_found_from_every_server_function_that_na
     assert_eq!(list, "[]");
 
     // Every server function the app registers has a row, or names no object.
-    let account_wide = ["/api/endpoints/list", "/api/endpoints/create"];
+    let account_wide = ["/api/endpoints/list", "/api/endpoints/create", "/api/api-keys/list", "/api/api-keys/create"];
     let covered: BTreeSet<&str> = table.iter().map(|(p, _, _)| *p).chain(account_wide).collect();
     let missing: Vec<_> = leptos::server_fn::axum::server_fn_paths()
         .map(|(path, _)| path)
@@ -263,7 +267,7 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
             assert_eq!(status, StatusCode::OK, "a member reads {path}: {body}");
         }
     }
-    assert_eq!(writes.len(), 10);
+    assert_eq!(writes.len(), 11);
     for (path, args) in &writes {
         let (status, body) = call(&app, &mo, path, args).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} for a member: {body}");
@@ -277,4 +281,51 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
     assert_eq!(acme_state(&app, &o).await, before, "the member changed nothing");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM endpoints").await, 1, "no endpoint created");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1, "nothing re-sent or test-sent");
+}
+
+/// SPEC §9: owners and admins create keys (shown once), see their last use and revoke them;
+/// a revoked key stops working; members can do none of it.
+#[tokio::test]
+async fn an_owner_creates_lists_and_revokes_api_keys_and_a_member_gets_none_of_it() {
+    let app = spawn_app_with_workers(|_| {}).await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+        .await
+        .unwrap();
+    let ada = app.client();
+    app.login(&ada, "ada@acme.test", PASSWORD).await;
+
+    let (status, body) = call(&app, &ada, "/api/api-keys/create", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["info"]["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(created["info"]["prefix"].as_str().unwrap()));
+    let list_endpoints = || app.api(&key, Method::GET, "/api/v1/endpoints").send();
+    assert_eq!(list_endpoints().await.unwrap().status(), StatusCode::OK, "the new key works");
+
+    let (_, body) = call(&app, &ada, "/api/api-keys/list", &json!({})).await;
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.len(), 2, "the account's first key and the new one");
+    let listed = list.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert!(listed["last_used_at"].is_string(), "its use is shown: {listed}");
+    assert!(!body.contains(&key), "a list never shows a whole key");
+
+    let mo = app.client();
+    app.login(&mo, "mo@acme.test", PASSWORD).await;
+    for path in ["/api/api-keys/list", "/api/api-keys/create"] {
+        let (status, body) = call(&app, &mo, path, &json!({})).await;
+        assert_eq!((status, body.as_str()), (StatusCode::FORBIDDEN, "\"Forbidden\""), "{path}");
+    }
+
+    let (status, body) = call(&app, &ada, "/api/api-keys/revoke", &json!({ "id": id })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(serde_json::from_str::<Value>(&body).unwrap()["revoked_at"].is_string());
+    // Processes cache a key for 5 s: it stops working within that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while list_endpoints().await.unwrap().status() != StatusCode::UNAUTHORIZED {
+        assert!(std::time::Instant::now() < deadline, "the revoked key still works after 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(app.api(&acme.api_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().status(), StatusCode::OK);
 }

@@ -56,6 +56,39 @@ async fn account_create_and_api_key_create_print_one_json_line_with_working_cred
     assert_ne!(second_key, first_key);
     assert_eq!(accounts::account_for_api_key(&db, second_key).await.unwrap().unwrap().as_str(), account_id);
     assert!(accounts::account_for_api_key(&db, "whk_made_up").await.unwrap().is_none());
+    // SPEC §9: the list shows when a key was last used; resolving a key notes it.
+    let used: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE last_used_at > now() - interval '1 minute'")
+            .fetch_one(db.get_postgres_connection_pool())
+            .await
+            .unwrap();
+    assert_eq!(used, 2, "both keys were used just now");
+
+    // `user create` adds a user with a role to the account.
+    let add = |email: &'static str| {
+        let args = [
+            "user",
+            "create",
+            "--account",
+            account_id,
+            "--email",
+            email,
+            "--role",
+            "member",
+            "--password",
+            "long enough pw",
+        ];
+        webhooks(&database.url, &args)
+    };
+    let out = add("Mo@Acme.test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let user: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(user["user_id"].as_str().unwrap().starts_with("usr_"), "{user}");
+    let mo = accounts::authenticate(&db, "mo@acme.test", "long enough pw").await.unwrap().expect("mo can log in");
+    assert_eq!((mo.role.as_str(), mo.account_id.as_str()), ("member", account_id));
+    let again = add("mo@acme.test");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("mo@acme.test"), "says which email is taken");
     db.close().await.ok();
 }
 
