@@ -6,7 +6,11 @@ use entity::api::{ApiKeyInfo, CreatedApiKey};
 use leptos::{prelude::*, server_fn::codec::Json};
 use leptos_meta::Title;
 
-use crate::{auth::whoami, AppError};
+use crate::{
+    auth::whoami,
+    time::{show_bare, zone_now},
+    AppError,
+};
 
 #[server(endpoint = "api-keys/list")]
 pub async fn list_api_keys() -> Result<Vec<ApiKeyInfo>, AppError> {
@@ -103,8 +107,8 @@ fn KeyManager() -> impl IntoView {
                                 <thead>
                                     <tr>
                                         <th scope="col">"Key"</th>
-                                        <th scope="col">"Created (UTC)"</th>
-                                        <th scope="col">"Last used (UTC)"</th>
+                                        <th scope="col">{move || format!("Created ({})", zone_now())}</th>
+                                        <th scope="col">{move || format!("Last used ({})", zone_now())}</th>
                                         <th scope="col">"Status"</th>
                                         <th scope="col"><span class="visually-hidden">"Actions"</span></th>
                                     </tr>
@@ -125,18 +129,19 @@ fn KeyManager() -> impl IntoView {
 #[component]
 fn KeyRow(k: ApiKeyInfo, revoke: Action<String, Result<ApiKeyInfo, AppError>>) -> impl IntoView {
     let confirming = RwSignal::new(false);
-    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let when = |t: chrono::DateTime<chrono::Utc>| show_bare(t, "%Y-%m-%d %H:%M");
     let id = StoredValue::new(k.id.clone());
     let status = match k.revoked_at {
-        Some(t) => view! { <span class="badge disabled">{format!("Revoked {}", when(t))}</span> }.into_any(),
+        Some(t) => view! { <span class="badge disabled">{move || format!("Revoked {}", when(t))}</span> }.into_any(),
         None => view! { <span class="badge healthy">"Active"</span> }.into_any(),
     };
     let active = k.revoked_at.is_none();
+    let (created, last_used) = (k.created_at, k.last_used_at);
     view! {
         <tr data-key=k.id.clone()>
             <td><code>{format!("{}…", k.prefix)}</code></td>
-            <td>{when(k.created_at)}</td>
-            <td>{k.last_used_at.map(when).unwrap_or_else(|| "Never".to_owned())}</td>
+            <td>{move || when(created)}</td>
+            <td>{move || last_used.map(when).unwrap_or_else(|| "Never".to_owned())}</td>
             <td>{status}</td>
             <td class="row-actions">
                 {active.then(|| view! {

@@ -19,6 +19,7 @@ pub mod error;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod session;
+pub mod time;
 pub mod webhooks;
 
 pub use error::AppError;
@@ -53,6 +54,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    time::provide_local_time();
     // Lets end-to-end tests wait until the page is interactive: effects run only in the
     // browser, after hydration.
     Effect::new(|_| {

@@ -168,16 +168,29 @@ pub struct StatBucket {
     pub avg_ms: f64,
 }
 
+/// How a sentence shows a time, given a chrono format without the zone: the viewer's zone
+/// in the dashboard (`app::time`), UTC in emails and tests (`utc`).
+pub type ShowTime<'a> = &'a dyn Fn(DateTime<Utc>, &str) -> String;
+
+/// `t` in UTC, the zone named.
+pub fn utc(t: DateTime<Utc>, format: &str) -> String {
+    format!("{} UTC", t.format(format))
+}
+
 impl Endpoint {
     /// Why this endpoint's pending deliveries are not being sent right now, if something
     /// holds them: the disable, or the circuit breaker until its next probe.
     pub fn hold_reason(&self) -> Option<String> {
+        self.hold_reason_in(&utc)
+    }
+
+    pub fn hold_reason_in(&self, show: ShowTime) -> Option<String> {
         match self.status {
             EndpointStatus::Disabled => Some("Held: the endpoint is disabled.".to_owned()),
             EndpointStatus::Failing => self
                 .health
                 .next_attempt_at
-                .map(|t| format!("Held by the circuit breaker until {}.", t.format("%H:%M:%S UTC"))),
+                .map(|t| format!("Held by the circuit breaker until {}.", show(t, "%H:%M:%S"))),
             EndpointStatus::Healthy => None,
         }
     }
@@ -185,8 +198,12 @@ impl Endpoint {
     /// One sentence that says why the endpoint is failing or disabled, since when, and what
     /// happens next, for the list and the endpoint page; `None` while it is healthy.
     pub fn health_note(&self) -> Option<String> {
+        self.health_note_in(&utc)
+    }
+
+    pub fn health_note_in(&self, show: ShowTime) -> Option<String> {
         let h = &self.health;
-        let at = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC");
+        let at = |t: DateTime<Utc>| show(t, "%Y-%m-%d %H:%M");
         let since = at(h.status_since);
         let last = h.last_error.as_deref().map(|e| format!(" Last error: {e}.")).unwrap_or_default();
         match self.status {
@@ -194,7 +211,7 @@ impl Endpoint {
             EndpointStatus::Failing => {
                 let next = h
                     .next_attempt_at
-                    .map(|t| format!(" Deliveries are held until the next attempt at {}.", t.format("%H:%M:%S UTC")))
+                    .map(|t| format!(" Deliveries are held until the next attempt at {}.", show(t, "%H:%M:%S")))
                     .unwrap_or_default();
                 let since = at(h.failing_since.unwrap_or(h.status_since));
                 Some(format!("Failing since {since}: {} failed attempts in a row.{last}{next}", h.consecutive_failures))

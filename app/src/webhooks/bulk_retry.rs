@@ -1,16 +1,10 @@
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{Duration, Utc};
 use entity::api::{BulkRetry, BulkRetryRange};
 use leptos::prelude::*;
 
 use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
+use crate::time::{from_input, to_input, zone_now};
 
-pub(super) fn parse_local(value: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M").ok().map(|n| n.and_utc())
-}
-
-pub(super) fn format_input(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M").to_string()
-}
 
 /// Bulk retry for a time range: count first, confirm with the number, then follow the
 /// job's progress until it finishes.
@@ -18,12 +12,13 @@ pub(super) fn format_input(t: DateTime<Utc>) -> String {
 pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
     let now = Utc::now();
-    let since = RwSignal::new(format_input(now - Duration::days(1)));
-    let until = RwSignal::new(format_input(now + Duration::minutes(1)));
+    // Instants, not input text: the inputs show them in the viewer's zone once hydrated.
+    let since = RwSignal::new(Some(now - Duration::days(1)));
+    let until = RwSignal::new(Some(now + Duration::minutes(1)));
     let error = RwSignal::new(None::<String>);
-    let range = move || match (parse_local(&since.get()), parse_local(&until.get())) {
+    let range = move || match (since.get(), until.get()) {
         (Some(since), Some(until)) => Ok(BulkRetryRange { since, until }),
-        _ => Err("Enter both ends of the range (UTC).".to_owned()),
+        _ => Err("Enter both ends of the range.".to_owned()),
     };
     let count = Action::new(move |r: &BulkRetryRange| bulk_retry_count(endpoint_id.get_value(), r.clone()));
     let start = Action::new(move |r: &BulkRetryRange| bulk_retry_start(endpoint_id.get_value(), r.clone()));
@@ -47,10 +42,12 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
         <div class="bulk-retry">
             <h3>"Bulk retry"</h3>
             <div class="bulk-fields">
-                <label for="bulk-since">"From (UTC)"</label>
-                <input id="bulk-since" type="datetime-local" prop:value=move || since.get() on:input=move |ev| since.set(event_target_value(&ev)) />
-                <label for="bulk-until">"To (UTC)"</label>
-                <input id="bulk-until" type="datetime-local" prop:value=move || until.get() on:input=move |ev| until.set(event_target_value(&ev)) />
+                <label for="bulk-since">{move || format!("From ({})", zone_now())}</label>
+                <input id="bulk-since" type="datetime-local" prop:value=move || since.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| since.set(from_input(&event_target_value(&ev))) />
+                <label for="bulk-until">{move || format!("To ({})", zone_now())}</label>
+                <input id="bulk-until" type="datetime-local" prop:value=move || until.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| until.set(from_input(&event_target_value(&ev))) />
                 <button class="button" type="button" on:click=ask>"Retry failed deliveries…"</button>
             </div>
             {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}

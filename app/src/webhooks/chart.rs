@@ -61,7 +61,7 @@ fn Chart(buckets: Vec<StatBucket>) -> impl IntoView {
                 let height = rate * (H - 10.0);
                 view! {
                     <rect class="failed" x=format!("{:.1}", slot * i as f64 + 2.0) y="10" width=format!("{:.1}", slot - 4.0) height=format!("{:.1}", H - 10.0)>
-                        <title>{format!("{} · {} of {} delivered · {:.0} ms", b.start.format("%Y-%m-%d %H:%M UTC"), b.succeeded, b.total, b.avg_ms)}</title>
+                        <title>{format!("{} · {} of {} delivered · {:.0} ms", crate::time::show(b.start, "%Y-%m-%d %H:%M"), b.succeeded, b.total, b.avg_ms)}</title>
                     </rect>
                     <rect class="ok" x=format!("{:.1}", slot * i as f64 + 2.0) y=format!("{:.1}", H - height) width=format!("{:.1}", slot - 4.0) height=format!("{height:.1}") />
                 }

@@ -4,8 +4,10 @@ use entity::{
 };
 use leptos::prelude::*;
 
+use crate::time::{from_input, show, show_bare, zone_now};
+
 use super::{
-    bulk_retry::{parse_local, BulkRetryPanel},
+    bulk_retry::BulkRetryPanel,
     get_delivery, list_deliveries,
     recover::RecoverPanel,
     resend_delivery,
@@ -18,9 +20,9 @@ pub fn DeliveryLog(
     endpoint_id: String,
     can_write: bool,
     /// What holds the endpoint's pending deliveries (`Endpoint::hold_reason`), shown on them.
-    held: Option<String>,
+    #[prop(into)]
+    held: Signal<Option<String>>,
 ) -> impl IntoView {
-    let held = StoredValue::new(held);
     let endpoint_id = StoredValue::new(endpoint_id);
     let status = RwSignal::new(None::<DeliveryStatus>);
     let event_type = RwSignal::new(None::<EventType>);
@@ -33,8 +35,8 @@ pub fn DeliveryLog(
     let filter = move || DeliveryFilter {
         status: status.get(),
         event_type: event_type.get(),
-        since: parse_local(&since.get()),
-        until: parse_local(&until.get()),
+        since: from_input(&since.get()),
+        until: from_input(&until.get()),
         event_id: Some(event_id.get().trim().to_owned()).filter(|e| !e.is_empty()),
         cursor: None,
     };
@@ -76,9 +78,9 @@ pub fn DeliveryLog(
                         <option value="">"All"</option>
                         {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
                     </select>
-                    <label for="filter-since">"Created from (UTC)"</label>
+                    <label for="filter-since">{move || format!("Created from ({})", zone_now())}</label>
                     <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
-                    <label for="filter-until">"Created to (UTC)"</label>
+                    <label for="filter-until">{move || format!("Created to ({})", zone_now())}</label>
                     <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
                     <label for="filter-event">"Event id"</label>
                     <input id="filter-event" type="search" placeholder="evt_…" autocomplete="off" spellcheck="false"
@@ -96,7 +98,7 @@ pub fn DeliveryLog(
                             <table class="deliveries">
                                 <thead>
                                     <tr>
-                                        <th scope="col">"Time (UTC)"</th>
+                                        <th scope="col">{move || format!("Time ({})", zone_now())}</th>
                                         <th scope="col">"Event"</th>
                                         <th scope="col">"Response"</th>
                                         <th scope="col">"Time"</th>
@@ -106,9 +108,9 @@ pub fn DeliveryLog(
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held=held.get_value() /> }).collect_view()}
+                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held /> }).collect_view()}
                                     <For each=move || more.get() key=|d| d.id.clone() let:d>
-                                        <DeliveryRow d can_write held=held.get_value() />
+                                        <DeliveryRow d can_write held />
                                     </For>
                                 </tbody>
                             </table>
@@ -157,7 +159,7 @@ fn response_summary(d: &Delivery, held: Option<&str>) -> String {
 }
 
 #[component]
-fn DeliveryRow(d: Delivery, can_write: bool, held: Option<String>) -> impl IntoView {
+fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> impl IntoView {
     let open = RwSignal::new(false);
     let id = d.id.clone();
     let status = d.status.as_str();
@@ -166,13 +168,15 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Option<String>) -> impl IntoV
         DeliveryStatus::Failed => "badge failing",
         DeliveryStatus::Pending => "badge disabled",
     };
-    let time = d.last_attempt_at.unwrap_or(d.created_at).format("%Y-%m-%d %H:%M:%S").to_string();
+    let at = d.last_attempt_at.unwrap_or(d.created_at);
+    let summary_of = d.clone();
+    let time = move || show_bare(at, "%Y-%m-%d %H:%M:%S");
     let ms = d.last_response_time_ms.map(|ms| format!("{ms} ms")).unwrap_or_default();
     view! {
         <tr data-delivery=id.clone()>
             <td>{time}</td>
             <td><code>{d.event_type.clone()}</code></td>
-            <td class="response">{response_summary(&d, held.as_deref())}</td>
+            <td class="response">{move || response_summary(&summary_of, held.get().as_deref())}</td>
             <td>{ms}</td>
             <td>{d.attempt_count}</td>
             <td><span class=badge>{status}</span></td>
@@ -246,7 +250,10 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
 #[component]
 fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, crate::AppError>>) -> impl IntoView {
     let action = action_for(&d);
-    let queued = (d.status == DeliveryStatus::Pending).then(|| waiting_text(&d));
+    let queued = (d.status == DeliveryStatus::Pending).then(|| {
+        let d = d.clone();
+        move || waiting_text(&d)
+    });
     view! {
         <div class="detail-actions">
             <span class="muted">"webhook-id " <code>{d.event_id.clone()}</code></span>
@@ -268,7 +275,7 @@ fn waiting_text(d: &Delivery) -> String {
     match (d.attempt_count, d.next_attempt_at) {
         (0, _) => "Queued: the first attempt is due.".to_owned(),
         (n, Some(at)) if at > chrono::Utc::now() => {
-            format!("Waiting for retry {} at {}.", n, at.format("%Y-%m-%d %H:%M:%S UTC"))
+            format!("Waiting for retry {} at {}.", n, show(at, "%Y-%m-%d %H:%M:%S"))
         }
         (n, _) => format!("Retry {n} is due now."),
     }
@@ -288,7 +295,7 @@ fn AttemptView(a: Attempt) -> impl IntoView {
                 <strong>{format!("Attempt {}", a.attempt_number)}</strong>
                 <span class=badge>{if a.success { "success" } else { "failed" }}</span>
                 <span>{outcome}</span>
-                <span class="muted">{format!("{} ms · {}", a.response_time_ms, a.attempted_at.format("%Y-%m-%d %H:%M:%S UTC"))}</span>
+                <span class="muted">{move || format!("{} ms · {}", a.response_time_ms, show(a.attempted_at, "%Y-%m-%d %H:%M:%S"))}</span>
             </header>
             <div class="attempt-grid">
                 <div>

@@ -114,7 +114,7 @@ fn EditView(
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write fresh=created />
         <HealthChart endpoint_id=id.clone() />
-        <DeliveryLog endpoint_id=id can_write held=ep.hold_reason() />
+        <DeliveryLog endpoint_id=id can_write held=Signal::derive(move || ep.hold_reason_in(&crate::time::show)) />
     }
 }
 

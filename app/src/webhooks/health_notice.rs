@@ -15,7 +15,10 @@ pub fn HealthNotice(
     #[prop(into)] on_change: Callback<()>,
     recover_from: RwSignal<Option<DateTime<Utc>>>,
 ) -> impl IntoView {
-    let note = ep.health_note();
+    let note = ep.health_note().map(|_| {
+        let ep = ep.clone();
+        move || ep.health_note_in(&crate::time::show)
+    });
     let disabled = ep.status == EndpointStatus::Disabled;
     let disabled_at = (disabled && ep.health.disabled_reason.is_some()).then_some(ep.health.status_since);
     let id = ep.id.to_string();

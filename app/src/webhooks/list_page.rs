@@ -96,7 +96,10 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
             <td>{summarize(&ep.event_types)}</td>
             <td>
                 <span class=format!("badge {status}")>{status}</span>
-                {ep.health_note().map(|note| view! { <div class="health-note">{note}</div> })}
+                {ep.health_note().is_some().then(|| {
+                    let ep = ep.clone();
+                    view! { <div class="health-note">{move || ep.health_note_in(&crate::time::show)}</div> }
+                })}
             </td>
             <td>
                 <input

@@ -6,16 +6,17 @@ use entity::api::BulkRetry;
 use leptos::prelude::*;
 
 use super::{
-    bulk_retry::{follow, format_input, parse_local, JobProgress},
+    bulk_retry::{follow, JobProgress},
     recover_start,
 };
+use crate::time::{from_input, show, to_input, zone_now};
 
 /// With `offer` (just re-enabled after being disabled automatically): one button that
 /// recovers from that moment. Without it: a start time to pick, a day back by default.
 #[component]
 pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTime<Utc>>) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
-    let since = RwSignal::new(format_input(offer.unwrap_or_else(|| Utc::now() - Duration::days(1))));
+    let since = RwSignal::new(Some(offer.unwrap_or_else(|| Utc::now() - Duration::days(1))));
     let error = RwSignal::new(None::<String>);
     let job = RwSignal::new(None::<BulkRetry>);
     let start = Action::new(move |since: &DateTime<Utc>| recover_start(endpoint_id.get_value(), *since));
@@ -27,11 +28,11 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
     follow(job);
     let go = move |_| {
         error.set(None);
-        match offer.or_else(|| parse_local(&since.get_untracked())) {
+        match since.get_untracked() {
             Some(t) => {
                 start.dispatch(t);
             }
-            None => error.set(Some("Enter the date and time to recover from (UTC).".into())),
+            None => error.set(Some("Enter the date and time to recover from.".into())),
         }
     };
     let button = move || {
@@ -44,9 +45,9 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
     let body = match offer {
         Some(t) => view! {
             <p>
-                {format!(
-                    "Events published while the endpoint was disabled (since {} UTC) were not sent to it. Send them now, oldest first?",
-                    t.format("%Y-%m-%d %H:%M"),
+                {move || format!(
+                    "Events published while the endpoint was disabled (since {}) were not sent to it. Send them now, oldest first?",
+                    show(t, "%Y-%m-%d %H:%M"),
                 )}
             </p>
             {button()}
@@ -58,9 +59,9 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
                 "Sends the events since the time below that this endpoint subscribes to and never received, for instance while it was disabled. Events it already has are not sent again."
             </p>
             <div class="bulk-fields">
-                <label for="recover-since">"Since (UTC)"</label>
-                <input id="recover-since" type="datetime-local" prop:value=move || since.get()
-                    on:input=move |ev| since.set(event_target_value(&ev)) />
+                <label for="recover-since">{move || format!("Since ({})", zone_now())}</label>
+                <input id="recover-since" type="datetime-local" prop:value=move || since.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| since.set(from_input(&event_target_value(&ev))) />
                 {button()}
             </div>
         }
