@@ -103,9 +103,9 @@ test("the enabled toggle takes effect at once and persists", async ({ page }) =>
   await receiver.close();
 });
 
-test("a test send reaches a local HTTPS receiver and shows the outcome inline", async ({ page }) => {
+test("a test send reaches a local HTTPS receiver, shows the outcome inline and is logged", async ({ page }) => {
   const receiver = await startReceiver();
-  await createEndpoint(account, receiver.url, ["task.created"]);
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
   await gotoHydrated(page, "/settings/webhooks");
   await page.getByRole("button", { name: "Test" }).click();
   await page.getByLabel("Sample event").selectOption("payment.failed");
@@ -119,6 +119,12 @@ test("a test send reaches a local HTTPS receiver and shows the outcome inline", 
   expect(JSON.parse(sent.body).type).toBe("payment.failed");
   expect(sent.headers["webhook-signature"]).toMatch(/^v1,/);
   expect(sent.headers["x-webhook-signature"]).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+  // Logged: the endpoint's delivery log has it, marked as a test.
+  await expect(outcome).toContainText(`Logged in the delivery log as a test of event ${JSON.parse(sent.body).id}`);
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const row = page.getByRole("region", { name: "Delivery log" }).getByRole("row").nth(1);
+  await expect(row).toContainText("payment.failed");
+  await expect(row.locator(".badge.test")).toHaveText("test");
   await receiver.close();
 });
 

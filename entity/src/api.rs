@@ -60,6 +60,9 @@ pub struct TestOutcome {
     pub body_excerpt: String,
     /// The network error, when there was no HTTP response.
     pub error: Option<String>,
+    /// The test event sent; the send is in the delivery log as a test delivery of it.
+    #[serde(default)]
+    pub event_id: String,
 }
 
 /// A delivery of one event to one endpoint (SPEC §11). Lists carry the latest attempt's
@@ -83,6 +86,9 @@ pub struct Delivery {
     pub payload: Option<String>,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// A test send (the sample event of its type), not an event the application published.
+    #[serde(default)]
+    pub test: bool,
 }
 
 /// One HTTP try (SPEC §8); bodies are cut at 10 KB with a visible marker.

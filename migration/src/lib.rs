@@ -14,6 +14,7 @@ mod m20261130_000007_endpoint_health_times;
 mod m20261130_000008_retry_budget;
 mod m20261130_000009_lean_log;
 mod m20261130_000010_recover;
+mod m20261130_000011_test_sends;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_retry_budget::Migration),
             Box::new(m20261130_000009_lean_log::Migration),
             Box::new(m20261130_000010_recover::Migration),
+            Box::new(m20261130_000011_test_sends::Migration),
         ]
     }
 }

@@ -84,7 +84,8 @@ impl Engine for DeliveryEngine {
     async fn send_test(&self, target: TestTarget, event_type: EventType) -> TestOutcome {
         let id = EventId::generate();
         let object = to_raw_value(&sample_object(event_type)).expect("a JSON value serialises");
-        let body = payload_bytes(id.as_str(), event_type.as_str(), Utc::now(), &object, &target.account_id);
+        let created = Utc::now();
+        let body = payload_bytes(id.as_str(), event_type.as_str(), created, &object, &target.account_id);
         let secrets: Vec<WebhookSecret> = target.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
         let limit = u32::try_from(target.rate_limit).unwrap_or(100);
         let result = attempt::send(
@@ -99,7 +100,21 @@ impl Engine for DeliveryEngine {
             },
         )
         .await;
+        let sent = crate::delivery::record::TestSend {
+            account_id: &target.account_id,
+            endpoint_id: &target.endpoint_id,
+            event_id: id.as_str(),
+            event_type: event_type.as_str(),
+            payload: &body,
+            created,
+            result: &result,
+        };
+        if let Err(err) = crate::delivery::record::write_test_send(&self.pool, &sent).await {
+            // The receiver has its answer either way; only the log entry is missing.
+            tracing::warn!(%err, endpoint = %target.endpoint_id, "a test send could not be logged");
+        }
         TestOutcome {
+            event_id: id.to_string(),
             success: result.success(),
             status_code: result.status,
             response_time_ms: result.elapsed.as_millis() as u64,

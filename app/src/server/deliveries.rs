@@ -195,6 +195,7 @@ fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<De
         last_response_time_ms: last.map(|a| a.response_time_ms),
         payload: None,
         attempts: Vec::new(),
+        test: row.test,
     })
 }
 

@@ -217,6 +217,7 @@ pub async fn send_test(
     let row = find_row(db, account, id).await?;
     let target = TestTarget {
         account_id: row.account_id.clone(),
+        endpoint_id: row.id.clone(),
         url: row.url.clone(),
         secrets: signing_secrets(&row)?,
         rate_limit: row.rate_limit,

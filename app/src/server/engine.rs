@@ -51,6 +51,7 @@ pub trait Engine: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct TestTarget {
     pub account_id: String,
+    pub endpoint_id: String,
     pub url: String,
     pub secrets: Vec<String>,
     pub rate_limit: i32,

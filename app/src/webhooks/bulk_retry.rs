@@ -5,7 +5,6 @@ use leptos::prelude::*;
 use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
 use crate::time::{from_input, to_input, zone_now};
 
-
 /// Bulk retry for a time range: count first, confirm with the number, then follow the
 /// job's progress until it finishes.
 #[component]

@@ -6,12 +6,7 @@ use leptos::prelude::*;
 
 use crate::time::{from_input, show, show_bare, zone_now};
 
-use super::{
-    bulk_retry::BulkRetryPanel,
-    get_delivery, list_deliveries,
-    recover::RecoverPanel,
-    resend_delivery,
-};
+use super::{bulk_retry::BulkRetryPanel, get_delivery, list_deliveries, recover::RecoverPanel, resend_delivery};
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
@@ -175,7 +170,10 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> im
     view! {
         <tr data-delivery=id.clone()>
             <td>{time}</td>
-            <td><code>{d.event_type.clone()}</code></td>
+            <td>
+                <code>{d.event_type.clone()}</code>
+                {d.test.then(|| view! { <span class="badge test" title="A test send from this page or the API">"test"</span> })}
+            </td>
             <td class="response">{move || response_summary(&summary_of, held.get().as_deref())}</td>
             <td>{ms}</td>
             <td>{d.attempt_count}</td>

@@ -53,6 +53,9 @@ fn Outcome(outcome: TestOutcome) -> impl IntoView {
             <span class=class>{label}</span>
             <span class="summary">{summary}</span>
             {(!outcome.body_excerpt.is_empty()).then(|| view! { <pre class="excerpt">{outcome.body_excerpt.clone()}</pre> })}
+            <p class="muted">
+                "Logged in the delivery log as a test of event " <code>{outcome.event_id.clone()}</code> "."
+            </p>
         </div>
     }
 }

@@ -499,6 +499,57 @@ async fn update_endpoints(tx: &mut sqlx::PgConnection, batch: &[&Outcome]) -> sq
     Ok(())
 }
 
+/// A test send to log: the sample event, sent once, outside the queue.
+pub struct TestSend<'a> {
+    pub account_id: &'a str,
+    pub endpoint_id: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub payload: &'a str,
+    pub created: DateTime<Utc>,
+    pub result: &'a AttemptResult,
+}
+
+/// Logs a test send as what it was: an event, its delivery marked `test` (delivered or
+/// failed at its one attempt; a test is not retried and does not move the endpoint's
+/// health) and the attempt, in one statement.
+pub async fn write_test_send(pool: &PgPool, sent: &TestSend<'_>) -> sqlx::Result<()> {
+    let r = sent.result;
+    let status = if r.success() { "delivered" } else { "failed" };
+    sqlx::query(
+        "WITH ev AS (
+             INSERT INTO events (id, account_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)
+         ), dl AS (
+             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count,
+                                     created_at, updated_at, test)
+             VALUES ($6, $2, $1, $7, $3, $8, 1, $5, now(), true)
+         )
+         INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                               status_code, response_time_ms, success, error, request_headers, response_headers,
+                               response_body)
+         VALUES ($9, $2, $6, $7, $3, 1, $5, $10, $11, $12, $13, $14::jsonb, $15::jsonb, $16)",
+    )
+    .bind(sent.event_id)
+    .bind(sent.account_id)
+    .bind(sent.event_type)
+    .bind(sent.payload)
+    .bind(sent.created)
+    .bind(entity::DeliveryId::generate().to_string())
+    .bind(sent.endpoint_id)
+    .bind(status)
+    .bind(AttemptId::generate().to_string())
+    .bind(r.status.map(i32::from))
+    .bind(r.elapsed.as_millis().min(i32::MAX as u128) as i32)
+    .bind(r.success())
+    .bind(r.error.as_deref())
+    .bind(headers_json(&r.request_headers).to_string())
+    .bind(r.status.map(|_| headers_json(&r.response_headers).to_string()))
+    .bind(r.response_body.as_deref())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 fn headers_json(headers: &[(String, String)]) -> Value {
     let mut map = Map::new();
     for (k, v) in headers {

@@ -194,6 +194,36 @@ async fn a_test_send_is_signed_like_a_real_delivery() {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     assert_eq!(header("x-webhook-signature"), format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes())));
+
+    // Logged (issue 12): the event and a test delivery with its one attempt, byte for byte.
+    assert_eq!(outcome["event_id"], payload["id"]);
+    let event: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/events/{}", payload["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(event["payload"], body, "the payload as sent");
+    let delivery = &event["deliveries"][0];
+    assert_eq!((delivery["test"].as_bool(), delivery["status"].as_str()), (Some(true), Some("delivered")), "{event}");
+    assert_eq!(delivery["last_status_code"], 202);
+    let detail: Value = app
+        .api(&key, Method::GET, &format!("/api/v1/deliveries/{}", delivery["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(detail["attempts"][0]["request_body"], body);
+    assert_eq!(detail["attempts"][0]["request_headers"]["webhook-id"], payload["id"]);
+    let queued: i64 = app.scalar("SELECT count(*) FROM delivery_queue").await;
+    assert_eq!(queued, 0, "a test is sent once, not queued for retries");
+    let status: String = app.scalar(&format!("SELECT status FROM endpoints WHERE id = '{id}'")).await;
+    assert_eq!(status, "healthy");
 }
 
 #[tokio::test]
