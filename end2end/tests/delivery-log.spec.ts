@@ -35,7 +35,13 @@ test("the delivery log shows real deliveries, filters them, and retries and repl
   await log.getByRole("button", { name: "Refresh" }).click();
   await log.getByRole("button", { name: "Details" }).click();
   await expect(page.getByTestId("delivery-detail")).toContainText("Attempt 2");
-  expect(paymentId).toBeTruthy();
+
+  // Search by event id: that event's delivery only.
+  await log.getByLabel("Event type").selectOption("");
+  await log.getByLabel("Event id").fill(paymentId);
+  await log.getByLabel("Event id").press("Enter");
+  await expect(log.getByRole("row")).toHaveCount(2);
+  await expect(log.getByRole("row").nth(1)).toContainText("payment.failed");
   await receiver.close();
 });
 

@@ -8,12 +8,16 @@ use entity::{
     AccountId, ApiKeyId,
 };
 use sea_orm::{
-    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    sea_query::Expr, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 
 use super::{endpoints::Actor, tokens};
 use crate::AppError;
+
+/// Server processes cache keys; a revocation tells them on this channel (payload: the key's
+/// hash), so a revoked key is refused at once, not when the cache entry expires.
+pub const REVOKED_CHANNEL: &str = "webhooks_api_keys_revoked";
 
 /// `last_used_at` is written at most this often per key: a busy key costs no write per request.
 const LAST_USE_PRECISION: Duration = Duration::minutes(1);
@@ -80,8 +84,8 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor) -> Result<CreatedApi
     Ok(insert(db, &actor.account_id).await?)
 }
 
-/// Revokes a key of the actor's account (again: no change). Processes that cached the key
-/// stop accepting it within their cache's lifetime (5 s).
+/// Revokes a key of the actor's account (again: no change), and tells every server process
+/// to forget it in the same transaction (`REVOKED_CHANNEL`).
 pub async fn revoke(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<ApiKeyInfo, AppError> {
     if !actor.can_write {
         return Err(AppError::Forbidden);
@@ -94,8 +98,17 @@ pub async fn revoke(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
     if key.revoked_at.is_some() {
         return Ok(to_info(key));
     }
+    let hash = key.key_hash.clone();
     let mut active: api_key::ActiveModel = key.into();
     active.revoked_at = Set(Some(Utc::now()));
-    let updated = sea_orm::ActiveModelTrait::update(active, db).await?;
+    let txn = db.begin().await?;
+    let updated = sea_orm::ActiveModelTrait::update(active, &txn).await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [REVOKED_CHANNEL.into(), hash.into()],
+    ))
+    .await?;
+    txn.commit().await?;
     Ok(to_info(updated))
 }

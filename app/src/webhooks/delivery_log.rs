@@ -166,10 +166,11 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> im
     let at = d.last_attempt_at.unwrap_or(d.created_at);
     let summary_of = d.clone();
     let time = move || show_bare(at, "%Y-%m-%d %H:%M:%S");
+    let utc = entity::api::utc(at, "%Y-%m-%d %H:%M:%S");
     let ms = d.last_response_time_ms.map(|ms| format!("{ms} ms")).unwrap_or_default();
     view! {
         <tr data-delivery=id.clone()>
-            <td>{time}</td>
+            <td title=utc>{time}</td>
             <td>
                 <code>{d.event_type.clone()}</code>
                 {d.test.then(|| view! { <span class="badge test" title="A test send from this page or the API">"test"</span> })}

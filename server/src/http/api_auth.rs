@@ -17,6 +17,30 @@ impl ApiAccount {
     }
 }
 
+/// Forgets revoked keys as soon as they are revoked, in any process (`REVOKED_CHANNEL`).
+/// After a lost connection the whole cache is dropped: a revocation may have been missed.
+pub async fn forget_revoked_keys(
+    pool: sqlx::PgPool,
+    cache: std::sync::Arc<crate::ttl_cache::TtlCache<String, AccountId>>,
+) {
+    use app::server::api_keys::REVOKED_CHANNEL;
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen(REVOKED_CHANNEL).await.is_ok() {
+                    cache.clear();
+                    while let Ok(n) = listener.recv().await {
+                        cache.forget(&n.payload().to_owned());
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "API key revocations: LISTEN failed; retrying"),
+        }
+        cache.clear();
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 impl FromRequestParts<AppState> for ApiAccount {
     type Rejection = ApiError;
 
