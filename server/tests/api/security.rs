@@ -393,7 +393,8 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
 
     // Publishing and delivering to both endpoints, signed with those secrets.
     app.publish(&acme.api_key, json!({ "type": "task.created", "data": { "object": { "id": "t1" } } })).await;
-    app.until("delivered", "SELECT count(*) = 2 AND bool_and(status = 'delivered') FROM deliveries").await;
+    app.until("delivered", "SELECT count(*) = 2 AND bool_and(status = 'delivered') FROM deliveries WHERE NOT test")
+        .await;
     app.api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries")).send().await.unwrap();
     // A failing key is logged as a failure, never as its value.
     app.api("whk_a-wrong-key-that-must-not-be-logged", Method::GET, "/api/v1/endpoints").send().await.unwrap();
