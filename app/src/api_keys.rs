@@ -69,8 +69,11 @@ fn KeyManager() -> impl IntoView {
     let keys = Resource::new(|| (), |_| list_api_keys());
     let create = Action::new(|_: &()| create_api_key());
     let revoke = Action::new(|id: &String| revoke_api_key(id.clone()));
+    // Both read every time (no short circuit), so either action's next result refetches.
     Effect::new(move |_| {
-        if create.value().with(|v| matches!(v, Some(Ok(_)))) || revoke.value().with(|v| matches!(v, Some(Ok(_)))) {
+        let created = create.value().with(|v| matches!(v, Some(Ok(_))));
+        let revoked = revoke.value().with(|v| matches!(v, Some(Ok(_))));
+        if created || revoked {
             keys.refetch();
         }
     });

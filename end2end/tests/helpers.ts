@@ -99,7 +99,13 @@ export async function startReceiver(initialStatus = 200) {
     setRetryAfter: (seconds: number | undefined) => {
       retryAfter = seconds === undefined ? undefined : String(seconds);
     },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    /** Stops listening and drops every connection: the server's client keeps connections
+     * alive, and one it has just opened is not idle yet, so `close` alone could wait on it. */
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
