@@ -1,5 +1,15 @@
 import { expect, test, type Page } from "@playwright/test";
-import { type Account, createAccount, createEndpoint, failOnConsoleErrors, gotoHydrated, logIn, startReceiver } from "./helpers";
+import {
+  type Account,
+  createAccount,
+  createEndpoint,
+  failOnConsoleErrors,
+  gotoHydrated,
+  logIn,
+  publish,
+  recordedDeliveries,
+  startReceiver,
+} from "./helpers";
 
 let account: Account;
 
@@ -192,6 +202,9 @@ test("at 390 px wide the list and an endpoint's page fit the screen", async ({ p
   await page.setViewportSize({ width: 390, height: 844 });
   const receiver = await startReceiver();
   const endpoint = await createEndpoint(account, `${receiver.url}/webhooks/incoming/orders-and-invoices`, ["task.created"]);
+  // A delivery in the log: its table is wider than the screen and must scroll inside its card.
+  await publish(account, [{ type: "task.created", data: { object: { id: "tsk_1" } } }]);
+  await expect.poll(() => recordedDeliveries(account, endpoint.id)).toBe(1);
   const fits = async () => {
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     expect(width, "no sideways scrolling").toBeLessThanOrEqual(390);

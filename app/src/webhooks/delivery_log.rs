@@ -17,6 +17,8 @@ pub fn DeliveryLog(
     /// What holds the endpoint's pending deliveries (`Endpoint::hold_reason`), shown on them.
     #[prop(into)]
     held: Signal<Option<String>>,
+    /// A disabled endpoint is sent nothing: no Send now, and recovery waits for re-enabling.
+    disabled: bool,
 ) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
     let status = RwSignal::new(None::<DeliveryStatus>);
@@ -103,9 +105,9 @@ pub fn DeliveryLog(
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held /> }).collect_view()}
+                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held disabled /> }).collect_view()}
                                     <For each=move || more.get() key=|d| d.id.clone() let:d>
-                                        <DeliveryRow d can_write held />
+                                        <DeliveryRow d can_write held disabled />
                                     </For>
                                 </tbody>
                             </table>
@@ -114,10 +116,8 @@ pub fn DeliveryLog(
                     }
                 })}
             </Transition>
-            {can_write.then(|| view! {
-                <BulkRetryPanel endpoint_id=endpoint_id.get_value() />
-                <RecoverPanel endpoint_id=endpoint_id.get_value() />
-            })}
+            {can_write.then(|| view! { <BulkRetryPanel endpoint_id=endpoint_id.get_value() /> })}
+            {(can_write && !disabled).then(|| view! { <RecoverPanel endpoint_id=endpoint_id.get_value() /> })}
             <Show when=move || cursor.get().is_some()>
                 <button class="button" type="button" disabled=move || load_more.pending().get()
                     on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>
@@ -154,7 +154,7 @@ fn response_summary(d: &Delivery, held: Option<&str>) -> String {
 }
 
 #[component]
-fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> impl IntoView {
+fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>, disabled: bool) -> impl IntoView {
     let open = RwSignal::new(false);
     let id = d.id.clone();
     let status = d.status.as_str();
@@ -180,7 +180,7 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> im
             <td>{d.attempt_count}</td>
             <td><span class=badge>{status}</span></td>
             <td class="row-actions">
-                {can_write.then(|| view! { <RowAction d=d.clone() /> })}
+                {can_write.then(|| view! { <RowAction d=d.clone() disabled /> })}
                 <button class="button" type="button" aria-expanded=move || open.get().to_string()
                     on:click=move |_| open.update(|o| *o = !*o)>
                     {move || if open.get() { "Hide" } else { "Details" }}
@@ -196,8 +196,10 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>) -> im
 /// The delivery's one action, in its row: Retry (failed), Replay (delivered) or Send now
 /// (waiting for a retry). The live log refreshes the row once the attempt is recorded.
 #[component]
-fn RowAction(d: Delivery) -> impl IntoView {
-    let Some((label, replay)) = action_for(&d) else { return ().into_any() };
+fn RowAction(d: Delivery, disabled: bool) -> impl IntoView {
+    let Some((label, replay)) = action_for(&d).filter(|(label, _)| !(disabled && *label == "Send now")) else {
+        return ().into_any();
+    };
     let id = d.id.clone();
     let resend = Action::new(move |_: &()| resend_delivery(id.clone(), replay));
     view! {

@@ -114,7 +114,12 @@ fn EditView(
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write fresh=created />
         <HealthChart endpoint_id=id.clone() />
-        <DeliveryLog endpoint_id=id can_write held=Signal::derive(move || ep.hold_reason_in(&crate::time::show)) />
+        <DeliveryLog
+            endpoint_id=id
+            can_write
+            disabled=!ep.enabled
+            held=Signal::derive(move || ep.hold_reason_in(&crate::time::show))
+        />
     }
 }
 
