@@ -41,25 +41,6 @@ pub fn role_pool(config: &Config, max_connections: u32) -> anyhow::Result<sqlx::
         .connect_lazy(&config.database_url)?)
 }
 
-/// The pool for ingest quota reservations: like `role_pool`, with `synchronous_commit` off.
-/// A reservation is a rate-limit counter, not data: its commit need not wait for the WAL
-/// flush (BENCHMARKS.md, engine step 6: with 200 accounts these were 200 flushing commits a
-/// second, the top wait of the end-to-end load). A database crash can lose the last few
-/// hundred milliseconds of reservations, so in the second of a crash a process may admit one
-/// slice more than the limit; no event is lost by it.
-pub fn quota_pool(config: &Config) -> anyhow::Result<sqlx::PgPool> {
-    let options: sqlx::postgres::PgConnectOptions = config.database_url.parse()?;
-    Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(QUOTA_POOL_SIZE)
-        .min_connections(0)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(false)
-        .connect_lazy_with(options.options([("synchronous_commit", "off")])))
-}
-
-/// Reservations are one short statement each, about once a second per busy account.
-const QUOTA_POOL_SIZE: u32 = 4;
-
 /// Applies pending sea-orm migrations and creates apalis' own schema. Idempotent.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;

@@ -45,7 +45,6 @@ impl Application {
             db,
             engine: delivery.clone(),
             ingest_quota: Arc::default(),
-            quota_pool: db::quota_pool(&config)?,
             ingest: Arc::new(Ingest::start(ingest_pool, delivery.wakers().clone())),
             ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.ingest_max_in_flight.max(1))),
             api_keys: Arc::new(TtlCache::new(http::CACHE_TTL, http::CACHE_CAPACITY)),

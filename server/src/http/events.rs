@@ -129,7 +129,7 @@ async fn take_quota(state: &AppState, account: &str, limit: u64, cost: u64, now:
             if state.ingest.database_down() {
                 return Err(ApiError::Unavailable); // at once, rather than wait for a connection
             }
-            let reserved = quota::reserve(&state.quota_pool, account, now, amount, limit).await;
+            let reserved = quota::reserve(state.ingest.pool(), account, now, amount, limit).await;
             let reserved = reserved.inspect_err(|err| state.ingest.report_error(err))?;
             if let Some(total) = reserved {
                 state.ingest_quota.grant(account, amount, total, now);

@@ -37,8 +37,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub engine: Arc<dyn Engine>,
     pub ingest_quota: Arc<crate::quota::IngestQuota>,
-    /// Where quota reservations are written, without waiting for the WAL flush (`db::quota_pool`).
-    pub quota_pool: sqlx::PgPool,
     /// Group commit and wake-ups (`ingest::Ingest`).
     pub ingest: Arc<crate::ingest::Ingest>,
     /// Ingest requests in flight; past it, requests are refused with 503 (`events.rs`).
