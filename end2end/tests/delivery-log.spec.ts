@@ -107,9 +107,15 @@ test("a bulk retry says how many it will resend, then shows progress to completi
   await log.getByLabel("Status").selectOption("failed");
   await expect(log.getByRole("row")).toHaveCount(3);
 
-  await page.getByRole("button", { name: "Retry failed deliveries…" }).click();
+  const bulk = page.locator(".bulk-retry");
+  await bulk.getByLabel("Event type").selectOption("task.deleted");
+  await bulk.getByRole("button", { name: "Count failed deliveries…" }).click();
+  await expect(bulk.getByRole("status")).toHaveText("No failed deliveries in that range.");
+  await bulk.getByLabel("Event type").selectOption("task.created");
+  await expect(bulk.getByRole("status")).toHaveCount(0); // a changed filter needs a new count
+  await bulk.getByRole("button", { name: "Count failed deliveries…" }).click();
   const confirm = page.getByRole("alertdialog", { name: "Confirm bulk retry" });
-  await expect(confirm).toContainText("Resend 2 failed deliveries from this range?");
+  await expect(confirm).toContainText("Resend 2 of the failed deliveries from this range now?");
   await confirm.getByRole("button", { name: "Resend 2" }).click();
   await expect(page.getByTestId("bulk-progress")).toContainText("Bulk retry finished: 2 of 2", { timeout: 15_000 });
   await expect.poll(() => receiver.received.length).toBe(6);
@@ -132,9 +138,21 @@ test("the health chart and the date filter reflect the endpoint's attempts", asy
   await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
   await expect(page.getByTestId("chart-summary")).toContainText("100.0 % delivered");
   await expect(page.getByTestId("chart-summary")).toContainText("2 attempts");
-  await expect(page.getByRole("img", { name: "Success rate and response time" })).toBeVisible();
+  const chart = page.getByRole("img", { name: "Success rate and response time" });
+  await expect(chart).toBeVisible();
+  // Both value axes and a time axis with hours on it.
+  await expect(chart.locator("text.axis.rate")).toHaveText(["100 %", "50 %", "0 %"]);
+  await expect(chart.locator("text.axis.ms").first()).toHaveText(/^\d+ ms$/);
+  await expect(chart.locator("text.axis.time").first()).toHaveText(/^\d{2}:00$/);
+  // The hour with the attempts: its tooltip on hover, and on keyboard focus.
+  const busy = chart.locator("rect.hit[aria-label*='2 of 2 delivered']");
+  await busy.hover();
+  await expect(page.getByTestId("chart-tooltip")).toContainText("2 of 2 delivered (100 %)");
+  await chart.locator("rect.hit").first().focus();
+  await expect(page.getByTestId("chart-tooltip")).toContainText("no attempts");
   await page.getByRole("button", { name: "7 days" }).click();
   await expect(page.getByTestId("chart-summary")).toContainText("2 attempts");
+  await expect(chart.locator("text.axis.time")).toHaveCount(8);
 
   const log = page.getByRole("region", { name: "Delivery log" });
   await expect(log.getByRole("row")).toHaveCount(3);

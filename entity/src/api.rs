@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{EndpointId, EndpointStatus, EventType};
+use crate::{DeliveryStatus, EndpointId, EndpointStatus, EventType};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -128,6 +128,67 @@ pub struct DeliveryFilter {
 pub struct DeliveryPage {
     pub data: Vec<Delivery>,
     pub next_cursor: Option<String>,
+    /// On the first page, when the endpoint has more deliveries due than its rate limit
+    /// sends in a second: they wait their turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<Throttle>,
+}
+
+/// An endpoint's deliveries due now, more than its rate limit sends in a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Throttle {
+    /// Deliveries due now, counted up to `Throttle::COUNT_CAP`.
+    pub due: i64,
+    /// The endpoint's limit, in deliveries per second.
+    pub rate_limit: i32,
+}
+
+impl Throttle {
+    /// Counting stops here: a log page should not scan a huge backlog to say it is huge.
+    pub const COUNT_CAP: i64 = 10_000;
+
+    /// `Some` when `due` is more than one second of sending at `rate_limit`.
+    pub fn of(due: i64, rate_limit: i32) -> Option<Throttle> {
+        (rate_limit > 0 && due > i64::from(rate_limit)).then_some(Throttle { due, rate_limit })
+    }
+
+    pub fn note(&self) -> String {
+        let count =
+            if self.due >= Self::COUNT_CAP { format!("over {}", Self::COUNT_CAP) } else { self.due.to_string() };
+        let rate = i64::from(self.rate_limit.max(1));
+        let secs = (self.due + rate - 1) / rate;
+        format!(
+            "Throttled: {count} deliveries are due and go out at the endpoint's rate limit of {}/s (about {secs} s).",
+            self.rate_limit
+        )
+    }
+}
+
+impl Delivery {
+    /// Why a pending delivery has not been sent yet, in one sentence: what holds its endpoint
+    /// (`hold`: disabled, or the breaker), the retry it waits for, or the rate limit it waits
+    /// behind. `None` when it is not pending or simply about to go.
+    pub fn waiting_reason(
+        &self,
+        hold: Option<&str>,
+        throttle: Option<&Throttle>,
+        now: DateTime<Utc>,
+        show: ShowTime,
+    ) -> Option<String> {
+        if self.status != crate::DeliveryStatus::Pending {
+            return None;
+        }
+        if let Some(hold) = hold {
+            return Some(hold.to_owned());
+        }
+        match self.next_attempt_at {
+            Some(at) if self.attempt_count > 0 && at > now => {
+                Some(format!("Waiting for retry {} at {}.", self.attempt_count, show(at, "%Y-%m-%d %H:%M:%S")))
+            }
+            _ => throttle.map(Throttle::note),
+        }
+    }
 }
 
 /// A bulk retry of an endpoint's failed deliveries in a time range (SPEC §8).
@@ -141,6 +202,10 @@ pub struct BulkRetry {
     pub endpoint_id: String,
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
+    /// The status resent (`failed` or `pending`; `retry` only).
+    pub status: String,
+    /// The event types resent; empty: every type (`retry` only).
+    pub event_types: Vec<String>,
     /// Failed deliveries in the range (`retry`), or events missing from the endpoint
     /// (`recover`), when it started.
     pub total: i32,
@@ -148,6 +213,8 @@ pub struct BulkRetry {
     pub done: i32,
     /// `running` | `finished`
     pub state: String,
+    /// When it was started; a bulk retry resends only what failed before.
+    pub created_at: DateTime<Utc>,
 }
 
 /// `POST /api/v1/endpoints/{id}/recover`: send the endpoint the events since `since` (within
@@ -163,6 +230,34 @@ pub struct RecoverRequest {
 pub struct BulkRetryRange {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
+    /// Which deliveries to resend: `failed` (the default), or `pending` ones waiting for a
+    /// retry, which are then sent now. Delivered ones are replayed one by one, not in bulk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries of these event types; empty: every type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<EventType>,
+}
+
+impl BulkRetryRange {
+    /// A range of failed deliveries of every type, the filters left out.
+    pub fn failed(since: DateTime<Utc>, until: DateTime<Utc>) -> Self {
+        BulkRetryRange { since, until, status: None, event_types: Vec::new() }
+    }
+
+    /// The status resent: `failed` unless another is named.
+    pub fn target_status(&self) -> DeliveryStatus {
+        self.status.unwrap_or(DeliveryStatus::Failed)
+    }
+
+    /// The event types as stored and compared: sorted, without repeats, comma-separated;
+    /// empty for every type. The same filter in another order is the same bulk retry.
+    pub fn event_types_key(&self) -> String {
+        let mut names: Vec<&str> = self.event_types.iter().map(|t| t.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.join(",")
+    }
 }
 
 /// Attempts to one endpoint in one time bucket, for the dashboard's chart.
@@ -237,6 +332,69 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    fn pending(attempt_count: i32, next_attempt_at: Option<DateTime<Utc>>) -> Delivery {
+        Delivery {
+            id: "dlv_1".into(),
+            event_id: "evt_1".into(),
+            event_type: "task.created".into(),
+            endpoint_id: "ep_1".into(),
+            status: crate::DeliveryStatus::Pending,
+            attempt_count,
+            created_at: Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap(),
+            next_attempt_at,
+            last_attempt_at: None,
+            last_status_code: None,
+            last_error: None,
+            last_response_time_ms: None,
+            payload: None,
+            attempts: Vec::new(),
+            test: false,
+        }
+    }
+
+    #[test]
+    fn a_pending_delivery_says_what_it_waits_for_hold_first_then_its_retry_then_the_rate_limit() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 30, 10, 0, 0).unwrap();
+        let later = now + chrono::Duration::minutes(30);
+        let throttle = Throttle::of(250, 100);
+        assert_eq!(Throttle::of(100, 100), None, "one second of sending is not a wait");
+        let first = pending(0, Some(now));
+        assert_eq!(first.waiting_reason(None, None, now, &utc), None);
+        assert_eq!(
+            first.waiting_reason(None, throttle.as_ref(), now, &utc).as_deref(),
+            Some("Throttled: 250 deliveries are due and go out at the endpoint's rate limit of 100/s (about 3 s).")
+        );
+        let retrying = pending(2, Some(later));
+        assert_eq!(
+            retrying.waiting_reason(None, throttle.as_ref(), now, &utc).as_deref(),
+            Some("Waiting for retry 2 at 2026-11-30 10:30:00 UTC.")
+        );
+        assert_eq!(
+            retrying.waiting_reason(Some("Held: the endpoint is disabled."), None, now, &utc).as_deref(),
+            Some("Held: the endpoint is disabled.")
+        );
+        let delivered = Delivery { status: crate::DeliveryStatus::Delivered, ..pending(1, None) };
+        assert_eq!(delivered.waiting_reason(Some("Held"), throttle.as_ref(), now, &utc), None);
+        assert!(Throttle::of(Throttle::COUNT_CAP, 10).unwrap().note().starts_with("Throttled: over 10000 deliveries"));
+    }
+
+    #[test]
+    fn a_bulk_retry_resends_failed_deliveries_unless_told_otherwise_and_its_type_filter_has_one_spelling() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 0, 0, 0).unwrap();
+        let plain: BulkRetryRange =
+            serde_json::from_str(r#"{"since":"2026-11-29T00:00:00Z","until":"2026-11-30T00:00:00Z"}"#).unwrap();
+        assert_eq!(plain, BulkRetryRange::failed(t - chrono::Duration::days(1), t));
+        assert_eq!(plain.target_status(), DeliveryStatus::Failed);
+        assert_eq!(plain.event_types_key(), "");
+        let filtered = BulkRetryRange {
+            status: Some(DeliveryStatus::Pending),
+            event_types: vec![EventType::TaskCreated, EventType::ProjectCreated, EventType::TaskCreated],
+            ..plain
+        };
+        assert_eq!(filtered.target_status(), DeliveryStatus::Pending);
+        assert_eq!(filtered.event_types_key(), "project.created,task.created");
+    }
 
     fn endpoint(status: EndpointStatus, health: EndpointHealth) -> Endpoint {
         Endpoint {

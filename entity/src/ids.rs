@@ -88,6 +88,7 @@ macro_rules! prefixed_id {
 prefixed_id!(AccountId, "acc_", "account");
 prefixed_id!(UserId, "usr_", "user");
 prefixed_id!(EndpointId, "ep_", "endpoint");
+prefixed_id!(BulkRetryId, "bulk_", "bulk retry or recovery");
 prefixed_id!(EventId, "evt_", "event");
 prefixed_id!(DeliveryId, "dlv_", "delivery");
 prefixed_id!(AttemptId, "att_", "attempt");

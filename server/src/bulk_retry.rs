@@ -1,16 +1,19 @@
 //! Bulk retry and recovery (SPEC §8), each an apalis job that records its progress in
 //! `bulk_retries` (`kind`):
-//! - a bulk retry queues an endpoint's failed deliveries of a time range for a new attempt.
+//! - a bulk retry queues an endpoint's failed deliveries of a time range (or those waiting
+//!   for a retry; of some event types) for a new attempt now.
 //!   Idempotent: a second start while one runs returns it, and a delivery is re-queued only
 //!   if it failed before the bulk retry began, so a re-run job never sends anything twice.
 //! - a recovery creates deliveries for the events since a time that the endpoint subscribes
 //!   to and never got (it was disabled, or subscribed later). Idempotent: one delivery per
 //!   (event, endpoint) is a unique key, so a re-run or a second recovery adds nothing twice.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use entity::{
     api::{BulkRetry, BulkRetryRange},
-    DeliveryId,
+    BulkRetryId, DeliveryId,
 };
 use sqlx::{postgres::PgRow, PgPool, Row};
 
@@ -23,27 +26,46 @@ fn from_row(r: PgRow) -> BulkRetry {
         endpoint_id: r.get("endpoint_id"),
         since: r.get("since"),
         until: r.get("until"),
+        status: r.get("status"),
+        event_types: r
+            .get::<String, _>("event_types")
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
         total: r.get("total"),
         done: r.get("done"),
         state: r.get("state"),
+        created_at: r.get("created_at"),
     }
 }
 
+/// The deliveries a bulk retry would pick: its endpoint's, created in `[since, until)`, with
+/// the status resent (a pending one only once attempted: it waits for a retry), of the types
+/// named (`$4`: comma-separated, empty for all). The alias `d` is the delivery; `$1`..`$5`
+/// are endpoint, since, until, types and status.
+macro_rules! picked {
+    () => {
+        "d.endpoint_id = $1 AND d.created_at >= $2 AND d.created_at < $3
+         AND ($4 = '' OR d.event_type = ANY(string_to_array($4, ',')))
+         AND d.status = $5 AND (d.status = 'failed' OR d.attempt_count > 0)"
+    };
+}
+
 pub async fn count(pool: &PgPool, endpoint_id: &str, range: &BulkRetryRange) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM deliveries WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3",
-    )
-    .bind(endpoint_id)
-    .bind(range.since)
-    .bind(range.until)
-    .fetch_one(pool)
-    .await?;
+    let (n,): (i64,) = sqlx::query_as(concat!("SELECT count(*) FROM deliveries d WHERE ", picked!()))
+        .bind(endpoint_id)
+        .bind(range.since)
+        .bind(range.until)
+        .bind(range.event_types_key())
+        .bind(range.target_status().as_str())
+        .fetch_one(pool)
+        .await?;
     Ok(n)
 }
 
-/// Creates the bulk retry row, or returns the one already running for the same range
-/// (`false`). The running one can finish between the insert that conflicts with it and the
-/// read that looks for it; then the range is free again and the insert is tried again.
+/// Creates the bulk retry row, or returns the one already running for the same range and
+/// filters (`false`).
 pub async fn create(
     pool: &PgPool,
     account_id: &str,
@@ -51,42 +73,60 @@ pub async fn create(
     range: &BulkRetryRange,
 ) -> sqlx::Result<(BulkRetry, bool)> {
     let total = count(pool, endpoint_id, range).await?;
-    loop {
-        let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
-        let inserted = sqlx::query(
-            "INSERT INTO bulk_retries (id, account_id, endpoint_id, since, until, total)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (endpoint_id, since, until) WHERE state = 'running' AND kind = 'retry' DO NOTHING
+    let (status, types) = (range.target_status().as_str(), range.event_types_key());
+    let insert = |id: BulkRetryId| {
+        sqlx::query(
+            "INSERT INTO bulk_retries (id, account_id, endpoint_id, since, until, total, status, event_types)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (endpoint_id, since, until, status, event_types)
+                 WHERE state = 'running' AND kind = 'retry' DO NOTHING
              RETURNING *",
         )
-        .bind(&id)
+        .bind(id.to_string())
         .bind(account_id)
         .bind(endpoint_id)
         .bind(range.since)
         .bind(range.until)
-        .bind(total as i32)
+        .bind(total.min(i64::from(i32::MAX)) as i32)
+        .bind(status)
+        .bind(types.clone())
         .fetch_optional(pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((from_row(row), true));
-        }
-        let running = sqlx::query(
+    };
+    let running = || {
+        sqlx::query(
             "SELECT * FROM bulk_retries
-             WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND state = 'running' AND kind = 'retry'",
+             WHERE endpoint_id = $1 AND since = $2 AND until = $3 AND status = $4 AND event_types = $5
+               AND state = 'running' AND kind = 'retry'",
         )
         .bind(endpoint_id)
         .bind(range.since)
         .bind(range.until)
+        .bind(status)
+        .bind(types.clone())
         .fetch_optional(pool)
-        .await?;
-        if let Some(row) = running {
+    };
+    start_or_join(insert, running).await
+}
+
+/// Inserts a new row, or returns the running one its unique index conflicts with (`false`).
+/// That one can finish between the insert that conflicts with it and the read that looks for
+/// it; then its key is free again and the insert is tried again.
+async fn start_or_join<I, R>(
+    insert: impl Fn(BulkRetryId) -> I,
+    running: impl Fn() -> R,
+) -> sqlx::Result<(BulkRetry, bool)>
+where
+    I: Future<Output = sqlx::Result<Option<PgRow>>>,
+    R: Future<Output = sqlx::Result<Option<PgRow>>>,
+{
+    loop {
+        if let Some(row) = insert(BulkRetryId::generate()).await? {
+            return Ok((from_row(row), true));
+        }
+        if let Some(row) = running().await? {
             return Ok((from_row(row), false));
         }
     }
-}
-
-fn uuid_like() -> u128 {
-    (u128::from(chrono::Utc::now().timestamp_millis() as u64) << 80) | (rand::random::<u128>() >> 48)
 }
 
 pub async fn get(pool: &PgPool, account_id: &str, id: &str) -> sqlx::Result<Option<BulkRetry>> {
@@ -103,30 +143,36 @@ pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
     let row = sqlx::query("SELECT * FROM bulk_retries WHERE id = $1").bind(id).fetch_optional(pool).await?;
     match row.map(from_row) {
         Some(job) if job.state == "running" && job.kind == "recover" => recover(pool, &job).await,
-        Some(job) if job.state == "running" => retry(pool, id).await,
+        Some(job) if job.state == "running" => retry(pool, &job).await,
         _ => Ok(()), // finished, or its endpoint was deleted
     }
 }
 
 /// Re-queues in batches, recording progress, then marks it finished.
-async fn retry(pool: &PgPool, id: &str) -> sqlx::Result<()> {
+async fn retry(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
+    let id = job.id.as_str();
     loop {
         let mut tx = pool.begin().await?;
-        let queued = sqlx::query(
-            "WITH b AS (SELECT * FROM bulk_retries WHERE id = $1 AND state = 'running'),
-                  picked AS (
-                      SELECT d.id FROM deliveries d, b
-                      WHERE d.endpoint_id = b.endpoint_id AND d.status = 'failed'
-                        AND d.created_at >= b.since AND d.created_at < b.until AND d.updated_at < b.created_at
-                      ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED),
+        let queued = sqlx::query(concat!(
+            "WITH picked AS (
+                      SELECT d.id FROM deliveries d
+                      WHERE ",
+            picked!(),
+            " AND d.updated_at < $6
+                      ORDER BY d.id LIMIT $7 FOR UPDATE OF d SKIP LOCKED),
                   requeued AS (
                       UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now(),
                                              budget_from = d.attempt_count
                       FROM picked WHERE d.id = picked.id RETURNING d.endpoint_id, d.id)
              INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT endpoint_id, id, now() FROM requeued
-             ON CONFLICT (endpoint_id, delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",
-        )
-        .bind(id)
+             ON CONFLICT (endpoint_id, delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at"
+        ))
+        .bind(&job.endpoint_id)
+        .bind(job.since)
+        .bind(job.until)
+        .bind(job.event_types.join(","))
+        .bind(&job.status)
+        .bind(job.created_at)
         .bind(BATCH)
         .execute(&mut *tx)
         .await?
@@ -167,34 +213,27 @@ pub async fn create_recovery(
         .bind(endpoint_id)
         .fetch_one(pool)
         .await?;
-    loop {
-        let id = format!("bulk_{}", entity::ids::encode_u128(uuid_like()));
-        let inserted = sqlx::query(
+    let insert = |id: BulkRetryId| {
+        sqlx::query(
             "INSERT INTO bulk_retries (id, kind, account_id, endpoint_id, since, until, total)
              VALUES ($1, 'recover', $2, $3, $4, $5, $6)
              ON CONFLICT (endpoint_id) WHERE state = 'running' AND kind = 'recover' DO NOTHING
              RETURNING *",
         )
-        .bind(&id)
+        .bind(id.to_string())
         .bind(account_id)
         .bind(endpoint_id)
         .bind(since)
         .bind(until)
         .bind(total.min(i64::from(i32::MAX)) as i32)
         .fetch_optional(pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((from_row(row), true));
-        }
-        let running =
-            sqlx::query("SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND state = 'running' AND kind = 'recover'")
-                .bind(endpoint_id)
-                .fetch_optional(pool)
-                .await?;
-        if let Some(row) = running {
-            return Ok((from_row(row), false));
-        }
-    }
+    };
+    let running = || {
+        sqlx::query("SELECT * FROM bulk_retries WHERE endpoint_id = $1 AND state = 'running' AND kind = 'recover'")
+            .bind(endpoint_id)
+            .fetch_optional(pool)
+    };
+    start_or_join(insert, running).await
 }
 
 /// Creates the missing deliveries page by page (each page one transaction, with its

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use entity::{
-    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage, EventDetail},
+    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage, Endpoint, EventDetail, Throttle},
     tables::{attempt, delivery, delivery_queue, endpoint, event},
     DeliveryStatus,
 };
@@ -27,7 +27,7 @@ pub async fn list(
     endpoint_id: &str,
     filter: &DeliveryFilter,
 ) -> Result<DeliveryPage, AppError> {
-    endpoints::get(db, actor, endpoint_id).await?; // 404 unless the endpoint is the actor's
+    let endpoint = endpoints::get(db, actor, endpoint_id).await?; // 404 unless the actor's
     let mut query = delivery::find_in(&actor.account_id).filter(delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(status) = filter.status {
         query = query.filter(delivery::Column::Status.eq(status.as_str()));
@@ -53,7 +53,27 @@ pub async fn list(
         rows.last().map(|r| r.id.clone())
     });
     let data = with_latest_attempts(db, actor, rows).await?;
-    Ok(DeliveryPage { data, next_cursor: next_cursor.flatten() })
+    let throttled = match (&filter.cursor, endpoint.hold_reason()) {
+        (None, None) => throttle(db, &endpoint).await?,
+        _ => None, // later pages, or an endpoint held anyway: the hold is the reason
+    };
+    Ok(DeliveryPage { data, next_cursor: next_cursor.flatten(), throttled })
+}
+
+/// Whether more of the endpoint's deliveries are due than its rate limit sends in a second.
+async fn throttle(db: &DatabaseConnection, endpoint: &Endpoint) -> Result<Option<Throttle>, AppError> {
+    use sea_orm::{DbBackend, FromQueryResult, Statement};
+    #[derive(FromQueryResult)]
+    struct Due {
+        due: i64,
+    }
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT count(*) AS due FROM (SELECT 1 FROM delivery_queue WHERE endpoint_id = $1 AND due_at <= now() LIMIT $2) q",
+        [endpoint.id.as_str().into(), Throttle::COUNT_CAP.into()],
+    );
+    let due = Due::find_by_statement(stmt).one(db).await?.map_or(0, |d| d.due);
+    Ok(Throttle::of(due, endpoint.rate_limit))
 }
 
 /// Deliveries as a log lists them: each with its latest attempt's summary.
@@ -272,6 +292,12 @@ pub async fn recover_start(
 fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), AppError> {
     if range.since >= range.until {
         return Err(AppError::invalid("since", "The start of the range must be before its end."));
+    }
+    if range.target_status() == DeliveryStatus::Delivered {
+        return Err(AppError::invalid(
+            "status",
+            "A bulk retry resends `failed` deliveries, or `pending` ones waiting for a retry; replay a delivered one from its row.",
+        ));
     }
     Ok(())
 }

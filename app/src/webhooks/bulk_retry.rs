@@ -1,12 +1,16 @@
 use chrono::{Duration, Utc};
-use entity::api::{BulkRetry, BulkRetryRange};
+use entity::{
+    api::{BulkRetry, BulkRetryRange},
+    DeliveryStatus, EventType,
+};
 use leptos::prelude::*;
 
 use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
 use crate::time::{from_input, to_input, zone_now};
 
-/// Bulk retry for a time range: count first, confirm with the number, then follow the
-/// job's progress until it finishes.
+/// Bulk retry for a time range, of failed deliveries or of those waiting for a retry, of
+/// every event type or one: count first, confirm with the number, then follow the job's
+/// progress until it finishes.
 #[component]
 pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
@@ -14,12 +18,28 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
     // Instants, not input text: the inputs show them in the viewer's zone once hydrated.
     let since = RwSignal::new(Some(now - Duration::days(1)));
     let until = RwSignal::new(Some(now + Duration::minutes(1)));
+    let status = RwSignal::new(DeliveryStatus::Failed);
+    let event_type = RwSignal::new(None::<EventType>);
     let error = RwSignal::new(None::<String>);
     let range = move || match (since.get(), until.get()) {
-        (Some(since), Some(until)) => Ok(BulkRetryRange { since, until }),
+        (Some(since), Some(until)) => Ok(BulkRetryRange {
+            since,
+            until,
+            status: Some(status.get()),
+            event_types: event_type.get().into_iter().collect(),
+        }),
         _ => Err("Enter both ends of the range.".to_owned()),
     };
+    let what = move || match status.get() {
+        DeliveryStatus::Pending => "deliveries waiting for a retry",
+        _ => "failed deliveries",
+    };
     let count = Action::new(move |r: &BulkRetryRange| bulk_retry_count(endpoint_id.get_value(), r.clone()));
+    // A changed filter asks for a new count before anything is resent.
+    Effect::new(move |_| {
+        let _ = (status.get(), event_type.get(), since.get(), until.get());
+        count.value().set(None);
+    });
     let start = Action::new(move |r: &BulkRetryRange| bulk_retry_start(endpoint_id.get_value(), r.clone()));
     let job = RwSignal::new(None::<BulkRetry>);
     Effect::new(move |_| match start.value().get() {
@@ -47,15 +67,27 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
                 <label for="bulk-until">{move || format!("To ({})", zone_now())}</label>
                 <input id="bulk-until" type="datetime-local" prop:value=move || until.get().map(to_input).unwrap_or_default()
                     on:input=move |ev| until.set(from_input(&event_target_value(&ev))) />
-                <button class="button" type="button" on:click=ask>"Retry failed deliveries…"</button>
+                <label for="bulk-status">"Resend"</label>
+                <select id="bulk-status" on:change=move |ev| {
+                    status.set(if event_target_value(&ev) == "pending" { DeliveryStatus::Pending } else { DeliveryStatus::Failed })
+                }>
+                    <option value="failed">"Failed deliveries"</option>
+                    <option value="pending">"Deliveries waiting for a retry"</option>
+                </select>
+                <label for="bulk-type">"Event type"</label>
+                <select id="bulk-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
+                    <option value="">"All"</option>
+                    {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
+                </select>
+                <button class="button" type="button" on:click=ask>{move || format!("Count {}…", what())}</button>
             </div>
             {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
             {move || match (count.value().get(), job.get()) {
                 (_, Some(j)) => view! { <JobProgress j /> }.into_any(),
-                (Some(Ok(0)), None) => view! { <p class="muted" role="status">"No failed deliveries in that range."</p> }.into_any(),
+                (Some(Ok(0)), None) => view! { <p class="muted" role="status">{format!("No {} in that range.", what())}</p> }.into_any(),
                 (Some(Ok(n)), None) => view! {
                     <div class="confirm" role="alertdialog" aria-label="Confirm bulk retry">
-                        <p>{format!("Resend {n} failed deliver{} from this range?", if n == 1 { "y" } else { "ies" })}</p>
+                        <p>{format!("Resend {n} of the {} from this range now?", what())}</p>
                         <button class="button danger" type="button" disabled=move || start.pending().get()
                             on:click=move |_| { if let Ok(r) = range() { start.dispatch(r); } }>
                             {format!("Resend {n}")}

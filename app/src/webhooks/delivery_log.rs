@@ -1,5 +1,6 @@
+use chrono::Utc;
 use entity::{
-    api::{Attempt, Delivery, DeliveryFilter},
+    api::{Attempt, Delivery, DeliveryFilter, Throttle},
     DeliveryStatus, EventType,
 };
 use leptos::prelude::*;
@@ -29,6 +30,7 @@ pub fn DeliveryLog(
     let refresh = RwSignal::new(0u32);
     let more = RwSignal::new(Vec::<Delivery>::new());
     let cursor = RwSignal::new(None::<String>);
+    let throttled = RwSignal::new(None::<Throttle>);
     let filter = move || DeliveryFilter {
         status: status.get(),
         event_type: event_type.get(),
@@ -47,6 +49,7 @@ pub fn DeliveryLog(
         if let Some(Ok(page)) = first.get() {
             more.set(Vec::new());
             cursor.set(page.next_cursor);
+            throttled.set(page.throttled);
         }
     });
     #[cfg(feature = "hydrate")]
@@ -105,9 +108,9 @@ pub fn DeliveryLog(
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held disabled /> }).collect_view()}
+                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held throttled disabled /> }).collect_view()}
                                     <For each=move || more.get() key=|d| d.id.clone() let:d>
-                                        <DeliveryRow d can_write held disabled />
+                                        <DeliveryRow d can_write held throttled disabled />
                                     </For>
                                 </tbody>
                             </table>
@@ -140,21 +143,27 @@ fn follow_live(endpoint_id: String, refresh: RwSignal<u32>) {
     on_cleanup(move || source.0.close());
 }
 
-/// The last answer, and for a pending delivery what holds it, if anything does.
-fn response_summary(d: &Delivery, held: Option<&str>) -> String {
+/// The last answer, and for a pending delivery what it waits for (`Delivery::waiting_reason`).
+fn response_summary(d: &Delivery, held: Option<&str>, throttled: Option<&Throttle>) -> String {
     let last = match (d.last_status_code, &d.last_error) {
         (Some(code), _) => format!("HTTP {code}"),
         (None, Some(err)) => err.clone(),
         (None, None) => "Not attempted yet".to_owned(),
     };
-    match held {
-        Some(held) if d.status == DeliveryStatus::Pending => format!("{last} · {held}"),
-        _ => last,
+    match d.waiting_reason(held, throttled, Utc::now(), &show) {
+        Some(why) => format!("{last} · {why}"),
+        None => last,
     }
 }
 
 #[component]
-fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>, disabled: bool) -> impl IntoView {
+fn DeliveryRow(
+    d: Delivery,
+    can_write: bool,
+    held: Signal<Option<String>>,
+    throttled: RwSignal<Option<Throttle>>,
+    disabled: bool,
+) -> impl IntoView {
     let open = RwSignal::new(false);
     let id = d.id.clone();
     let status = d.status.as_str();
@@ -175,7 +184,7 @@ fn DeliveryRow(d: Delivery, can_write: bool, held: Signal<Option<String>>, disab
                 <code>{d.event_type.clone()}</code>
                 {d.test.then(|| view! { <span class="badge test" title="A test send from this page or the API">"test"</span> })}
             </td>
-            <td class="response">{move || response_summary(&summary_of, held.get().as_deref())}</td>
+            <td class="response">{move || response_summary(&summary_of, held.get().as_deref(), throttled.get().as_ref())}</td>
             <td>{ms}</td>
             <td>{d.attempt_count}</td>
             <td><span class=badge>{status}</span></td>
@@ -273,13 +282,10 @@ fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery
 
 /// What a pending delivery waits for: its first attempt, or retry n at a given time.
 fn waiting_text(d: &Delivery) -> String {
-    match (d.attempt_count, d.next_attempt_at) {
-        (0, _) => "Queued: the first attempt is due.".to_owned(),
-        (n, Some(at)) if at > chrono::Utc::now() => {
-            format!("Waiting for retry {} at {}.", n, show(at, "%Y-%m-%d %H:%M:%S"))
-        }
-        (n, _) => format!("Retry {n} is due now."),
-    }
+    d.waiting_reason(None, None, Utc::now(), &show).unwrap_or_else(|| match d.attempt_count {
+        0 => "Queued: the first attempt is due.".to_owned(),
+        n => format!("Retry {n} is due now."),
+    })
 }
 
 #[component]

@@ -257,6 +257,111 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
     assert_eq!(res.status(), 422);
 }
 
+/// Issue 12: the log says when deliveries wait behind the endpoint's rate limit: more due
+/// than it sends in a second. Held endpoints give their hold as the reason instead.
+#[tokio::test]
+async fn the_log_says_the_endpoint_is_throttled_when_more_are_due_than_its_rate_limit_sends_in_a_second() {
+    let app = crate::helpers::spawn_app().await; // no workers: what is published stays due
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (slow, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 2).await;
+    let (fast, _) = app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
+    app.publish(
+        &key,
+        json!({ "events": [event("task.created", 1), event("task.created", 2), event("task.created", 3)] }),
+    )
+    .await;
+    let page = |ep: String, query: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let res =
+                app.api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries{query}")).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let slow_page = page(slow.clone(), "").await;
+    assert_eq!(slow_page["throttled"], json!({ "due": 3, "rate_limit": 2 }), "{slow_page}");
+    assert_eq!(page(fast.clone(), "").await.get("throttled"), None, "3 due at 100/s go within a second");
+
+    app.api(&key, Method::PATCH, &format!("/api/v1/endpoints/{slow}"))
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    assert_eq!(page(slow, "").await.get("throttled"), None, "a disabled endpoint is held, not throttled");
+}
+
+/// Issue 12: bulk retry takes a status (failed, or pending waiting for a retry) and event
+/// types; the same range with other filters is another bulk retry.
+#[tokio::test]
+async fn a_bulk_retry_resends_only_the_status_and_event_types_it_names() {
+    let app = crate::helpers::spawn_app().await; // no workers: the job is driven by hand
+    let receiver = TestReceiver::start().await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let (ep, _) = app.endpoint(&key, &receiver.url(), &["task.created", "task.deleted"], 100).await;
+    let events =
+        [event("task.created", 1), event("task.created", 2), event("task.deleted", 3), event("task.deleted", 4)];
+    app.publish(&key, json!({ "events": events })).await;
+    let pool = app.db.get_postgres_connection_pool();
+    sqlx::query("UPDATE deliveries SET status = 'failed', attempt_count = 6, next_attempt_at = NULL, updated_at = now() - interval '1 minute'")
+        .execute(pool).await.unwrap();
+    sqlx::query("DELETE FROM delivery_queue").execute(pool).await.unwrap();
+    // One task.deleted delivery waits two hours for its third attempt.
+    let waiting: String = app.scalar("SELECT max(id) FROM deliveries WHERE event_type = 'task.deleted'").await;
+    sqlx::query("UPDATE deliveries SET status = 'pending', attempt_count = 2, next_attempt_at = now() + interval '2 hours' WHERE id = $1")
+        .bind(&waiting).execute(pool).await.unwrap();
+    sqlx::query("INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT endpoint_id, id, next_attempt_at FROM deliveries WHERE id = $1")
+        .bind(&waiting).execute(pool).await.unwrap();
+
+    let start =
+        |body: Value| app.api(&key, Method::POST, &format!("/api/v1/endpoints/{ep}/bulk-retry")).json(&body).send();
+    let (since, until) = ("2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z");
+    let created: Value = start(json!({ "since": since, "until": until, "event_types": ["task.created"] }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(created["total"], 2, "{created}");
+    assert_eq!((created["status"].as_str(), created["event_types"].clone()), (Some("failed"), json!(["task.created"])));
+    let pending: Value =
+        start(json!({ "since": since, "until": until, "status": "pending" })).await.unwrap().json().await.unwrap();
+    assert_ne!(pending["id"], created["id"], "other filters, another bulk retry, though both run");
+    assert_eq!(pending["total"], 1, "only the delivery waiting for a retry: {pending}");
+
+    server::bulk_retry::run(pool, created["id"].as_str().unwrap()).await.unwrap();
+    let resent = "SELECT string_agg(d.event_type || ':' || d.status, ',' ORDER BY d.id) FROM deliveries d
+                  JOIN delivery_queue q ON q.delivery_id = d.id WHERE q.due_at <= now()";
+    assert_eq!(app.scalar::<String>(resent).await, "task.created:pending,task.created:pending");
+    assert_eq!(
+        app.scalar::<String>(&format!(
+            "SELECT status FROM deliveries WHERE id <> '{waiting}' AND event_type = 'task.deleted'"
+        ))
+        .await,
+        "failed"
+    );
+
+    server::bulk_retry::run(pool, pending["id"].as_str().unwrap()).await.unwrap();
+    let (due_now, budget_from): (bool, i32) = sqlx::query_as(
+        "SELECT q.due_at <= now(), d.budget_from FROM deliveries d JOIN delivery_queue q ON q.delivery_id = d.id WHERE d.id = $1",
+    )
+    .bind(&waiting)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(due_now, "the waiting delivery is sent now, not in two hours");
+    assert_eq!(budget_from, 2, "with a fresh attempt budget");
+
+    let res = start(json!({ "since": since, "until": until, "status": "delivered" })).await.unwrap();
+    assert_eq!(res.status(), 422);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("replay"), "{body}");
+}
+
 #[tokio::test]
 async fn a_bulk_retry_started_again_as_the_first_one_finishes_never_fails() {
     let app = crate::helpers::spawn_app().await; // no workers: the job is driven by hand
