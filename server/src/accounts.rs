@@ -37,23 +37,11 @@ pub struct CreatedAccount {
 }
 
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'));
-    if valid {
-        Ok(email)
-    } else {
-        Err(AccountError::Invalid(format!("`{email}` is not an email address")))
-    }
+    entity::team::normalize_email(email).map_err(AccountError::Invalid)
 }
 
 fn check_password(password: &str) -> Result<(), AccountError> {
-    if password.chars().count() < 8 {
-        return Err(AccountError::Invalid("the password needs at least 8 characters".into()));
-    }
-    Ok(())
+    entity::team::check_password(password).map_err(AccountError::Invalid)
 }
 
 /// Creates an account, its owner and a first API key in one transaction.
