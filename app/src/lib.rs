@@ -19,6 +19,7 @@ pub mod error;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod session;
+pub mod team;
 pub mod time;
 pub mod webhooks;
 
@@ -29,6 +30,7 @@ use crate::{
     api_keys::ApiKeysPage,
     auth::LoginPage,
     components::layout::Shell,
+    team::{InvitePage, TeamPage},
     webhooks::{EditWebhookPage, NewWebhookPage, WebhooksPage},
 };
 
@@ -68,12 +70,14 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=|| view! { <NotFound /> }>
                 <Route path=path!("/login") view=LoginPage />
+                <Route path=path!("/invite/:token") view=InvitePage />
                 <Route path=path!("/") view=|| view! { <Redirect path="/settings/webhooks" /> } />
                 <ParentRoute path=path!("/settings") view=Shell>
                     <Route path=path!("/webhooks") view=WebhooksPage />
                     <Route path=path!("/webhooks/new") view=NewWebhookPage />
                     <Route path=path!("/webhooks/:id") view=EditWebhookPage />
                     <Route path=path!("/api-keys") view=ApiKeysPage />
+                    <Route path=path!("/team") view=TeamPage />
                     <Route path=path!("") view=|| view! { <Redirect path="/settings/webhooks" /> } />
                 </ParentRoute>
             </Routes>

@@ -3,6 +3,7 @@ import {
   type Account,
   createAccount,
   createEndpoint,
+  createUser,
   failOnConsoleErrors,
   gotoHydrated,
   logIn,
@@ -219,6 +220,13 @@ test("at 390 px wide the list and an endpoint's page fit the screen", async ({ p
   expect(box.height).toBeLessThan(80);
   await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
   await expect(page.getByRole("heading", { name: "Edit webhook" })).toBeVisible();
+  await fits();
+  // The team page, with a member row carrying the role select and Remove.
+  createUser(account, "member");
+  await gotoHydrated(page, "/settings/team");
+  const member = page.locator("table.team-members tbody tr").nth(1);
+  await expect(member.getByRole("button", { name: "Save role" })).toBeVisible();
+  await expect(member.getByRole("button", { name: /^Remove / })).toBeVisible();
   await fits();
   await receiver.close();
 });

@@ -93,6 +93,7 @@ prefixed_id!(EventId, "evt_", "event");
 prefixed_id!(DeliveryId, "dlv_", "delivery");
 prefixed_id!(AttemptId, "att_", "attempt");
 prefixed_id!(ApiKeyId, "key_", "API key");
+prefixed_id!(InvitationId, "inv_", "invitation");
 
 #[cfg(test)]
 mod tests {

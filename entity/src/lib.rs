@@ -11,6 +11,7 @@ pub mod event_type;
 pub mod ids;
 pub mod samples;
 pub mod status;
+pub mod team;
 
 #[cfg(feature = "orm")]
 pub mod tables;

@@ -15,6 +15,7 @@ mod m20261130_000008_retry_budget;
 mod m20261130_000009_lean_log;
 mod m20261130_000010_recover;
 mod m20261130_000011_test_sends;
+mod m20261130_000012_invitations;
 mod m20261130_000013_bulk_retry_filters;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_lean_log::Migration),
             Box::new(m20261130_000010_recover::Migration),
             Box::new(m20261130_000011_test_sends::Migration),
+            Box::new(m20261130_000012_invitations::Migration),
             Box::new(m20261130_000013_bulk_retry_filters::Migration),
         ]
     }

@@ -2,11 +2,12 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use entity::{
-    tables::{account, session, user},
+    tables::{account, invitation, session, user},
+    team::InvitationLookup,
     AccountId, Role, UserId,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
 };
 use serde::Serialize;
@@ -37,23 +38,11 @@ pub struct CreatedAccount {
 }
 
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'));
-    if valid {
-        Ok(email)
-    } else {
-        Err(AccountError::Invalid(format!("`{email}` is not an email address")))
-    }
+    entity::team::normalize_email(email).map_err(AccountError::Invalid)
 }
 
 fn check_password(password: &str) -> Result<(), AccountError> {
-    if password.chars().count() < 8 {
-        return Err(AccountError::Invalid("the password needs at least 8 characters".into()));
-    }
-    Ok(())
+    entity::team::check_password(password).map_err(AccountError::Invalid)
 }
 
 /// Creates an account, its owner and a first API key in one transaction.
@@ -123,6 +112,51 @@ pub async fn add_user(
         return Err(AccountError::UnknownAccount(account.to_string()));
     }
     create_user(db, account, email, password, role).await
+}
+
+/// Why an invitation could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The link is unknown, expired, withdrawn or used: the page says which.
+    #[error("the invitation is not open: {0:?}")]
+    Closed(InvitationLookup),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+impl From<DbErr> for AcceptError {
+    fn from(err: DbErr) -> Self {
+        AcceptError::Account(err.into())
+    }
+}
+
+/// Accepts an invitation (SPEC §9): the user is created in its account with its role, and
+/// the invitation is marked accepted in the same transaction, which holds its row locked, so
+/// a link works once even when submitted twice at once.
+pub async fn accept_invitation(
+    db: &DatabaseConnection,
+    token: &str,
+    password: &str,
+) -> Result<user::Model, AcceptError> {
+    let txn = db.begin().await?;
+    let found = invitation::Entity::find()
+        .filter(invitation::Column::TokenHash.eq(secrets::token_hash(token)))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(AcceptError::Closed(InvitationLookup::Unknown))?;
+    let state = app::server::team::lookup_state(&found, String::new(), Utc::now());
+    let InvitationLookup::Open { email, role, .. } = state else {
+        return Err(AcceptError::Closed(state));
+    };
+    let account: AccountId = found.account_id.parse().map_err(|e| DbErr::Custom(format!("{e}")))?;
+    let user_id = create_user(&txn, &account, &email, password, role).await?;
+    let mut accepted: invitation::ActiveModel = found.into();
+    accepted.accepted_at = Set(Some(Utc::now()));
+    sea_orm::ActiveModelTrait::update(accepted, &txn).await?;
+    let created = user::Entity::find_by_id(user_id.as_str()).one(&txn).await?;
+    txn.commit().await?;
+    created.ok_or_else(|| DbErr::RecordNotFound(user_id.to_string()).into())
 }
 
 /// A new API key for an existing account; the clear key is returned once.

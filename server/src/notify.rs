@@ -349,6 +349,33 @@ You are receiving this email because you are an owner of this account.
     Email { to: owners, subject, text }
 }
 
+/// Sent to someone invited to an account (SPEC §9): who invited them, to what, as what, and
+/// the link to choose a password. `inviter` is `None` when the inviting user is gone.
+pub fn invitation_email(account_name: &str, inviter: Option<&str>, role: &str, link: &str, to: &str) -> Email {
+    let account = one_line(account_name.trim());
+    let by = inviter.map(|i| format!(" by {}", one_line(i.trim()))).unwrap_or_default();
+    let subject = format!("You are invited to {account} on Webhooks");
+    let text = format!(
+        "Hello,
+
+You have been invited{by} to join the Webhooks account
+
+{account}
+
+as {role}.
+
+To accept, open this link and choose a password:
+{link}
+
+The link works once, for 7 days. If you did not expect this invitation,
+you can ignore this email.
+",
+        role = one_line(role),
+        link = one_line(link.trim()),
+    );
+    Email { to: vec![to.to_owned()], subject, text }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -417,6 +444,19 @@ mod tests {
         assert!(!email.text.contains(&"e".repeat(MAX_ERROR_CHARS + 1)));
         let email = disabled_notice(URL, "  ", LINK, owners());
         assert!(email.text.contains("(no details recorded)"));
+    }
+
+    #[test]
+    fn invitation_email_names_account_inviter_role_and_link() {
+        let link = "https://app.example.com/invite/tok123";
+        let email = invitation_email("Acme\r\nBcc: x@y", Some("ada@acme.test"), "admin", link, "bo@acme.test");
+        assert_eq!(email.to, vec!["bo@acme.test".to_owned()]);
+        assert!(!email.subject.contains('\n') && email.subject.contains("Acme"), "{}", email.subject);
+        assert!(email.text.contains("invited by ada@acme.test"));
+        assert!(email.text.contains("as admin."));
+        assert!(email.text.contains(link));
+        let anonymous = invitation_email("Acme", None, "member", link, "bo@acme.test");
+        assert!(anonymous.text.contains("You have been invited to join"));
     }
 
     #[test]

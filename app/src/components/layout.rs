@@ -16,6 +16,7 @@ pub fn Shell() -> impl IntoView {
                 <nav aria-label="Main">
                     <A href="/settings/webhooks">"Endpoints"</A>
                     <A href="/settings/api-keys">"API keys"</A>
+                    <A href="/settings/team">"Team"</A>
                 </nav>
                 <div class="account">
                     <Suspense fallback=|| ()>

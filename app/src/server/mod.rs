@@ -4,7 +4,9 @@ pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
 pub mod engine;
+pub mod outbox;
 pub mod secret_box;
+pub mod team;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::{AppError, CurrentUser};
 pub struct AppContext {
     pub db: DatabaseConnection,
     pub engine: Arc<dyn engine::Engine>,
+    pub outbox: Arc<dyn outbox::Outbox>,
 }
 
 pub fn context() -> Result<AppContext, AppError> {

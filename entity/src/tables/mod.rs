@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod endpoint_event_type;
 pub mod event;
 pub mod idempotency_key;
+pub mod invitation;
 pub mod session;
 pub mod user;
 

@@ -24,7 +24,7 @@ use super::AppState;
 use crate::accounts::{self, CurrentUser};
 
 pub const SESSION_COOKIE: &str = "webhooks_session";
-const HOME: &str = "/settings/webhooks";
+pub(super) const HOME: &str = "/settings/webhooks";
 
 /// Failed logins allowed per email, and per client IP, within `THROTTLE_WINDOW`.
 pub const MAX_FAILURES_PER_EMAIL: usize = 5;
@@ -195,7 +195,7 @@ pub async fn session_middleware(State(state): State<AppState>, mut req: Request,
         if path == "/login" && logged_in {
             return Redirect::to(HOME).into_response();
         }
-        if path != "/login" && !logged_in {
+        if !is_public(&path) && !logged_in {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("next", req.uri().path_and_query().map_or("/", |p| p.as_str()));
             if stale_cookie {
@@ -206,6 +206,11 @@ pub async fn session_middleware(State(state): State<AppState>, mut req: Request,
         }
     }
     next.run(req).await
+}
+
+/// Pages shown without a session: the login page and invitation links (SPEC §9).
+fn is_public(path: &str) -> bool {
+    path == "/login" || path.starts_with("/invite/")
 }
 
 /// Dashboard pages, as opposed to assets, the API, server functions and probes.
@@ -225,7 +230,7 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn session_token(headers: &HeaderMap) -> Option<String> {
+pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -237,7 +242,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn session_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<'static> {
+pub(super) fn session_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, value))
         .path("/")
         .http_only(true)
@@ -247,7 +252,7 @@ fn session_cookie(state: &AppState, value: String, max_age_secs: i64) -> Cookie<
         .build()
 }
 
-fn with_cookie(response: impl IntoResponse, cookie: Cookie<'static>) -> Response {
+pub(super) fn with_cookie(response: impl IntoResponse, cookie: Cookie<'static>) -> Response {
     let mut response = response.into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -298,5 +303,7 @@ mod tests {
         assert!(!is_page("/favicon.ico"));
         assert!(!is_page("/api/v1/endpoints"));
         assert!(!is_page("/healthz"));
+        assert!(is_public("/invite/abc") && is_public("/login"));
+        assert!(!is_public("/settings/team") && !is_public("/invitex"));
     }
 }

@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod invitations;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -50,7 +51,8 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let context = AppContext { db: state.db.clone(), engine: state.engine.clone() };
+    let outbox = Arc::new(crate::jobs::notify::EmailQueue { pool: state.db.get_postgres_connection_pool().clone() });
+    let context = AppContext { db: state.db.clone(), engine: state.engine.clone(), outbox };
     let options = state.leptos_options.clone();
     let pages = Router::new()
         .leptos_routes_with_context(
@@ -65,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(security::page_csp, shell));
     let router = pages
         .merge(auth::router())
+        .merge(invitations::router())
         .merge(health::router())
         .merge(endpoints::router())
         .merge(events::router(&state))

@@ -1,24 +1,39 @@
-//! Emails about endpoint health, as apalis jobs so a slow or failing SMTP server never
-//! holds up deliveries (SPEC §6: a warning when failing, a notice when disabled, and word
-//! when it recovers).
+//! Emails as apalis jobs, so a slow or failing SMTP server never holds up deliveries or a
+//! page: endpoint health (SPEC §6: a warning when failing, a notice when disabled, and word
+//! when it recovers) and team invitations (SPEC §9).
 
 use std::sync::Arc;
 
 use apalis::prelude::*;
-use entity::tables::{endpoint, user};
+use apalis_postgres::PostgresStorage;
+use app::{server::outbox::Outbox, AppError};
+use entity::tables::{account, endpoint, invitation, user};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     delivery::{dispatcher::HealthEvents, health::Change, health::FAILING_AFTER, record::QueuedJob},
-    notify::{disabled_notice, failing_warning, recovered_notice, Mailer},
+    notify::{disabled_notice, failing_warning, invitation_email, recovered_notice, Mailer},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum NotifyJob {
-    Failing { endpoint_id: String, last_error: String },
-    Disabled { endpoint_id: String, reason: String },
-    Recovered { endpoint_id: String },
+    Failing {
+        endpoint_id: String,
+        last_error: String,
+    },
+    Disabled {
+        endpoint_id: String,
+        reason: String,
+    },
+    Recovered {
+        endpoint_id: String,
+    },
+    /// The job carries the link's token: the invitations table keeps only its hash.
+    Invitation {
+        invitation_id: String,
+        token: String,
+    },
 }
 
 /// Everything the handler needs besides the database.
@@ -38,6 +53,7 @@ pub async fn run(
         NotifyJob::Failing { endpoint_id, .. }
         | NotifyJob::Disabled { endpoint_id, .. }
         | NotifyJob::Recovered { endpoint_id } => endpoint_id,
+        NotifyJob::Invitation { invitation_id, token } => return invite(&db, &notifier, invitation_id, token).await,
     };
     let Some(ep) = endpoint::Entity::find_by_id(endpoint_id.as_str()).one(&*db).await? else {
         return Ok(()); // deleted meanwhile: nobody to tell about it
@@ -58,10 +74,47 @@ pub async fn run(
         }
         NotifyJob::Disabled { reason, .. } => disabled_notice(&ep.url, &reason, &link, owners),
         NotifyJob::Recovered { .. } => recovered_notice(&ep.url, &link, owners),
+        NotifyJob::Invitation { .. } => unreachable!("handled above"),
     };
     notifier.mailer.send(&email).await?;
     tracing::info!(endpoint = %ep.id, subject = %email.subject, "notification sent");
     Ok(())
+}
+
+/// Mails an invitation's link, unless it was withdrawn, used or replaced meanwhile.
+async fn invite(db: &DatabaseConnection, notifier: &Notifier, id: &str, token: &str) -> Result<(), BoxDynError> {
+    let Some(inv) = invitation::Entity::find_by_id(id).one(db).await? else {
+        return Ok(()); // its account was deleted
+    };
+    if inv.accepted_at.is_some() || inv.revoked_at.is_some() {
+        tracing::info!(invitation = %inv.id, "invitation no longer pending; not mailed");
+        return Ok(());
+    }
+    let account = account::Entity::find_by_id(inv.account_id.as_str()).one(db).await?.map(|a| a.name);
+    let inviter = match &inv.invited_by {
+        Some(by) => user::Entity::find_by_id(by.as_str()).one(db).await?.map(|u| u.email),
+        None => None,
+    };
+    let link = format!("{}/invite/{token}", notifier.public_url);
+    let email = invitation_email(&account.unwrap_or_default(), inviter.as_deref(), &inv.role, &link, &inv.email);
+    notifier.mailer.send(&email).await?;
+    tracing::info!(invitation = %inv.id, "invitation sent");
+    Ok(())
+}
+
+/// The dashboard's `Outbox`: emails become jobs for the worker above.
+pub struct EmailQueue {
+    pub pool: sqlx::PgPool,
+}
+
+#[async_trait::async_trait]
+impl Outbox for EmailQueue {
+    async fn invitation(&self, invitation_id: &str, token: &str) -> Result<(), AppError> {
+        let job = NotifyJob::Invitation { invitation_id: invitation_id.to_owned(), token: token.to_owned() };
+        let mut storage: PostgresStorage<NotifyJob> = PostgresStorage::new(&self.pool);
+        storage.push(job).await.map_err(AppError::internal)?;
+        Ok(())
+    }
 }
 
 /// The dispatcher's health changes become email jobs, queued with the change.

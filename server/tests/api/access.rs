@@ -25,6 +25,9 @@ struct Objects {
     event: String,
     bulk: String,
     api_key: String,
+    /// Ada, the owner, as the team page names her.
+    user: String,
+    invitation: String,
 }
 
 async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> Objects {
@@ -49,7 +52,16 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
         .unwrap();
     assert_eq!(res.status(), 202);
     let bulk = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    Objects { acme_key: acme.api_key, endpoint, secret, delivery, event, bulk, api_key }
+    let user: String = app.scalar("SELECT id FROM users WHERE email = 'ada@acme.test'").await;
+    let invitation = entity::InvitationId::generate().to_string();
+    let sql = format!(
+        "INSERT INTO invitations (id, account_id, email, role, token_hash, expires_at)
+         VALUES ('{invitation}', '{}', 'new@acme.test', 'member', 'hash', now() + interval '7 days')
+         RETURNING id",
+        acme.account_id
+    );
+    app.scalar::<String>(&sql).await;
+    Objects { acme_key: acme.api_key, endpoint, secret, delivery, event, bulk, api_key, user, invitation }
 }
 
 /// What Acme can see of its endpoint and delivery; must be identical before and after the
@@ -74,6 +86,12 @@ async fn acme_state(app: &TestApp, o: &Objects) -> (Value, Value) {
         .unwrap();
     assert_eq!(delivery["status"], "delivered");
     (secret, delivery["attempts"].clone())
+}
+
+/// Ada's role and how many invitations are pending.
+async fn team_state(app: &TestApp) -> (String, i64) {
+    let role = app.scalar("SELECT role FROM users WHERE email = 'ada@acme.test'").await;
+    (role, app.scalar("SELECT count(*) FROM invitations WHERE revoked_at IS NULL").await)
 }
 
 fn openapi_operations(doc: &Value) -> BTreeSet<(String, String)> {
@@ -203,6 +221,9 @@ fn server_fn_table(o: &Objects, receiver: &TestReceiver) -> Vec<(&'static str, V
         ("/api/deliveries/bulk-status", json!({ "id": o.bulk }), false),
         ("/api/deliveries/recover", json!({ "endpoint_id": ep, "since": "2020-01-01T00:00:00Z" }), true),
         ("/api/api-keys/revoke", json!({ "id": o.api_key }), true),
+        ("/api/team/role", json!({ "id": o.user, "role": "member" }), true),
+        ("/api/team/remove", json!({ "id": o.user }), true),
+        ("/api/team/revoke-invite", json!({ "id": o.invitation }), true),
     ]
 }
 
@@ -236,8 +257,22 @@ async fn another_accounts_user_gets_not_found_from_every_server_function_that_na
     assert_eq!(list, "[]");
 
     // Every server function the app registers has a row, or names no object.
-    let account_wide = ["/api/endpoints/list", "/api/endpoints/create", "/api/api-keys/list", "/api/api-keys/create"];
-    let covered: BTreeSet<&str> = table.iter().map(|(p, _, _)| *p).chain(account_wide).collect();
+    let account_wide = [
+        "/api/endpoints/list",
+        "/api/endpoints/create",
+        "/api/api-keys/list",
+        "/api/api-keys/create",
+        "/api/team/list",
+        "/api/team/invite",
+    ];
+    let (_, team) = call(&app, &hank, "/api/team/list", &json!({})).await;
+    assert!(!team.contains("acme.test"), "the outsider's team is its own: {team}");
+    // Public: the invitation page asks before its visitor has an account; a token names the
+    // invitation, and an unknown one reveals nothing.
+    let public = ["/api/team/invitation"];
+    let (status, body) = call(&app, &hank, "/api/team/invitation", &json!({ "token": o.invitation })).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "\"Unknown\""), "an id is not a token");
+    let covered: BTreeSet<&str> = table.iter().map(|(p, _, _)| *p).chain(account_wide).chain(public).collect();
     let missing: Vec<_> = leptos::server_fn::axum::server_fn_paths()
         .map(|(path, _)| path)
         .filter(|p| !covered.contains(p) && !p.starts_with("/api/whoami"))
@@ -246,6 +281,7 @@ async fn another_accounts_user_gets_not_found_from_every_server_function_that_na
 
     assert_eq!(acme_state(&app, &o).await, before, "the outsider changed nothing");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1, "nothing re-sent or test-sent");
+    assert_eq!(team_state(&app).await, ("owner".to_owned(), 1), "Acme's team is untouched");
 }
 
 #[tokio::test]
@@ -257,8 +293,10 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
     let mo = app.client();
     app.login(&mo, "mo@acme.test", PASSWORD).await;
 
-    let mut writes =
-        vec![("/api/endpoints/create", json!({ "input": { "url": receiver.url(), "event_types": ["task.created"] } }))];
+    let mut writes = vec![
+        ("/api/endpoints/create", json!({ "input": { "url": receiver.url(), "event_types": ["task.created"] } })),
+        ("/api/team/invite", json!({ "input": { "email": "x@acme.test", "role": "member" } })),
+    ];
     for (path, args, privileged) in server_fn_table(&o, &receiver) {
         if privileged {
             writes.push((path, args));
@@ -267,7 +305,7 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
             assert_eq!(status, StatusCode::OK, "a member reads {path}: {body}");
         }
     }
-    assert_eq!(writes.len(), 11);
+    assert_eq!(writes.len(), 15);
     for (path, args) in &writes {
         let (status, body) = call(&app, &mo, path, args).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path} for a member: {body}");
@@ -280,6 +318,7 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
     }
     assert_eq!(acme_state(&app, &o).await, before, "the member changed nothing");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM endpoints").await, 1, "no endpoint created");
+    assert_eq!(team_state(&app).await, ("owner".to_owned(), 1), "Acme's team is untouched");
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1, "nothing re-sent or test-sent");
 }
 

@@ -15,4 +15,5 @@ mod metrics;
 mod receiver;
 mod security;
 mod smtp;
+mod team;
 mod workers;

@@ -1,0 +1,216 @@
+//! The account's team (SPEC §9): owners and admins invite people by email, change roles and
+//! remove users; members only see the list. The rules are `entity::team`'s pure functions;
+//! this module loads what they judge and applies what they allow. A team change locks the
+//! account row, so two owners demoting each other at once cannot leave it without an owner.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{
+    tables::{account, invitation, session, user},
+    team::{self, InvitationLookup, InviteInput, Member, PendingInvitation, Target, Team, TeamRuleError},
+    AccountId, InvitationId, Role,
+};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::{outbox::Outbox, tokens};
+use crate::{AppError, CurrentUser};
+
+impl From<TeamRuleError> for AppError {
+    fn from(err: TeamRuleError) -> Self {
+        match err {
+            TeamRuleError::NotAManager => AppError::Forbidden,
+            other => AppError::invalid("member", other.to_string()),
+        }
+    }
+}
+
+fn role_of(stored: &str) -> Result<Role, AppError> {
+    stored.parse().map_err(AppError::internal)
+}
+
+fn to_member(u: user::Model) -> Result<Member, AppError> {
+    Ok(Member { role: role_of(&u.role)?, id: u.id, email: u.email, joined_at: u.created_at })
+}
+
+fn to_pending(i: invitation::Model) -> Result<PendingInvitation, AppError> {
+    Ok(PendingInvitation {
+        role: role_of(&i.role)?,
+        id: i.id,
+        email: i.email,
+        created_at: i.created_at,
+        expires_at: i.expires_at,
+    })
+}
+
+/// What an invitation row means now: open, or why its link no longer works.
+pub fn lookup_state(i: &invitation::Model, account_name: String, now: DateTime<Utc>) -> InvitationLookup {
+    match (i.accepted_at, i.revoked_at, role_of(&i.role)) {
+        (Some(_), _, _) => InvitationLookup::Accepted,
+        (_, Some(_), _) => InvitationLookup::Revoked,
+        _ if i.expires_at <= now => InvitationLookup::Expired,
+        (None, None, Ok(role)) => InvitationLookup::Open { account_name, email: i.email.clone(), role },
+        (None, None, Err(_)) => InvitationLookup::Unknown,
+    }
+}
+
+fn pending() -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(invitation::Column::AcceptedAt.is_null())
+        .add(invitation::Column::RevokedAt.is_null())
+        .add(invitation::Column::ExpiresAt.gt(Utc::now()))
+}
+
+pub async fn list(db: &DatabaseConnection, me: &CurrentUser) -> Result<Team, AppError> {
+    let account = &me.account_id;
+    let members = user::find_in(account).order_by_asc(user::Column::CreatedAt).all(db).await?;
+    let invitations = if me.role.can_write() {
+        invitation::find_in(account).filter(pending()).order_by_desc(invitation::Column::CreatedAt).all(db).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Team {
+        members: members.into_iter().map(to_member).collect::<Result<_, _>>()?,
+        invitations: invitations.into_iter().map(to_pending).collect::<Result<_, _>>()?,
+        you: me.user_id.to_string(),
+        your_role: me.role,
+    })
+}
+
+/// Locks the account row for the rest of `txn`: team changes of one account take turns.
+async fn lock_account(txn: &impl ConnectionTrait, account: &AccountId) -> Result<(), AppError> {
+    account::Entity::find_by_id(account.as_str()).lock_exclusive().one(txn).await?.ok_or(AppError::NotFound)?;
+    Ok(())
+}
+
+async fn owners(txn: &impl ConnectionTrait, account: &AccountId) -> Result<usize, AppError> {
+    let n = user::find_in(account).filter(user::Column::Role.eq(Role::Owner.as_str())).count(txn).await?;
+    Ok(n as usize)
+}
+
+async fn find_user(txn: &impl ConnectionTrait, account: &AccountId, id: &str) -> Result<user::Model, AppError> {
+    user::find_in(account).filter(user::Column::Id.eq(id)).one(txn).await?.ok_or(AppError::NotFound)
+}
+
+/// Invites `input.email` with `input.role` and queues the email with the link. Inviting an
+/// email that already has a pending invitation re-sends: a new link replaces the old one
+/// (which stops working), with a fresh expiry and the role now chosen.
+pub async fn invite(
+    db: &DatabaseConnection,
+    outbox: &dyn Outbox,
+    me: &CurrentUser,
+    input: InviteInput,
+) -> Result<PendingInvitation, AppError> {
+    team::check_invite(me.role, input.role).map_err(|e| match e {
+        TeamRuleError::OwnersOnly => AppError::invalid("role", e.to_string()),
+        e => e.into(),
+    })?;
+    let email = team::normalize_email(&input.email).map_err(|m| AppError::invalid("email", m))?;
+    let token = tokens::random_token(32);
+    let txn = db.begin().await?;
+    lock_account(&txn, &me.account_id).await?;
+    if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
+        let message = "This email already belongs to a user. An email can be on one account only.";
+        return Err(AppError::invalid("email", message));
+    }
+    let now = Utc::now();
+    invitation::Entity::update_many()
+        .col_expr(invitation::Column::RevokedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(invitation::Column::AccountId.eq(me.account_id.as_str()))
+        .filter(invitation::Column::Email.eq(&email))
+        .filter(invitation::Column::AcceptedAt.is_null())
+        .filter(invitation::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?;
+    let row = invitation::Model {
+        id: InvitationId::generate().to_string(),
+        account_id: me.account_id.to_string(),
+        email,
+        role: input.role.as_str().to_owned(),
+        token_hash: tokens::token_hash(&token),
+        invited_by: Some(me.user_id.to_string()),
+        created_at: now,
+        expires_at: now + Duration::days(team::INVITATION_DAYS),
+        accepted_at: None,
+        revoked_at: None,
+    };
+    invitation::Entity::insert(invitation::ActiveModel::from(row.clone())).exec(&txn).await?;
+    txn.commit().await?;
+    if let Err(err) = outbox.invitation(&row.id, &token).await {
+        // No email, no invitation: the page says it failed, and a retry starts clean.
+        invitation::Entity::delete_by_id(row.id.as_str()).exec(db).await?;
+        return Err(err);
+    }
+    to_pending(row)
+}
+
+/// Gives a user of the account another role; it applies at their next request (sessions
+/// read the role every time).
+pub async fn change_role(db: &DatabaseConnection, me: &CurrentUser, id: &str, role: Role) -> Result<Member, AppError> {
+    if !me.role.can_write() {
+        return Err(AppError::Forbidden);
+    }
+    let txn = db.begin().await?;
+    lock_account(&txn, &me.account_id).await?;
+    let target = find_user(&txn, &me.account_id, id).await?;
+    let current = role_of(&target.role)?;
+    team::check_role_change(me.role, Target { id, role: current }, role, owners(&txn, &me.account_id).await?)?;
+    let mut active: user::ActiveModel = target.into();
+    active.role = Set(role.as_str().to_owned());
+    let updated = active.update(&txn).await?;
+    txn.commit().await?;
+    to_member(updated)
+}
+
+/// Removes a user of the account; their sessions go with them, so they are logged out at
+/// once.
+pub async fn remove(db: &DatabaseConnection, me: &CurrentUser, id: &str) -> Result<(), AppError> {
+    if !me.role.can_write() {
+        return Err(AppError::Forbidden);
+    }
+    let txn = db.begin().await?;
+    lock_account(&txn, &me.account_id).await?;
+    let target = find_user(&txn, &me.account_id, id).await?;
+    let role = role_of(&target.role)?;
+    team::check_remove(me.role, me.user_id.as_str(), Target { id, role }, owners(&txn, &me.account_id).await?)?;
+    session::Entity::delete_many().filter(session::Column::UserId.eq(id)).exec(&txn).await?;
+    user::Entity::delete_by_id(id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Withdraws a pending invitation (again: no change); its link stops working.
+pub async fn revoke_invitation(db: &DatabaseConnection, me: &CurrentUser, id: &str) -> Result<(), AppError> {
+    if !me.role.can_write() {
+        return Err(AppError::Forbidden);
+    }
+    let found = invitation::find_in(&me.account_id)
+        .filter(invitation::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    // An owner invitation is an owner's to withdraw, as an owner is an owner's to remove.
+    team::check_invite(me.role, role_of(&found.role)?)?;
+    if found.revoked_at.is_some() || found.accepted_at.is_some() {
+        return Ok(());
+    }
+    let mut active: invitation::ActiveModel = found.into();
+    active.revoked_at = Set(Some(Utc::now()));
+    active.update(db).await?;
+    Ok(())
+}
+
+/// The invitation behind a link's token, for the public invitation page.
+pub async fn lookup(db: &DatabaseConnection, token: &str) -> Result<InvitationLookup, AppError> {
+    let Some(found) =
+        invitation::Entity::find().filter(invitation::Column::TokenHash.eq(tokens::token_hash(token))).one(db).await?
+    else {
+        return Ok(InvitationLookup::Unknown);
+    };
+    let name = account::Entity::find_by_id(found.account_id.as_str()).one(db).await?.map(|a| a.name);
+    Ok(match name {
+        Some(name) => lookup_state(&found, name, Utc::now()),
+        None => InvitationLookup::Unknown,
+    })
+}
