@@ -199,7 +199,7 @@ test.describe("validation errors appear beside their field and keep the input", 
   });
 });
 
-test("at 390 px wide the list and an endpoint's page fit the screen", async ({ page }) => {
+test("at 390 px wide the list, an endpoint's page, the team and the API keys fit the screen", async ({ page }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   const receiver = await startReceiver();
   const endpoint = await createEndpoint(account, `${receiver.url}/webhooks/incoming/orders-and-invoices`, ["task.created"]);
@@ -227,6 +227,9 @@ test("at 390 px wide the list and an endpoint's page fit the screen", async ({ p
   const member = page.locator("table.team-members tbody tr").nth(1);
   await expect(member.getByRole("button", { name: "Save role" })).toBeVisible();
   await expect(member.getByRole("button", { name: /^Remove / })).toBeVisible();
+  await fits();
+  await gotoHydrated(page, "/settings/api-keys");
+  await expect(page.getByRole("button", { name: "Create API key" })).toBeVisible();
   await fits();
   await receiver.close();
 });
