@@ -143,8 +143,8 @@ fn KeyRow(k: ApiKeyInfo, revoke: Action<String, Result<ApiKeyInfo, AppError>>) -
     view! {
         <tr data-key=k.id.clone()>
             <td><code>{format!("{}…", k.prefix)}</code></td>
-            <td>{move || when(created)}</td>
-            <td>{move || last_used.map(when).unwrap_or_else(|| "Never".to_owned())}</td>
+            <td data-label="Created">{move || when(created)}</td>
+            <td data-label="Last used">{move || last_used.map(when).unwrap_or_else(|| "Never".to_owned())}</td>
             <td>{status}</td>
             <td class="row-actions">
                 {active.then(|| view! {

@@ -18,7 +18,7 @@ test("the delivery log shows real deliveries, filters them, and retries and repl
   await expect(log.getByRole("row").nth(1)).toContainText("payment.failed");
   await expect(log.getByRole("row").nth(1)).toContainText("HTTP 200");
 
-  await log.getByLabel("Event type").selectOption("task.created");
+  await log.getByLabel("Event type", { exact: true }).selectOption("task.created");
   await expect(log.getByRole("row")).toHaveCount(2);
   await expect(log.getByRole("row").nth(1)).toContainText("task.created");
 
@@ -37,7 +37,7 @@ test("the delivery log shows real deliveries, filters them, and retries and repl
   await expect(page.getByTestId("delivery-detail")).toContainText("Attempt 2");
 
   // Search by event id: that event's delivery only.
-  await log.getByLabel("Event type").selectOption("");
+  await log.getByLabel("Event type", { exact: true }).selectOption("");
   await log.getByLabel("Event id").fill(paymentId);
   await log.getByLabel("Event id").press("Enter");
   await expect(log.getByRole("row")).toHaveCount(2);
@@ -108,10 +108,10 @@ test("a bulk retry says how many it will resend, then shows progress to completi
   await expect(log.getByRole("row")).toHaveCount(3);
 
   const bulk = page.locator(".bulk-retry");
-  await bulk.getByLabel("Event type").selectOption("task.deleted");
+  await bulk.getByLabel("Of event type").selectOption("task.deleted");
   await bulk.getByRole("button", { name: "Count failed deliveries…" }).click();
   await expect(bulk.getByRole("status")).toHaveText("No failed deliveries in that range.");
-  await bulk.getByLabel("Event type").selectOption("task.created");
+  await bulk.getByLabel("Of event type").selectOption("task.created");
   await expect(bulk.getByRole("status")).toHaveCount(0); // a changed filter needs a new count
   await bulk.getByRole("button", { name: "Count failed deliveries…" }).click();
   const confirm = page.getByRole("alertdialog", { name: "Confirm bulk retry" });

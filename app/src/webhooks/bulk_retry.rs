@@ -74,7 +74,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
                     <option value="failed">"Failed deliveries"</option>
                     <option value="pending">"Deliveries waiting for a retry"</option>
                 </select>
-                <label for="bulk-type">"Event type"</label>
+                <label for="bulk-type">"Of event type"</label>
                 <select id="bulk-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
                     <option value="">"All"</option>
                     {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}

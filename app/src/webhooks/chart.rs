@@ -161,7 +161,7 @@ fn Chart(slots: Vec<StatBucket>, hourly: bool) -> impl IntoView {
                 let left = (x(i) + slot_w / 2.0) / W * 100.0;
                 view! {
                     <div class="chart-tooltip" role="status" data-testid="chart-tooltip"
-                        style=format!("left: clamp(6rem, {left:.1}%, calc(100% - 6rem))")>{text}</div>
+                        style=format!("left: clamp(9rem, {left:.1}%, calc(100% - 9rem))")>{text}</div>
                 }
             })}
         </div>
