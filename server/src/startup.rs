@@ -74,10 +74,7 @@ impl Application {
             wait_for(stop_rx.clone()),
         ));
         tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
-        tokio::spawn(http::api_auth::forget_revoked_keys(
-            self.state.db.get_postgres_connection_pool().clone(),
-            self.state.api_keys.clone(),
-        ));
+        tokio::spawn(http::api_auth::forget_revoked_keys(self.state.clone()));
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -109,10 +106,7 @@ impl Application {
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.
     pub async fn run_http_only(self) -> anyhow::Result<()> {
         tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
-        tokio::spawn(http::api_auth::forget_revoked_keys(
-            self.state.db.get_postgres_connection_pool().clone(),
-            self.state.api_keys.clone(),
-        ));
+        tokio::spawn(http::api_auth::forget_revoked_keys(self.state.clone()));
         let router = http::router(self.state);
         Ok(axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?)
     }

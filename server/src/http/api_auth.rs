@@ -19,17 +19,20 @@ impl ApiAccount {
 
 /// Forgets revoked keys as soon as they are revoked, in any process (`REVOKED_CHANNEL`).
 /// After a lost connection the whole cache is dropped: a revocation may have been missed.
-pub async fn forget_revoked_keys(
-    pool: sqlx::PgPool,
-    cache: std::sync::Arc<crate::ttl_cache::TtlCache<String, AccountId>>,
-) {
+/// Every request then looks its key up again, so a lost connection also makes ingest check
+/// the database at once: if it is gone, those lookups are answered 503 without waiting.
+pub async fn forget_revoked_keys(state: AppState) {
     use app::server::api_keys::REVOKED_CHANNEL;
+    let pool = state.db.get_postgres_connection_pool().clone();
+    let cache = state.api_keys.clone();
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if listener.listen(REVOKED_CHANNEL).await.is_ok() {
                     cache.clear();
-                    while let Ok(n) = listener.recv().await {
+                    // `try_recv`, not `recv`: `recv` reconnects on its own and would hide the
+                    // loss, and with it any revocation sent meanwhile.
+                    while let Ok(Some(n)) = listener.try_recv().await {
                         cache.forget(&n.payload().to_owned());
                     }
                 }
@@ -37,6 +40,7 @@ pub async fn forget_revoked_keys(
             Err(err) => tracing::warn!(%err, "API key revocations: LISTEN failed; retrying"),
         }
         cache.clear();
+        state.ingest.check_database();
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
@@ -59,7 +63,11 @@ impl FromRequestParts<AppState> for ApiAccount {
         if let Some(account) = state.api_keys.get(&hash, now) {
             return Ok(ApiAccount(account));
         }
-        match accounts::account_for_api_key(&state.db, key).await? {
+        if state.ingest.database_down() {
+            return Err(ApiError::Unavailable); // at once, rather than wait for a connection
+        }
+        let found = accounts::account_for_api_key(&state.db, key).await.map_err(|err| state.database_error(err))?;
+        match found {
             Some(account) => {
                 state.api_keys.put(hash, account.clone(), now);
                 Ok(ApiAccount(account))

@@ -95,7 +95,7 @@ pub fn database_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-fn db_err_unavailable(err: &sea_orm::DbErr) -> bool {
+pub fn db_err_unavailable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     match err {
         DbErr::ConnectionAcquire(_) => true,

@@ -50,6 +50,18 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
 }
 
+impl AppState {
+    /// A database error from a lookup outside ingest's pool (API keys, quotas): when it says
+    /// the database is unreachable, ingest checks at once, so the requests behind this one
+    /// get a quick 503 instead of each waiting out the pool's acquire timeout.
+    pub fn database_error(&self, err: sea_orm::DbErr) -> error::ApiError {
+        if error::db_err_unavailable(&err) {
+            self.ingest.check_database();
+        }
+        err.into()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let outbox = Arc::new(crate::jobs::notify::EmailQueue { pool: state.db.get_postgres_connection_pool().clone() });
     let context = AppContext { db: state.db.clone(), engine: state.engine.clone(), outbox };

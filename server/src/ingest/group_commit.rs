@@ -19,7 +19,7 @@ use std::{
 
 use chrono::Utc;
 use entity::{AccountId, EventId};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{insert_new, subscriptions, IngestError, NewEvent, Rows};
@@ -72,6 +72,31 @@ impl GroupCommit {
     /// down for every request until the probe reaches it again.
     pub fn report_error(&self, pool: &PgPool, err: &sqlx::Error) {
         report(pool, &self.down, err);
+    }
+
+    /// A sign the database may be gone (a listener lost its connection, a lookup outside
+    /// ingest timed out): one direct connection attempt decides at once whether to answer
+    /// 503. Not the pool's acquire, which retries a refused connection for its whole
+    /// timeout while requests pile up behind it.
+    pub fn check_now(&self, pool: &PgPool) {
+        if self.down.load(Ordering::Relaxed) {
+            return;
+        }
+        let (pool, down) = (pool.clone(), self.down.clone());
+        tokio::spawn(async move {
+            let options = pool.connect_options();
+            match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(&options)).await {
+                Ok(Ok(conn)) => {
+                    let _ = conn.close().await;
+                }
+                Ok(Err(err)) => {
+                    report(&pool, &down, &err);
+                }
+                Err(_) => {
+                    report(&pool, &down, &sqlx::Error::PoolTimedOut);
+                }
+            }
+        });
     }
 
     /// Stores the events (ids we generated, no idempotency key) and returns their ids once

@@ -75,6 +75,11 @@ impl Ingest {
         self.group.report_error(&self.pool, err);
     }
 
+    /// Checks the database at once with a direct connection (`GroupCommit::check_now`).
+    pub fn check_database(&self) {
+        self.group.check_now(&self.pool);
+    }
+
     /// Ingest's own connections (the quota's reservations use them too).
     pub fn pool(&self) -> &sqlx::PgPool {
         &self.pool
