@@ -8,6 +8,7 @@ use leptos_meta::Title;
 
 use crate::{
     auth::whoami,
+    components::confirm::ConfirmInline,
     time::{show_bare, zone_now},
     AppError,
 };
@@ -131,7 +132,6 @@ fn KeyManager() -> impl IntoView {
 
 #[component]
 fn KeyRow(k: ApiKeyInfo, revoke: Action<String, Result<ApiKeyInfo, AppError>>) -> impl IntoView {
-    let confirming = RwSignal::new(false);
     let when = |t: chrono::DateTime<chrono::Utc>| show_bare(t, "%Y-%m-%d %H:%M");
     let id = StoredValue::new(k.id.clone());
     let status = match k.revoked_at {
@@ -148,21 +148,8 @@ fn KeyRow(k: ApiKeyInfo, revoke: Action<String, Result<ApiKeyInfo, AppError>>) -
             <td>{status}</td>
             <td class="row-actions">
                 {active.then(|| view! {
-                    <Show when=move || confirming.get()
-                        fallback=move || view! {
-                            <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>
-                                "Revoke"
-                            </button>
-                        }>
-                        <span class="confirm-inline" role="alertdialog" aria-label="Confirm revoke">
-                            "Requests with this key will be refused. "
-                            <button class="button danger" type="button"
-                                on:click=move |_| { revoke.dispatch(id.get_value()); confirming.set(false); }>
-                                "Revoke key"
-                            </button>
-                            <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
-                        </span>
-                    </Show>
+                    <ConfirmInline label="Revoke" warning="Requests with this key will be refused." confirm="Revoke key"
+                        on_confirm=move || { revoke.dispatch(id.get_value()); } />
                 })}
             </td>
         </tr>

@@ -141,10 +141,13 @@ pub async fn get(pool: &PgPool, account_id: &str, id: &str) -> sqlx::Result<Opti
 /// The job body: a bulk retry or a recovery, by the row's kind.
 pub async fn run(pool: &PgPool, id: &str) -> sqlx::Result<()> {
     let row = sqlx::query("SELECT * FROM bulk_retries WHERE id = $1").bind(id).fetch_optional(pool).await?;
-    match row.map(from_row) {
-        Some(job) if job.state == "running" && job.kind == "recover" => recover(pool, &job).await,
-        Some(job) if job.state == "running" => retry(pool, &job).await,
-        _ => Ok(()), // finished, or its endpoint was deleted
+    let Some(row) = row else { return Ok(()) }; // its endpoint was deleted
+    let account_id: String = row.get("account_id");
+    let job = from_row(row);
+    match (job.state.as_str(), job.kind.as_str()) {
+        ("running", "recover") => recover(pool, &account_id, &job).await,
+        ("running", _) => retry(pool, &job).await,
+        _ => Ok(()), // finished
     }
 }
 
@@ -238,9 +241,7 @@ pub async fn create_recovery(
 
 /// Creates the missing deliveries page by page (each page one transaction, with its
 /// progress), queued behind what the endpoint already has, in publication order.
-async fn recover(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
-    let account_id: String =
-        sqlx::query_scalar("SELECT account_id FROM bulk_retries WHERE id = $1").bind(&job.id).fetch_one(pool).await?;
+async fn recover(pool: &PgPool, account_id: &str, job: &BulkRetry) -> sqlx::Result<()> {
     let mut after: (DateTime<Utc>, String) = (job.since, String::new());
     loop {
         let page: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(concat!(
@@ -248,7 +249,7 @@ async fn recover(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
             missing!(),
             " AND (ev.created_at, ev.id) > ($5, $6) ORDER BY ev.created_at, ev.id LIMIT $7"
         ))
-        .bind(&account_id)
+        .bind(account_id)
         .bind(job.since)
         .bind(job.until)
         .bind(&job.endpoint_id)
@@ -272,7 +273,7 @@ async fn recover(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
              )
              INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at) SELECT $2, id, now() FROM dl",
         )
-        .bind(&account_id)
+        .bind(account_id)
         .bind(&job.endpoint_id)
         .bind(&ids)
         .bind(&events)

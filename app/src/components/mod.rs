@@ -1,1 +1,2 @@
+pub mod confirm;
 pub mod layout;

@@ -13,6 +13,7 @@ use leptos::{prelude::*, server_fn::codec::Json};
 use leptos_meta::Title;
 
 use crate::{
+    components::confirm::ConfirmInline,
     time::{show_bare, zone_now},
     AppError,
 };
@@ -258,7 +259,6 @@ fn MemberRow(m: Member, me: bool, your_role: Role, changes: Changes) -> impl Int
     let current = m.role;
     let id = StoredValue::new(m.id.clone());
     let email = StoredValue::new(m.email.clone());
-    let confirming = RwSignal::new(false);
     let select_id = format!("role-{}", m.id);
     let role_cell = if touchable {
         view! {
@@ -286,21 +286,9 @@ fn MemberRow(m: Member, me: bool, your_role: Role, changes: Changes) -> impl Int
             {manager.then(|| view! {
                 <td class="row-actions">
                     {removable.then(|| view! {
-                        <Show when=move || confirming.get()
-                            fallback=move || view! {
-                                <button class="button danger-outline" type="button"
-                                    aria-label=format!("Remove {}", email.get_value())
-                                    on:click=move |_| confirming.set(true)>"Remove"</button>
-                            }>
-                            <span class="confirm-inline" role="alertdialog" aria-label="Confirm remove">
-                                "They are logged out at once. "
-                                <button class="button danger" type="button"
-                                    on:click=move |_| { changes.remove.dispatch(id.get_value()); confirming.set(false); }>
-                                    "Remove member"
-                                </button>
-                                <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
-                            </span>
-                        </Show>
+                        <ConfirmInline label="Remove" aria_label=format!("Remove {}", email.get_value())
+                            warning="They are logged out at once." confirm="Remove member"
+                            on_confirm=move || { changes.remove.dispatch(id.get_value()); } />
                     })}
                 </td>
             })}

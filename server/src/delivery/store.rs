@@ -125,6 +125,28 @@ pub async fn renew(
     Ok(row.as_ref().map(to_claimed))
 }
 
+/// Completes a fetch statement: `$head` defines `ep` (endpoint columns for `to_claimed` and
+/// `lim`, the most deliveries wanted); this selects each endpoint with up to `lim` of its due
+/// deliveries in event order (`to_due`), one row per delivery or one empty row when none is
+/// due. One text for both fetches, so they cannot drift apart.
+macro_rules! with_due_deliveries {
+    ($head:literal) => {
+        concat!(
+            $head,
+            "
+         SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
+                d.created_at AS delivery_created_at, d.payload
+         FROM ep LEFT JOIN LATERAL (
+             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
+             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+             WHERE q.endpoint_id = ep.id AND q.due_at <= now()
+             ORDER BY q.delivery_id LIMIT ep.lim
+         ) d ON true
+         ORDER BY ep.id, d.id"
+        )
+    };
+}
+
 /// Renews the lease, reads the endpoint as it is now and fetches its due deliveries in event
 /// order, in one round trip (once a quarter lease; the reads between go through `fetch_many`).
 /// Both come from one statement snapshot, so a settings change committed before these
@@ -137,23 +159,14 @@ pub async fn renew_and_fetch(
     lease: Duration,
     limit: i64,
 ) -> sqlx::Result<Option<(ClaimedEndpoint, Vec<DueDelivery>)>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(with_due_deliveries!(
         "WITH ep AS (
              UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
              WHERE id = $1 AND enabled AND lease_owner = $2
              RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
-                       previous_secret_expires_at
-         )
-         SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                d.created_at AS delivery_created_at, d.payload
-         FROM ep LEFT JOIN LATERAL (
-             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
-             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
-             WHERE q.endpoint_id = ep.id AND q.due_at <= now()
-             ORDER BY q.delivery_id LIMIT $4
-         ) d ON true
-         ORDER BY d.id",
-    )
+                       previous_secret_expires_at, $4::int8 AS lim
+         )"
+    ))
     .bind(endpoint_id)
     .bind(worker)
     .bind(lease.as_secs_f64())
@@ -176,7 +189,7 @@ pub async fn fetch_many(
     endpoints: &[&str],
     limits: &[i64],
 ) -> sqlx::Result<Vec<(ClaimedEndpoint, Vec<DueDelivery>)>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(with_due_deliveries!(
         "WITH req AS (
              SELECT * FROM UNNEST($1::text[], $2::int8[]) AS r(id, lim)
          ), ep AS (
@@ -184,17 +197,8 @@ pub async fn fetch_many(
                     e.previous_secret, e.previous_secret_expires_at, req.lim
              FROM req JOIN endpoints e ON e.id = req.id
              WHERE e.enabled AND e.lease_owner = $3 AND e.lease_until > now()
-         )
-         SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                d.created_at AS delivery_created_at, d.payload
-         FROM ep LEFT JOIN LATERAL (
-             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
-             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
-             WHERE q.endpoint_id = ep.id AND q.due_at <= now()
-             ORDER BY q.delivery_id LIMIT ep.lim
-         ) d ON true
-         ORDER BY ep.id, d.id",
-    )
+         )"
+    ))
     .bind(endpoints)
     .bind(limits)
     .bind(worker)

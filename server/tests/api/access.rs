@@ -67,23 +67,9 @@ async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> 
 /// What Acme can see of its endpoint and delivery; must be identical before and after the
 /// outsider's and the member's attempts.
 async fn acme_state(app: &TestApp, o: &Objects) -> (Value, Value) {
-    let secret: Value = app
-        .api(&o.acme_key, Method::GET, &format!("/api/v1/endpoints/{}/secret", o.endpoint))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let secret: Value = app.get_json(&o.acme_key, &format!("/api/v1/endpoints/{}/secret", o.endpoint)).await;
     assert_eq!(secret["secret"], o.secret.as_str());
-    let delivery: Value = app
-        .api(&o.acme_key, Method::GET, &format!("/api/v1/deliveries/{}", o.delivery))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let delivery: Value = app.get_json(&o.acme_key, &format!("/api/v1/deliveries/{}", o.delivery)).await;
     assert_eq!(delivery["status"], "delivered");
     (secret, delivery["attempts"].clone())
 }
@@ -167,8 +153,7 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
         assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
     }
     // The account-wide routes name no object: the outsider sees only its own (nothing).
-    let list: Value =
-        app.api(&globex_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
+    let list: Value = app.get_json(&globex_key, "/api/v1/endpoints").await;
     assert_eq!(list["data"], json!([]));
     // The event catalogue is the same for every account.
     let account_wide = [

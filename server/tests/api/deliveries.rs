@@ -23,57 +23,24 @@ async fn the_log_lists_filters_and_pages_deliveries_newest_first() {
     receiver.wait_for(57).await;
     app.until("all are delivered", "SELECT bool_and(status = 'delivered') FROM deliveries").await;
 
-    let page: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(&key, &format!("/api/v1/endpoints/{ep}/deliveries")).await;
     let data = page["data"].as_array().unwrap();
     assert_eq!(data.len(), 50);
     assert_eq!(data[0]["event_id"], ids[55].as_str(), "newest first");
     assert_eq!(data[0]["last_status_code"], 200);
     assert!(data[0]["last_response_time_ms"].is_number());
     let cursor = page["next_cursor"].as_str().unwrap();
-    let next: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?cursor={cursor}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let next: Value = app.get_json(&key, &format!("/api/v1/endpoints/{ep}/deliveries?cursor={cursor}")).await;
     assert_eq!(next["data"].as_array().unwrap().len(), 6);
     assert!(next["next_cursor"].is_null());
 
-    let deleted: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?event_type=task.deleted"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deleted: Value =
+        app.get_json(&key, &format!("/api/v1/endpoints/{ep}/deliveries?event_type=task.deleted")).await;
     assert_eq!(deleted["data"].as_array().unwrap().len(), 1);
-    let failed: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?status=failed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed: Value = app.get_json(&key, &format!("/api/v1/endpoints/{ep}/deliveries?status=failed")).await;
     assert_eq!(failed["data"], json!([]));
-    let future: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{ep}/deliveries?since=2999-01-01T00:00:00Z"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let future: Value =
+        app.get_json(&key, &format!("/api/v1/endpoints/{ep}/deliveries?since=2999-01-01T00:00:00Z")).await;
     assert_eq!(future["data"], json!([]));
 }
 
@@ -89,8 +56,7 @@ async fn bodies_are_cut_at_exactly_10_kb_with_a_marker_and_retry_and_replay_add_
     app.until("the delivery is dead-lettered", "SELECT status = 'failed' FROM deliveries").await;
     let id: String = app.scalar("SELECT id FROM deliveries").await;
 
-    let d: Value =
-        app.api(&key, Method::GET, &format!("/api/v1/deliveries/{id}")).send().await.unwrap().json().await.unwrap();
+    let d: Value = app.get_json(&key, &format!("/api/v1/deliveries/{id}")).await;
     assert_eq!(d["status"], "failed");
     let attempt = &d["attempts"][0];
     let marker = server::delivery::attempt::TRUNCATION_MARKER;
@@ -230,8 +196,7 @@ async fn a_bulk_retry_started_twice_resends_each_failed_delivery_once() {
     let id = first["id"].as_str().unwrap();
     server::bulk_retry::run(pool, id).await.unwrap();
     server::bulk_retry::run(pool, id).await.unwrap(); // a job that runs twice after a crash
-    let status: Value =
-        app.api(&key, Method::GET, &format!("/api/v1/bulk-retries/{id}")).send().await.unwrap().json().await.unwrap();
+    let status: Value = app.get_json(&key, &format!("/api/v1/bulk-retries/{id}")).await;
     assert_eq!((status["done"].as_i64(), status["state"].as_str()), (Some(2), Some("finished")));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries WHERE status = 'pending'").await, 2);
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM delivery_queue").await, 2, "both are back on the queue, once");
@@ -417,14 +382,7 @@ async fn an_event_is_found_by_id_with_its_deliveries_to_every_endpoint() {
     }
 
     // The log of one endpoint, searched by the id: that event's delivery only.
-    let page: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{first}/deliveries?event_id={}", ids[0]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(&key, &format!("/api/v1/endpoints/{first}/deliveries?event_id={}", ids[0])).await;
     let listed: Vec<&str> = page["data"].as_array().unwrap().iter().map(|d| d["event_id"].as_str().unwrap()).collect();
     assert_eq!(listed, vec![ids[0].as_str()]);
 
@@ -528,14 +486,7 @@ async fn recovery_sends_what_a_disabled_endpoint_missed_once() {
 async fn until_finished(app: &crate::helpers::TestApp, key: &str, id: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let status: Value = app
-            .api(key, Method::GET, &format!("/api/v1/bulk-retries/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: Value = app.get_json(key, &format!("/api/v1/bulk-retries/{id}")).await;
         if status["state"] == "finished" {
             return status;
         }

@@ -46,7 +46,7 @@ async fn the_endpoint_lifecycle_works_through_the_api() {
     assert_eq!(created["enabled"], true);
     assert_eq!(receiver.received().len(), 1, "the reachability check reached the receiver once");
 
-    let list: Value = app.api(&key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
+    let list: Value = app.get_json(&key, "/api/v1/endpoints").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(list["data"][0].get("secret").is_none(), "lists never carry secrets");
 
@@ -65,14 +65,7 @@ async fn the_endpoint_lifecycle_works_through_the_api() {
     assert_eq!(patched["event_types"], json!(["project.created", "task.completed"]), "PATCH keeps absent fields");
     assert_eq!(receiver.received().len(), 1, "an unchanged URL is not checked again");
 
-    let secret: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let secret: Value = app.get_json(&key, &format!("/api/v1/endpoints/{id}/secret")).await;
     assert_eq!(secret["secret"], created["secret"]);
     let rotated: Value = app
         .api(&key, Method::POST, &format!("/api/v1/endpoints/{id}/secret/rotate"))
@@ -109,7 +102,7 @@ async fn invalid_input_gets_a_422_that_says_what_to_fix() {
         assert!(message.contains(expected), "{body}: {message}");
     }
     assert!(receiver.received().is_empty(), "invalid input never triggers a request");
-    let list: Value = app.api(&key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
+    let list: Value = app.get_json(&key, "/api/v1/endpoints").await;
     assert_eq!(list["data"], json!([]));
 }
 
@@ -197,26 +190,12 @@ async fn a_test_send_is_signed_like_a_real_delivery() {
 
     // Logged (issue 12): the event and a test delivery with its one attempt, byte for byte.
     assert_eq!(outcome["event_id"], payload["id"]);
-    let event: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/events/{}", payload["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let event: Value = app.get_json(&key, &format!("/api/v1/events/{}", payload["id"].as_str().unwrap())).await;
     assert_eq!(event["payload"], body, "the payload as sent");
     let delivery = &event["deliveries"][0];
     assert_eq!((delivery["test"].as_bool(), delivery["status"].as_str()), (Some(true), Some("delivered")), "{event}");
     assert_eq!(delivery["last_status_code"], 202);
-    let detail: Value = app
-        .api(&key, Method::GET, &format!("/api/v1/deliveries/{}", delivery["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail: Value = app.get_json(&key, &format!("/api/v1/deliveries/{}", delivery["id"].as_str().unwrap())).await;
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(detail["attempts"][0]["request_body"], body);
     assert_eq!(detail["attempts"][0]["request_headers"]["webhook-id"], payload["id"]);
@@ -257,16 +236,9 @@ async fn another_accounts_key_finds_none_of_the_endpoint_routes() {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "not_found");
     }
-    let list: Value = app.api(&other_key, Method::GET, "/api/v1/endpoints").send().await.unwrap().json().await.unwrap();
+    let list: Value = app.get_json(&other_key, "/api/v1/endpoints").await;
     assert_eq!(list["data"], json!([]));
-    let still: Value = app
-        .api(&owner_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.get_json(&owner_key, &format!("/api/v1/endpoints/{id}/secret")).await;
     assert_eq!(still["secret"], created["secret"], "nothing changed");
 }
 
@@ -317,14 +289,7 @@ async fn a_member_can_read_but_not_change_endpoints_through_the_dashboard() {
         let text = res.text().await.unwrap();
         assert!(text.contains("Forbidden"), "{path}: {text}");
     }
-    let after: Value = app
-        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{id}/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = app.get_json(&acme.api_key, &format!("/api/v1/endpoints/{id}/secret")).await;
     assert_eq!(after["secret"], created["secret"]);
     assert_eq!(after["enabled"], true);
     assert_eq!(after["event_types"], json!(["task.completed"]));

@@ -166,6 +166,12 @@ impl TestApp {
     pub fn api(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         reqwest::Client::new().request(method, self.url(path)).bearer_auth(key)
     }
+
+    /// The JSON body of an API `GET` (any status: the callers assert on the body).
+    pub async fn get_json(&self, key: &str, path: &str) -> serde_json::Value {
+        let response = self.api(key, reqwest::Method::GET, path).send().await.expect("GET");
+        response.json().await.unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    }
 }
 
 pub fn location(response: &reqwest::Response) -> String {

@@ -245,14 +245,7 @@ async fn with_an_encryption_key_the_database_holds_no_clear_secret_and_deliverie
     assert_signed(&got[1], &first); // still in its 24 h overlap
 
     // Reveal shows the clear secret, over REST and in the dashboard.
-    let shown: Value = app
-        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.get_json(&acme.api_key, &format!("/api/v1/endpoints/{ep}/secret")).await;
     assert_eq!(shown["secret"], second.as_str());
     let client = app.client();
     app.login(&client, "ada@acme.test", PASSWORD).await;
@@ -288,14 +281,7 @@ async fn secrets_stored_in_clear_before_the_key_was_set_keep_working_and_get_sea
     assert_eq!(server::secrets::seal_stored_secrets(&app.db).await.unwrap(), 1, "the start-up step seals it");
     let stored: String = app.scalar("SELECT secret FROM endpoints").await;
     assert!(stored.starts_with("enc:v1:"));
-    let shown: Value = app
-        .api(&acme.api_key, Method::GET, &format!("/api/v1/endpoints/{ep}/secret"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = app.get_json(&acme.api_key, &format!("/api/v1/endpoints/{ep}/secret")).await;
     assert_eq!(shown["secret"], legacy);
     assert_eq!(server::secrets::seal_stored_secrets(&app.db).await.unwrap(), 0, "idempotent");
 }
