@@ -63,11 +63,7 @@ impl FromRequestParts<AppState> for ApiAccount {
         if let Some(account) = state.api_keys.get(&hash, now) {
             return Ok(ApiAccount(account));
         }
-        if state.ingest.database_down() {
-            return Err(ApiError::Unavailable); // at once, rather than wait for a connection
-        }
-        let found = accounts::account_for_api_key(&state.db, key).await.map_err(|err| state.database_error(err))?;
-        match found {
+        match state.db_lookup(accounts::account_for_api_key(&state.db, key)).await? {
             Some(account) => {
                 state.api_keys.put(hash, account.clone(), now);
                 Ok(ApiAccount(account))

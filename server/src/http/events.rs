@@ -102,11 +102,7 @@ async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, Ap
     if let Some(limit) = state.quotas.get(&account.0, now) {
         return Ok(limit);
     }
-    if state.ingest.database_down() {
-        return Err(ApiError::Unavailable); // at once, rather than wait for a connection
-    }
-    let row = account::Entity::find_by_id(account.0.as_str()).one(&state.db).await;
-    let row = row.map_err(|err| state.database_error(err))?;
+    let row = state.db_lookup(account::Entity::find_by_id(account.0.as_str()).one(&state.db)).await?;
     let limit = row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64);
     state.quotas.put(account.0.clone(), limit, now);
     Ok(limit)

@@ -51,14 +51,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A database error from a lookup outside ingest's pool (API keys, quotas): when it says
-    /// the database is unreachable, ingest checks at once, so the requests behind this one
-    /// get a quick 503 instead of each waiting out the pool's acquire timeout.
-    pub fn database_error(&self, err: sea_orm::DbErr) -> error::ApiError {
-        if error::db_err_unavailable(&err) {
-            self.ingest.check_database();
+    /// A lookup on the request path outside ingest's pool (API keys, quotas): 503 at once
+    /// while the database is known down; when it finds the database unreachable, ingest
+    /// checks at once, so the requests behind this one get a quick 503 instead of each
+    /// waiting out the pool's acquire timeout.
+    pub async fn db_lookup<T>(
+        &self,
+        query: impl std::future::Future<Output = Result<T, sea_orm::DbErr>>,
+    ) -> Result<T, error::ApiError> {
+        if self.ingest.database_down() {
+            return Err(error::ApiError::Unavailable);
         }
-        err.into()
+        query.await.map_err(|err| {
+            if error::db_err_unavailable(&err) {
+                self.ingest.check_database();
+            }
+            err.into()
+        })
     }
 }
 
