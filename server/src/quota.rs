@@ -105,7 +105,17 @@ pub fn slice_for(limit: u64, cost: u64) -> u64 {
 /// Reserves `amount` of `account`'s `limit` in the shared window of second `second`: the
 /// window's new total, or `None` when it would pass the limit (nothing is reserved then).
 /// A row from an earlier second starts over. `amount` must not exceed `limit`.
+///
+/// The commit does not wait for the WAL flush (`synchronous_commit = off` for this
+/// transaction only): every account reserves at the start of each second, so these commits
+/// bunch up behind ingest's and the recorder's flushes, and the requests waiting on them
+/// held ingest's in-flight slots until the excess was refused (BENCHMARKS.md, step 8). The
+/// row is a rate-limit counter: a database crash can forget the last ~200 ms of
+/// reservations, which can let one slice more than the limit through in that second; no
+/// event is lost by it. Same pool as ingest, so an outage fails here as fast as there.
 pub async fn reserve(pool: &PgPool, account: &str, second: u64, amount: u64, limit: u64) -> sqlx::Result<Option<u64>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
     let total: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO ingest_quota_windows AS w (account_id, second, used) VALUES ($1, $2, $3)
          ON CONFLICT (account_id) DO UPDATE
@@ -118,8 +128,9 @@ pub async fn reserve(pool: &PgPool, account: &str, second: u64, amount: u64, lim
     .bind(second as i64)
     .bind(amount as i64)
     .bind(limit as i64)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(total.map(|(t,)| t.max(0) as u64))
 }
 

@@ -30,6 +30,11 @@ use crate::{config::RetrySchedule, metrics, wake::Announcer};
 const MAX_BATCH: usize = 1000;
 /// Outcomes waiting for the recorder before senders are held back.
 const QUEUE: usize = 10_000;
+/// Writers per process, each with its own share of the endpoints. One writer's cycle
+/// (statement, then the WAL flush of its commit) paced every endpoint's pipeline; two
+/// overlap, one running its statement while the other's commit flushes (BENCHMARKS.md,
+/// step 9). An endpoint always goes to the same writer, so its outcomes commit in order.
+const WRITERS: usize = 2;
 
 /// What one attempt changes, decided before anything is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,15 +131,17 @@ pub struct Outcome {
 /// The sending side of the process's recorder.
 #[derive(Clone)]
 pub struct RecorderHandle {
-    tx: mpsc::Sender<Outcome>,
+    writers: Arc<[mpsc::Sender<Outcome>]>,
 }
 
 impl RecorderHandle {
-    /// Queues an outcome; the returned receiver answers when it is committed.
+    /// Queues an outcome; the returned receiver answers when it is committed. Outcomes of
+    /// one endpoint are committed in the order they were submitted.
     pub async fn submit(&self, mut outcome: Outcome) -> oneshot::Receiver<Result<(), String>> {
         let (done, rx) = oneshot::channel();
         outcome.committed = Some(done);
-        if let Err(mpsc::error::SendError(mut lost)) = self.tx.send(outcome).await {
+        let writer = &self.writers[writer_of(&outcome.endpoint_id, self.writers.len())];
+        if let Err(mpsc::error::SendError(mut lost)) = writer.send(outcome).await {
             if let Some(done) = lost.committed.take() {
                 let _ = done.send(Err("the recorder has stopped".into()));
             }
@@ -155,9 +162,27 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> (RecorderHandle, tokio::task::JoinHandle<()>) {
     metrics::install();
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let task = tokio::spawn(run(pool, events, live, shutdown, rx));
-    (RecorderHandle { tx }, task)
+    let mut senders = Vec::with_capacity(WRITERS);
+    let mut tasks = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let (tx, rx) = mpsc::channel(QUEUE / WRITERS);
+        senders.push(tx);
+        tasks.push(tokio::spawn(run(pool.clone(), events.clone(), live.clone(), shutdown.clone(), rx)));
+    }
+    let all = tokio::spawn(async move {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    (RecorderHandle { writers: senders.into() }, all)
+}
+
+/// The writer an endpoint's outcomes go to: always the same one, so they commit in order.
+fn writer_of(endpoint_id: &str, writers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    endpoint_id.hash(&mut hasher);
+    (hasher.finish() % writers as u64) as usize
 }
 
 async fn run(
