@@ -535,9 +535,11 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     let before = Snapshot::take(&run.db_url, setup.statements)?;
     let pending = pending_query(&run.db_url)?;
     let backlog = pgstats::Backlog::start(run.db_url.clone(), pending);
+    let wal_clock = pgstats::WalClock::start(run.db_url.clone());
     let sampler = procstat::Sampler::start(run.pids());
     let duration = Duration::from_secs_f64(load.secs);
     let started = Instant::now();
+    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
     // The outage ends with the load's schedule, not when its last answer comes.
     let recovery = async {
         if load.outage {
@@ -576,6 +578,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     // nothing completes between reading the receiver and reading the queue.
     run.stop_processes();
     let backlog = backlog.finish().await;
+    let wal_samples = wal_clock.finish().await;
     let after = run.final_snapshot(setup.statements)?;
     setup.receiver.set_failure_share(0.0);
     setup.receiver.set_outage(false);
@@ -589,14 +592,17 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     let deliveries = stats::per_second(first_ok.values().copied(), started, seconds);
     let accepted = stats::per_second(published.sent.values().map(|s| s.answered), started, seconds);
     let pending = pgstats::backlog_per_second(&backlog, started, seconds);
-    let mut csv = String::from("second,accepted_events,deliveries,backlog\n");
+    let (wal, checkpoint_began) = pgstats::wal_per_second(&wal_samples, started, started_unix, seconds);
+    let mut csv = String::from("second,accepted_events,deliveries,backlog,wal_bytes,checkpoint_began\n");
     for i in 0..seconds {
         let _ = writeln!(
             csv,
-            "{i},{},{},{}",
+            "{i},{},{},{},{},{}",
             accepted[i],
             deliveries[i],
-            pending[i].map_or(String::new(), |n| n.to_string())
+            pending[i].map_or(String::new(), |n| n.to_string()),
+            wal[i].map_or(String::new(), |n| n.to_string()),
+            u8::from(checkpoint_began[i])
         );
     }
     std::fs::write(setup.args.out.join(format!("{}-series.csv", run.slug)), csv)?;

@@ -140,6 +140,91 @@ impl Backlog {
     }
 }
 
+/// WAL written and checkpoints begun, sampled once a second beside the backlog: a second
+/// when deliveries dip can then be told apart as one where a checkpoint began (after it,
+/// the first change to every page logs the whole page, so WAL jumps).
+pub struct WalClock {
+    samples: Arc<Mutex<Vec<(Instant, WalSample)>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The cluster's WAL position and the start of its last completed checkpoint, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalSample {
+    /// `pg_current_wal_lsn()` in bytes.
+    pub lsn: u64,
+    /// `pg_control_checkpoint().checkpoint_time`, Unix seconds: when the checkpoint began.
+    pub checkpoint_began: i64,
+}
+
+const WAL_CLOCK: &str = "SELECT (pg_current_wal_lsn() - '0/0')::bigint, \
+                         extract(epoch FROM checkpoint_time)::bigint FROM pg_control_checkpoint()";
+
+impl WalClock {
+    pub fn start(db_url: String) -> WalClock {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let out = samples.clone();
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let url = db_url.clone();
+                let at = Instant::now();
+                if let Ok(Ok(sample)) = tokio::task::spawn_blocking(move || wal_sample(&url)).await {
+                    out.lock().unwrap().push((at, sample));
+                }
+            }
+        });
+        WalClock { samples, stop, task }
+    }
+
+    pub async fn finish(self) -> Vec<(Instant, WalSample)> {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+fn wal_sample(url: &str) -> anyhow::Result<WalSample> {
+    let line = psql(url, WAL_CLOCK)?;
+    let (lsn, began) = line.trim().split_once('|').with_context(|| format!("pg_control_checkpoint gave {line:?}"))?;
+    Ok(WalSample { lsn: lsn.parse()?, checkpoint_began: began.parse()? })
+}
+
+/// Per whole second after `origin` (whose Unix time is `origin_unix`): the WAL bytes written
+/// in it (from consecutive samples, credited to the later one's second; `None` without two
+/// samples) and whether a checkpoint began in it (known once that checkpoint completed and
+/// was seen by a later sample).
+pub fn wal_per_second(
+    samples: &[(Instant, WalSample)],
+    origin: Instant,
+    origin_unix: i64,
+    seconds: usize,
+) -> (Vec<Option<u64>>, Vec<bool>) {
+    let mut wal = vec![None; seconds];
+    let mut began = vec![false; seconds];
+    for pair in samples.windows(2) {
+        let ((_, a), (at, b)) = (pair[0], pair[1]);
+        if let Some(slot) = wal.get_mut(at.saturating_duration_since(origin).as_secs() as usize) {
+            *slot = Some(slot.unwrap_or(0) + b.lsn.saturating_sub(a.lsn));
+        }
+    }
+    let mut seen: Vec<i64> = samples.iter().map(|(_, s)| s.checkpoint_began).collect();
+    seen.dedup();
+    for t in seen.into_iter().skip(1) {
+        if let Some(slot) = usize::try_from(t - origin_unix).ok().and_then(|i| began.get_mut(i)) {
+            *slot = true;
+        }
+    }
+    (wal, began)
+}
+
 /// The backlog of each whole second after `origin` (the last sample taken in it; the previous
 /// second's value when a second has none), `None` before the first sample.
 pub fn backlog_per_second(samples: &[(Instant, u64)], origin: Instant, seconds: usize) -> Vec<Option<u64>> {
@@ -172,6 +257,24 @@ mod tests {
         let cost = per_unit(&with(before, 10), &with(after, 510), 100).expect("units > 0");
         assert_eq!(cost.statements, Some(5.0));
         assert_eq!(per_unit(&with(before, 10), &after, 100).expect("units").statements, None);
+    }
+
+    #[test]
+    fn wal_series_credits_each_delta_to_its_second_and_marks_checkpoints_that_began_in_the_window() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let s = |lsn, checkpoint_began| WalSample { lsn, checkpoint_began };
+        // A checkpoint that began before the window (999) is the starting state, not a mark;
+        // the one that began at 1,002 is seen once it completes, at the 3.1 s sample.
+        let samples = [
+            (at(100), s(1_000, 999)),
+            (at(1_100), s(5_000, 999)),
+            (at(2_100), s(9_000, 999)),
+            (at(3_100), s(29_000, 1_002)),
+        ];
+        let (wal, began) = wal_per_second(&samples, t0, 1_000, 5);
+        assert_eq!(wal, vec![None, Some(4_000), Some(4_000), Some(20_000), None]);
+        assert_eq!(began, vec![false, false, true, false, false]);
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn render(rows: &[Row], total: Duration, statements: bool) -> String {
          after the bench stopped waiting (60 s after the load, 120 s with retries, 150 s after an outage) and stopped \
          the server; `duplicates` = 2xx receipts of a (endpoint, webhook-id) beyond the first. Refused: events refused \
          with 429 / with 503, and (refused requests that carried `Retry-After` of all refused requests). Per-second \
-         figures and the backlog (pending deliveries, sampled each second) are in `<out>/<scenario>-series.csv`. \
+         figures, the backlog (pending deliveries, sampled each second), the WAL written each second and the seconds in which a checkpoint began are in `<out>/<scenario>-series.csv`. \
          Database cost: deltas of `pg_stat_database` (commits; rows inserted + updated + deleted) of the scenario's \
          database and of `pg_stat_wal.wal_bytes` (cluster-wide) from the start of the load until the server stopped, \
          divided by the deliveries that reached a final state (delivered or dead-lettered) — by the deliveries \
