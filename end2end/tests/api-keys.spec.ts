@@ -20,9 +20,22 @@ test("an owner creates a key (shown once), sees it listed and revokes it", async
   await expect(row).toContainText("Never");
   await expect(row).toContainText("Active");
 
+  // The new key works against the REST API, and its first use is shown.
+  const list = () =>
+    fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints`, { headers: { authorization: `Bearer ${key}` } });
+  expect((await list()).status).toBe(200);
+  await expect
+    .poll(async () => {
+      await gotoHydrated(page, "/settings/api-keys");
+      return rows.filter({ hasText: key.slice(0, 12) }).locator('[data-label="Last used"]').textContent();
+    })
+    .not.toBe("Never");
+
   await row.getByRole("button", { name: "Revoke" }).click();
   await row.getByRole("button", { name: "Revoke key" }).click();
   await expect(rows.filter({ hasText: key.slice(0, 12) })).toContainText("Revoked");
+  // Revoked means refused at once (every process drops it from its key cache).
+  expect((await list()).status).toBe(401);
   expect(errors).toEqual([]);
 });
 

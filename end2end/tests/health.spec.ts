@@ -24,6 +24,41 @@ async function disabledEndpoint() {
   return { account, receiver, endpoint };
 }
 
+test("a failing endpoint says why, since when, and when the held deliveries go next", async ({ page }) => {
+  const account = createAccount("Acme");
+  const receiver = await startReceiver();
+  const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
+  receiver.setStatus(503);
+  receiver.setRetryAfter(600); // the retries wait 10 minutes: the endpoint stays failing, not disabled
+  await publish(
+    account,
+    [1, 2, 3, 4, 5].map((n) => ({ type: "task.created", data: { object: { id: `tsk_${n}` } } })),
+  );
+  await expect
+    .poll(async () => {
+      const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints/${endpoint.id}`, {
+        headers: { authorization: `Bearer ${account.api_key}` },
+      });
+      return ((await res.json()) as { status: string }).status;
+    }, { timeout: 20_000 })
+    .toBe("failing");
+  await logIn(page, account.email, account.password);
+
+  await gotoHydrated(page, "/settings/webhooks");
+  const row = page.locator(`tr[data-endpoint="${endpoint.id}"]`);
+  await expect(row).toContainText("Failing since");
+  await expect(row).toContainText("Last error: HTTP 503.");
+
+  await gotoHydrated(page, `/settings/webhooks/${endpoint.id}`);
+  const notice = page.getByTestId("health-notice");
+  await expect(notice).toContainText(/Failing since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC: 5 failed attempts in a row\./);
+  await expect(notice).toContainText("Last error: HTTP 503.");
+  await expect(notice).toContainText(/Deliveries are held until the next attempt at \d{2}:\d{2}:\d{2}/);
+  // Failing is a warning, not a stop: there is nothing to re-enable.
+  await expect(notice.getByRole("button", { name: "Re-enable" })).toHaveCount(0);
+  await receiver.close();
+});
+
 test("a disabled endpoint says why and since when, and one click re-enables it", async ({ page }) => {
   const { account, receiver, endpoint } = await disabledEndpoint();
   await logIn(page, account.email, account.password);
