@@ -5,6 +5,7 @@
 // limit is too low for the endpoint table.
 #![recursion_limit = "512"]
 
+use entity::paths;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -71,14 +72,14 @@ pub fn App() -> impl IntoView {
             <Routes fallback=|| view! { <NotFound /> }>
                 <Route path=path!("/login") view=LoginPage />
                 <Route path=path!("/invite/:token") view=InvitePage />
-                <Route path=path!("/") view=|| view! { <Redirect path="/settings/webhooks" /> } />
+                <Route path=path!("/") view=|| view! { <Redirect path=paths::webhooks() /> } />
                 <ParentRoute path=path!("/settings") view=Shell>
                     <Route path=path!("/webhooks") view=WebhooksPage />
                     <Route path=path!("/webhooks/new") view=NewWebhookPage />
                     <Route path=path!("/webhooks/:id") view=EditWebhookPage />
                     <Route path=path!("/api-keys") view=ApiKeysPage />
                     <Route path=path!("/team") view=TeamPage />
-                    <Route path=path!("") view=|| view! { <Redirect path="/settings/webhooks" /> } />
+                    <Route path=path!("") view=|| view! { <Redirect path=paths::webhooks() /> } />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -96,7 +97,7 @@ fn NotFound() -> impl IntoView {
             <div class="card narrow">
                 <h1>"Page not found"</h1>
                 <p>"There is nothing at this address."</p>
-                <a class="button" href="/settings/webhooks">"Go to your webhooks"</a>
+                <a class="button" href=paths::webhooks()>"Go to your webhooks"</a>
             </div>
         </main>
     }

@@ -9,6 +9,7 @@ pub mod endpoint_input;
 pub mod endpoint_url;
 pub mod event_type;
 pub mod ids;
+pub mod paths;
 pub mod samples;
 pub mod status;
 pub mod team;

@@ -1,3 +1,4 @@
+use entity::paths;
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, A};
 
@@ -10,13 +11,13 @@ pub fn Shell() -> impl IntoView {
     view! {
         <div class="shell">
             <header class="topbar">
-                <a class="brand" href="/settings/webhooks">
+                <a class="brand" href=paths::webhooks()>
                     "Webhooks"
                 </a>
                 <nav aria-label="Main">
-                    <A href="/settings/webhooks">"Endpoints"</A>
-                    <A href="/settings/api-keys">"API keys"</A>
-                    <A href="/settings/team">"Team"</A>
+                    <A href=paths::webhooks()>"Endpoints"</A>
+                    <A href=paths::api_keys()>"API keys"</A>
+                    <A href=paths::team()>"Team"</A>
                 </nav>
                 <div class="account">
                     <Suspense fallback=|| ()>

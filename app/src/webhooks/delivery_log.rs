@@ -1,13 +1,61 @@
 use chrono::Utc;
 use entity::{
-    api::{Attempt, Delivery, DeliveryFilter, Throttle},
+    api::{Attempt, Delivery, DeliveryFilter, DeliveryPage, Throttle},
     DeliveryStatus, EventType,
 };
 use leptos::prelude::*;
 
-use crate::time::{from_input, show, show_bare, zone_now};
+use crate::{
+    time::{from_input, show, show_bare, zone_now},
+    AppError,
+};
 
 use super::{bulk_retry::BulkRetryPanel, get_delivery, list_deliveries, recover::RecoverPanel, resend_delivery};
+
+/// The log's filters, as their inputs hold them.
+#[derive(Clone, Copy)]
+struct Filters {
+    status: RwSignal<Option<DeliveryStatus>>,
+    event_type: RwSignal<Option<EventType>>,
+    since: RwSignal<String>,
+    until: RwSignal<String>,
+    event_id: RwSignal<String>,
+}
+
+impl Filters {
+    fn new() -> Self {
+        Self {
+            status: RwSignal::new(None),
+            event_type: RwSignal::new(None),
+            since: RwSignal::new(String::new()),
+            until: RwSignal::new(String::new()),
+            event_id: RwSignal::new(String::new()),
+        }
+    }
+
+    /// The first page's filter (tracked).
+    fn to_filter(self) -> DeliveryFilter {
+        DeliveryFilter {
+            status: self.status.get(),
+            event_type: self.event_type.get(),
+            since: from_input(&self.since.get()),
+            until: from_input(&self.until.get()),
+            event_id: Some(self.event_id.get().trim().to_owned()).filter(|e| !e.is_empty()),
+            cursor: None,
+        }
+    }
+}
+
+/// What every row needs besides its delivery.
+#[derive(Clone, Copy)]
+struct RowContext {
+    can_write: bool,
+    held: Signal<Option<String>>,
+    throttled: RwSignal<Option<Throttle>>,
+    disabled: bool,
+}
+
+type PageAction = Action<String, Result<DeliveryPage, AppError>>;
 
 /// The endpoint's delivery log: newest first, filterable, paged, each row expandable to
 /// its attempts with Retry (failed) or Replay (delivered).
@@ -22,27 +70,17 @@ pub fn DeliveryLog(
     disabled: bool,
 ) -> impl IntoView {
     let endpoint_id = StoredValue::new(endpoint_id);
-    let status = RwSignal::new(None::<DeliveryStatus>);
-    let event_type = RwSignal::new(None::<EventType>);
-    let since = RwSignal::new(String::new());
-    let until = RwSignal::new(String::new());
-    let event_id = RwSignal::new(String::new());
+    let filters = Filters::new();
     let refresh = RwSignal::new(0u32);
     let more = RwSignal::new(Vec::<Delivery>::new());
     let cursor = RwSignal::new(None::<String>);
     let throttled = RwSignal::new(None::<Throttle>);
-    let filter = move || DeliveryFilter {
-        status: status.get(),
-        event_type: event_type.get(),
-        since: from_input(&since.get()),
-        until: from_input(&until.get()),
-        event_id: Some(event_id.get().trim().to_owned()).filter(|e| !e.is_empty()),
-        cursor: None,
-    };
-    let first =
-        Resource::new(move || (filter(), refresh.get()), move |(f, _)| list_deliveries(endpoint_id.get_value(), f));
+    let first = Resource::new(
+        move || (filters.to_filter(), refresh.get()),
+        move |(f, _)| list_deliveries(endpoint_id.get_value(), f),
+    );
     let load_more = Action::new(move |c: &String| {
-        let f = DeliveryFilter { cursor: Some(c.clone()), ..filter() };
+        let f = DeliveryFilter { cursor: Some(c.clone()), ..filters.to_filter() };
         list_deliveries(endpoint_id.get_value(), f)
     });
     Effect::new(move |_| {
@@ -60,33 +98,13 @@ pub fn DeliveryLog(
             cursor.set(page.next_cursor);
         }
     });
+    let rows = RowContext { can_write, held, throttled, disabled };
 
     view! {
         <section class="card log" aria-labelledby="log-heading">
             <div class="log-header">
                 <h2 id="log-heading">"Delivery log"</h2>
-                <div class="filters">
-                    <label for="filter-status">"Status"</label>
-                    <select id="filter-status" on:change=move |ev| status.set(event_target_value(&ev).parse().ok())>
-                        <option value="">"All"</option>
-                        <option value="delivered">"Delivered"</option>
-                        <option value="failed">"Failed"</option>
-                        <option value="pending">"Pending"</option>
-                    </select>
-                    <label for="filter-type">"Event type"</label>
-                    <select id="filter-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
-                        <option value="">"All"</option>
-                        {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
-                    </select>
-                    <label for="filter-since">{move || format!("Created from ({})", zone_now())}</label>
-                    <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
-                    <label for="filter-until">{move || format!("Created to ({})", zone_now())}</label>
-                    <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
-                    <label for="filter-event">"Event id"</label>
-                    <input id="filter-event" type="search" placeholder="evt_…" autocomplete="off" spellcheck="false"
-                        on:change=move |ev| event_id.set(event_target_value(&ev)) />
-                    <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
-                </div>
+                <LogFilters filters refresh />
             </div>
             <Transition fallback=|| view! { <p class="loading" role="status">"Loading deliveries…"</p> }>
                 {move || Suspend::new(async move {
@@ -94,40 +112,84 @@ pub fn DeliveryLog(
                         Ok(page) if page.data.is_empty() => view! {
                             <p class="empty-log">"No deliveries match. Events sent to this endpoint appear here."</p>
                         }.into_any(),
-                        Ok(page) => view! {
-                            <table class="deliveries">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">{move || format!("Time ({})", zone_now())}</th>
-                                        <th scope="col">"Event"</th>
-                                        <th scope="col">"Response"</th>
-                                        <th scope="col">"Time"</th>
-                                        <th scope="col">"Attempts"</th>
-                                        <th scope="col">"Status"</th>
-                                        <th scope="col"><span class="visually-hidden">"Details"</span></th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {page.data.into_iter().map(|d| view! { <DeliveryRow d can_write held throttled disabled /> }).collect_view()}
-                                    <For each=move || more.get() key=|d| d.id.clone() let:d>
-                                        <DeliveryRow d can_write held throttled disabled />
-                                    </For>
-                                </tbody>
-                            </table>
-                        }.into_any(),
+                        Ok(page) => view! { <DeliveryTable first=page.data more rows /> }.into_any(),
                         Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
                     }
                 })}
             </Transition>
             {can_write.then(|| view! { <BulkRetryPanel endpoint_id=endpoint_id.get_value() /> })}
             {(can_write && !disabled).then(|| view! { <RecoverPanel endpoint_id=endpoint_id.get_value() /> })}
-            <Show when=move || cursor.get().is_some()>
-                <button class="button" type="button" disabled=move || load_more.pending().get()
-                    on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>
-                    "Load older deliveries"
-                </button>
-            </Show>
+            <LoadOlderButton cursor load_more />
         </section>
+    }
+}
+
+/// Status, event type, creation time range and event id; each applies on change.
+#[component]
+fn LogFilters(filters: Filters, refresh: RwSignal<u32>) -> impl IntoView {
+    let Filters { status, event_type, since, until, event_id } = filters;
+    view! {
+        <div class="filters">
+            <label for="filter-status">"Status"</label>
+            <select id="filter-status" on:change=move |ev| status.set(event_target_value(&ev).parse().ok())>
+                <option value="">"All"</option>
+                <option value="delivered">"Delivered"</option>
+                <option value="failed">"Failed"</option>
+                <option value="pending">"Pending"</option>
+            </select>
+            <label for="filter-type">"Event type"</label>
+            <select id="filter-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
+                <option value="">"All"</option>
+                {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
+            </select>
+            <label for="filter-since">{move || format!("Created from ({})", zone_now())}</label>
+            <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
+            <label for="filter-until">{move || format!("Created to ({})", zone_now())}</label>
+            <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
+            <label for="filter-event">"Event id"</label>
+            <input id="filter-event" type="search" placeholder="evt_…" autocomplete="off" spellcheck="false"
+                on:change=move |ev| event_id.set(event_target_value(&ev)) />
+            <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
+        </div>
+    }
+}
+
+/// The first page of deliveries, then the older ones loaded below it.
+#[component]
+fn DeliveryTable(first: Vec<Delivery>, more: RwSignal<Vec<Delivery>>, rows: RowContext) -> impl IntoView {
+    view! {
+        <table class="deliveries">
+            <thead>
+                <tr>
+                    <th scope="col">{move || format!("Time ({})", zone_now())}</th>
+                    <th scope="col">"Event"</th>
+                    <th scope="col">"Response"</th>
+                    <th scope="col">"Time"</th>
+                    <th scope="col">"Attempts"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col"><span class="visually-hidden">"Details"</span></th>
+                </tr>
+            </thead>
+            <tbody>
+                {first.into_iter().map(|d| view! { <DeliveryRow d rows /> }).collect_view()}
+                <For each=move || more.get() key=|d| d.id.clone() let:d>
+                    <DeliveryRow d rows />
+                </For>
+            </tbody>
+        </table>
+    }
+}
+
+/// Shown while there are older deliveries than those listed.
+#[component]
+fn LoadOlderButton(cursor: RwSignal<Option<String>>, load_more: PageAction) -> impl IntoView {
+    view! {
+        <Show when=move || cursor.get().is_some()>
+            <button class="button" type="button" disabled=move || load_more.pending().get()
+                on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>
+                "Load older deliveries"
+            </button>
+        </Show>
     }
 }
 
@@ -157,13 +219,8 @@ fn response_summary(d: &Delivery, held: Option<&str>, throttled: Option<&Throttl
 }
 
 #[component]
-fn DeliveryRow(
-    d: Delivery,
-    can_write: bool,
-    held: Signal<Option<String>>,
-    throttled: RwSignal<Option<Throttle>>,
-    disabled: bool,
-) -> impl IntoView {
+fn DeliveryRow(d: Delivery, rows: RowContext) -> impl IntoView {
+    let RowContext { can_write, held, throttled, disabled } = rows;
     let open = RwSignal::new(false);
     let id = d.id.clone();
     let status = d.status.as_str();
@@ -258,7 +315,7 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
 }
 
 #[component]
-fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, crate::AppError>>) -> impl IntoView {
+fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery, AppError>>) -> impl IntoView {
     let action = action_for(&d);
     let queued = (d.status == DeliveryStatus::Pending).then(|| {
         let d = d.clone();
@@ -276,7 +333,7 @@ fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery
             })}
             {queued.map(|text| view! { <span class="muted" data-testid="waiting">{text}</span> })}
         </div>
-        {d.attempts.into_iter().rev().map(|a| view! { <AttemptView a /> }).collect_view()}
+        {d.attempts.into_iter().rev().map(|a| view! { <AttemptDetail a /> }).collect_view()}
     }
 }
 
@@ -288,8 +345,9 @@ fn waiting_text(d: &Delivery) -> String {
     })
 }
 
+/// One attempt: its outcome and timing, then the request sent and the response received.
 #[component]
-fn AttemptView(a: Attempt) -> impl IntoView {
+fn AttemptDetail(a: Attempt) -> impl IntoView {
     let outcome = match (a.status_code, &a.error) {
         (Some(code), _) => format!("HTTP {code}"),
         (None, Some(err)) => err.clone(),
@@ -305,18 +363,26 @@ fn AttemptView(a: Attempt) -> impl IntoView {
                 <span class="muted">{move || format!("{} ms · {}", a.response_time_ms, show(a.attempted_at, "%Y-%m-%d %H:%M:%S"))}</span>
             </header>
             <div class="attempt-grid">
-                <div>
-                    <h3>"Request"</h3>
-                    <pre class="headers">{headers_text(&a.request_headers)}</pre>
-                    <pre class="body">{pretty(&a.request_body)}</pre>
-                </div>
-                <div>
-                    <h3>"Response"</h3>
-                    <pre class="headers">{a.response_headers.as_ref().map(headers_text).unwrap_or_else(|| "—".into())}</pre>
-                    <pre class="body">{a.response_body.as_deref().map(pretty).unwrap_or_else(|| "—".into())}</pre>
-                </div>
+                <MessagePane title="Request" headers=headers_text(&a.request_headers) body=pretty(&a.request_body) />
+                <MessagePane
+                    title="Response"
+                    headers=a.response_headers.as_ref().map(headers_text).unwrap_or_else(|| "—".into())
+                    body=a.response_body.as_deref().map(pretty).unwrap_or_else(|| "—".into())
+                />
             </div>
         </article>
+    }
+}
+
+/// One side of an attempt's exchange: its headers and its body.
+#[component]
+fn MessagePane(title: &'static str, headers: String, body: String) -> impl IntoView {
+    view! {
+        <div>
+            <h3>{title}</h3>
+            <pre class="headers">{headers}</pre>
+            <pre class="body">{body}</pre>
+        </div>
     }
 }
 

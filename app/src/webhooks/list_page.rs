@@ -1,4 +1,4 @@
-use entity::{api::Endpoint, event_type::summarize};
+use entity::{api::Endpoint, event_type::summarize, paths};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -23,7 +23,7 @@ pub fn WebhooksPage() -> impl IntoView {
                     <h1>"Webhooks"</h1>
                     <p class="lead">"Endpoints receive a signed HTTP POST when events happen in your account."</p>
                 </div>
-                <a class="button primary" href="/settings/webhooks/new">"Add webhook"</a>
+                <a class="button primary" href=paths::new_endpoint()>"Add webhook"</a>
             </header>
             <Show when=move || action_error().is_some()>
                 <p class="notice error" role="alert">{action_error}</p>
@@ -48,7 +48,7 @@ fn EmptyState() -> impl IntoView {
         <div class="empty-state">
             <h2>"No webhooks yet"</h2>
             <p>"Add an endpoint to start receiving events such as task.completed or payment.failed."</p>
-            <a class="button primary" href="/settings/webhooks/new">"Add webhook"</a>
+            <a class="button primary" href=paths::new_endpoint()>"Add webhook"</a>
         </div>
     }
 }
@@ -83,7 +83,7 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
     let confirming = RwSignal::new(false);
     let testing = RwSignal::new(false);
     let url = ep.url.clone();
-    let edit_href = format!("/settings/webhooks/{id}");
+    let edit_href = paths::endpoint(&id);
     let (toggle_id, delete_id) = (id.clone(), id.clone());
     let test_id = StoredValue::new(id.clone());
     let enabled = ep.enabled;

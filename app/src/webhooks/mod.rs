@@ -5,6 +5,7 @@
 mod bulk_retry;
 mod chart;
 mod delivery_log;
+mod endpoint_form;
 mod event_picker;
 mod form_page;
 mod health_notice;

@@ -24,7 +24,7 @@ use super::AppState;
 use crate::accounts::{self, CurrentUser};
 
 pub const SESSION_COOKIE: &str = "webhooks_session";
-pub(super) const HOME: &str = "/settings/webhooks";
+pub(super) const HOME: &str = entity::paths::webhooks();
 
 /// Failed logins allowed per email, and per client IP, within `THROTTLE_WINDOW`.
 pub const MAX_FAILURES_PER_EMAIL: usize = 5;

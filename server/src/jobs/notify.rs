@@ -7,7 +7,10 @@ use std::sync::Arc;
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use app::{server::outbox::Outbox, AppError};
-use entity::tables::{account, endpoint, invitation, user};
+use entity::{
+    paths,
+    tables::{account, endpoint, invitation, user},
+};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +69,7 @@ pub async fn run(
         .into_iter()
         .map(|u| u.email)
         .collect();
-    let link = format!("{}/settings/webhooks/{}", notifier.public_url, ep.id);
+    let link = format!("{}{}", notifier.public_url, paths::endpoint(&ep.id));
     let email = match job {
         NotifyJob::Failing { last_error, .. } => {
             let failures = ep.consecutive_failures.max(FAILING_AFTER) as u32;
