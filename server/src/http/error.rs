@@ -239,6 +239,22 @@ mod tests {
     }
 
     #[test]
+    fn service_errors_keep_their_messages_in_the_dashboard_and_their_statuses_in_the_api() {
+        let field = entity::endpoint_input::FieldError { field: "url".into(), message: "Enter a URL.".into() };
+        let cases = [
+            (ServiceError::Forbidden, StatusCode::FORBIDDEN),
+            (ServiceError::NotFound, StatusCode::NOT_FOUND),
+            (ServiceError::invalid("since", "The start must be in the past."), StatusCode::UNPROCESSABLE_ENTITY),
+            (ServiceError::Validation(vec![field]), StatusCode::UNPROCESSABLE_ENTITY),
+            (ServiceError::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (err, code) in cases {
+            assert_eq!(app::AppError::from(err.clone()).to_string(), err.to_string());
+            assert_eq!(status(err), code);
+        }
+    }
+
+    #[test]
     fn a_503_says_why_and_when_to_retry() {
         let response = ApiError::Unavailable.into_response();
         assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], RETRY_AFTER_UNAVAILABLE.to_string().as_str());
