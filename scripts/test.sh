@@ -25,7 +25,7 @@ log "lints (clippy on every crate and target, warnings are errors)"
 (cd "$ROOT" && cargo clippy --workspace --all-targets -- -D warnings)
 
 log "unit and integration tests"
-(cd "$ROOT" && cargo test -p entity -p app -p server -p bench --no-fail-fast)
+(cd "$ROOT" && cargo test -p entity -p service -p app -p server -p bench --no-fail-fast)
 "$ROOT/scripts/schemathesis.sh" # fuzz the REST API from its OpenAPI document (issue 7): no 5xx, schema-conformant answers
 "$ROOT/scripts/reliability.sh" # crash + database outage, ~2 min more (docs/RELIABILITY.md)
 

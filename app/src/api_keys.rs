@@ -1,6 +1,6 @@
 //! `/settings/api-keys`: the account's API keys (SPEC §9). Owners and admins create a key
 //! (shown once, in full), see when each was last used, and revoke it; members are told who
-//! can. The server functions call `crate::server::api_keys`.
+//! can. The server functions call `service::api_keys`.
 
 use entity::api::{ApiKeyInfo, CreatedApiKey};
 use leptos::{prelude::*, server_fn::codec::Json};
@@ -16,19 +16,19 @@ use crate::{
 #[server(endpoint = "api-keys/list")]
 pub async fn list_api_keys() -> Result<Vec<ApiKeyInfo>, AppError> {
     let (actor, ctx) = crate::server::actor_and_context().await?;
-    crate::server::api_keys::list(&ctx.db, &actor).await
+    Ok(service::api_keys::list(&ctx.db, &actor).await?)
 }
 
 #[server(endpoint = "api-keys/create")]
 pub async fn create_api_key() -> Result<CreatedApiKey, AppError> {
     let (actor, ctx) = crate::server::actor_and_context().await?;
-    crate::server::api_keys::create(&ctx.db, &actor).await
+    Ok(service::api_keys::create(&ctx.db, &actor).await?)
 }
 
 #[server(endpoint = "api-keys/revoke", input = Json)]
 pub async fn revoke_api_key(id: String) -> Result<ApiKeyInfo, AppError> {
     let (actor, ctx) = crate::server::actor_and_context().await?;
-    crate::server::api_keys::revoke(&ctx.db, &actor, &id).await
+    Ok(service::api_keys::revoke(&ctx.db, &actor, &id).await?)
 }
 
 #[component]

@@ -145,7 +145,7 @@ pub async fn accept_invitation(
         .one(&txn)
         .await?
         .ok_or(AcceptError::Closed(InvitationLookup::Unknown))?;
-    let state = app::server::team::lookup_state(&found, String::new(), Utc::now());
+    let state = service::team::lookup_state(&found, String::new(), Utc::now());
     let InvitationLookup::Open { email, role, .. } = state else {
         return Err(AcceptError::Closed(state));
     };
@@ -168,12 +168,12 @@ pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Res
 }
 
 async fn insert_api_key(db: &impl ConnectionTrait, account: &AccountId) -> Result<String, AccountError> {
-    Ok(app::server::api_keys::insert(db, account).await?.key)
+    Ok(service::api_keys::insert(db, account).await?.key)
 }
 
 /// The account a bearer key belongs to, if the key exists and is not revoked.
 pub async fn account_for_api_key(db: &DatabaseConnection, key: &str) -> Result<Option<AccountId>, DbErr> {
-    app::server::api_keys::account_for_key(db, key).await
+    service::api_keys::account_for_key(db, key).await
 }
 
 /// Checks email and password; `None` for an unknown email or a wrong password alike.

@@ -4,14 +4,16 @@ use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::TaskSink;
 use apalis_postgres::PostgresStorage;
-use app::{
-    server::engine::{Engine, TestTarget},
-    AppError,
-};
 use chrono::{DateTime, Utc};
 use entity::api::{BulkRetry, BulkRetryRange};
 use entity::{api::TestOutcome, endpoint_url::EndpointUrl, samples::sample_object, EventId, EventType};
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use serde_json::value::to_raw_value;
+use service::{
+    bulk_retries,
+    engine::{Engine, TestTarget},
+    ServiceError,
+};
 
 use crate::{
     config::Config,
@@ -65,6 +67,11 @@ impl DeliveryEngine {
 
     pub fn wakers(&self) -> &Wakers {
         &self.wakers
+    }
+
+    /// The pool as the service layer takes it (a handle, no new connection).
+    fn db(&self) -> DatabaseConnection {
+        SqlxPostgresConnector::from_sqlx_postgres_pool(self.pool.clone())
     }
 }
 
@@ -127,8 +134,8 @@ impl Engine for DeliveryEngine {
         WebhookSecret::generate().as_str().to_owned()
     }
 
-    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, AppError> {
-        crate::bulk_retry::count(&self.pool, endpoint_id, range).await.map_err(AppError::internal)
+    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, ServiceError> {
+        bulk_retries::count(&self.db(), endpoint_id, range).await.map_err(ServiceError::internal)
     }
 
     async fn bulk_retry_start(
@@ -136,18 +143,24 @@ impl Engine for DeliveryEngine {
         account_id: &str,
         endpoint_id: &str,
         range: &BulkRetryRange,
-    ) -> Result<BulkRetry, AppError> {
+    ) -> Result<BulkRetry, ServiceError> {
         let (bulk, created) =
-            crate::bulk_retry::create(&self.pool, account_id, endpoint_id, range).await.map_err(AppError::internal)?;
+            bulk_retries::create(&self.db(), account_id, endpoint_id, range).await.map_err(ServiceError::internal)?;
         if created {
             let mut storage: PostgresStorage<crate::jobs::bulk::BulkRetryJob> = PostgresStorage::new(&self.pool);
-            storage.push(crate::jobs::bulk::BulkRetryJob { id: bulk.id.clone() }).await.map_err(AppError::internal)?;
+            storage
+                .push(crate::jobs::bulk::BulkRetryJob { id: bulk.id.clone() })
+                .await
+                .map_err(ServiceError::internal)?;
         }
         Ok(bulk)
     }
 
-    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError> {
-        crate::bulk_retry::get(&self.pool, account_id, id).await.map_err(AppError::internal)?.ok_or(AppError::NotFound)
+    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, ServiceError> {
+        bulk_retries::get(&self.db(), account_id, id)
+            .await
+            .map_err(ServiceError::internal)?
+            .ok_or(ServiceError::NotFound)
     }
 
     async fn recover_start(
@@ -155,21 +168,24 @@ impl Engine for DeliveryEngine {
         account_id: &str,
         endpoint_id: &str,
         since: DateTime<Utc>,
-    ) -> Result<BulkRetry, AppError> {
+    ) -> Result<BulkRetry, ServiceError> {
         let oldest = Utc::now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
         if since < oldest {
             let message = format!(
                 "Recovery reaches back at most {} (the log retention); older events are deleted. Pick a later start.",
                 humantime::format_duration(self.retention)
             );
-            return Err(AppError::invalid("since", message));
+            return Err(ServiceError::invalid("since", message));
         }
-        let (job, created) = crate::bulk_retry::create_recovery(&self.pool, account_id, endpoint_id, since)
+        let (job, created) = bulk_retries::create_recovery(&self.db(), account_id, endpoint_id, since)
             .await
-            .map_err(AppError::internal)?;
+            .map_err(ServiceError::internal)?;
         if created {
             let mut storage: PostgresStorage<crate::jobs::bulk::BulkRetryJob> = PostgresStorage::new(&self.pool);
-            storage.push(crate::jobs::bulk::BulkRetryJob { id: job.id.clone() }).await.map_err(AppError::internal)?;
+            storage
+                .push(crate::jobs::bulk::BulkRetryJob { id: job.id.clone() })
+                .await
+                .map_err(ServiceError::internal)?;
         }
         Ok(job)
     }

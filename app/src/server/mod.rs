@@ -1,18 +1,11 @@
-//! Server-side helpers for server functions: the request's user and the shared state.
-
-pub mod api_keys;
-pub mod deliveries;
-pub mod endpoints;
-pub mod engine;
-pub mod outbox;
-pub mod secret_box;
-pub mod team;
-pub mod tokens;
+//! Server-side glue for server functions: the request's user and the shared state. The rules
+//! themselves are the `service` crate's.
 
 use std::sync::Arc;
 
 use axum::Extension;
 use sea_orm::DatabaseConnection;
+use service::{engine::Engine, outbox::Outbox, Actor, ServiceError, UserActor};
 
 use crate::{AppError, CurrentUser};
 
@@ -20,8 +13,8 @@ use crate::{AppError, CurrentUser};
 #[derive(Clone)]
 pub struct AppContext {
     pub db: DatabaseConnection,
-    pub engine: Arc<dyn engine::Engine>,
-    pub outbox: Arc<dyn outbox::Outbox>,
+    pub engine: Arc<dyn Engine>,
+    pub outbox: Arc<dyn Outbox>,
 }
 
 pub fn context() -> Result<AppContext, AppError> {
@@ -40,7 +33,13 @@ pub async fn require_user() -> Result<CurrentUser, AppError> {
 
 /// The logged-in user as the services see them, and the shared state: what every data
 /// server function starts with.
-pub async fn actor_and_context() -> Result<(endpoints::Actor, AppContext), AppError> {
+pub async fn actor_and_context() -> Result<(Actor, AppContext), AppError> {
+    let user = require_user().await?;
+    Ok(((&user).into(), context()?))
+}
+
+/// The logged-in user as the team rules see them, and the shared state.
+pub async fn user_and_context() -> Result<(UserActor, AppContext), AppError> {
     let user = require_user().await?;
     Ok(((&user).into(), context()?))
 }
@@ -52,5 +51,31 @@ pub async fn require_writer() -> Result<CurrentUser, AppError> {
         Ok(user)
     } else {
         Err(AppError::Forbidden)
+    }
+}
+
+impl From<&CurrentUser> for Actor {
+    fn from(user: &CurrentUser) -> Self {
+        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
+    }
+}
+
+impl From<&CurrentUser> for UserActor {
+    fn from(user: &CurrentUser) -> Self {
+        UserActor { user_id: user.user_id.clone(), account_id: user.account_id.clone(), role: user.role }
+    }
+}
+
+/// The shared rules' errors as the dashboard shows them: the same messages; internal causes
+/// were logged where they arose.
+impl From<ServiceError> for AppError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Forbidden => AppError::Forbidden,
+            ServiceError::NotFound => AppError::NotFound,
+            ServiceError::Invalid { field, message } => AppError::Invalid { field, message },
+            ServiceError::Validation(errors) => AppError::Validation(errors),
+            ServiceError::Internal => AppError::Internal,
+        }
     }
 }

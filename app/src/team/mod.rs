@@ -1,6 +1,6 @@
 //! `/settings/team`: the account's users (SPEC §9). Owners and admins invite people by
 //! email, change roles and remove users; members see the list and who can manage it. The
-//! server functions call `crate::server::team`; the rules are `entity::team`'s.
+//! server functions call `service::team`; the rules are `entity::team`'s.
 
 mod invite_page;
 
@@ -20,38 +20,38 @@ use crate::{
 
 #[server(endpoint = "team/list")]
 pub async fn list_team() -> Result<Team, AppError> {
-    let (user, ctx) = (crate::server::require_user().await?, crate::server::context()?);
-    crate::server::team::list(&ctx.db, &user).await
+    let (user, ctx) = crate::server::user_and_context().await?;
+    Ok(service::team::list(&ctx.db, &user).await?)
 }
 
 #[server(endpoint = "team/invite", input = Json)]
 pub async fn invite_member(input: InviteInput) -> Result<PendingInvitation, AppError> {
-    let (user, ctx) = (crate::server::require_user().await?, crate::server::context()?);
-    crate::server::team::invite(&ctx.db, ctx.outbox.as_ref(), &user, input).await
+    let (user, ctx) = crate::server::user_and_context().await?;
+    Ok(service::team::invite(&ctx.db, ctx.outbox.as_ref(), &user, input).await?)
 }
 
 #[server(endpoint = "team/role", input = Json)]
 pub async fn change_role(id: String, role: Role) -> Result<Member, AppError> {
-    let (user, ctx) = (crate::server::require_user().await?, crate::server::context()?);
-    crate::server::team::change_role(&ctx.db, &user, &id, role).await
+    let (user, ctx) = crate::server::user_and_context().await?;
+    Ok(service::team::change_role(&ctx.db, &user, &id, role).await?)
 }
 
 #[server(endpoint = "team/remove", input = Json)]
 pub async fn remove_member(id: String) -> Result<(), AppError> {
-    let (user, ctx) = (crate::server::require_user().await?, crate::server::context()?);
-    crate::server::team::remove(&ctx.db, &user, &id).await
+    let (user, ctx) = crate::server::user_and_context().await?;
+    Ok(service::team::remove(&ctx.db, &user, &id).await?)
 }
 
 #[server(endpoint = "team/revoke-invite", input = Json)]
 pub async fn revoke_invitation(id: String) -> Result<(), AppError> {
-    let (user, ctx) = (crate::server::require_user().await?, crate::server::context()?);
-    crate::server::team::revoke_invitation(&ctx.db, &user, &id).await
+    let (user, ctx) = crate::server::user_and_context().await?;
+    Ok(service::team::revoke_invitation(&ctx.db, &user, &id).await?)
 }
 
 /// Public: the invitation page is opened before its visitor has an account.
 #[server(endpoint = "team/invitation", input = Json)]
 pub async fn invitation(token: String) -> Result<InvitationLookup, AppError> {
-    crate::server::team::lookup(&crate::server::context()?.db, &token).await
+    Ok(service::team::lookup(&crate::server::context()?.db, &token).await?)
 }
 
 pub fn role_label(role: Role) -> &'static str {

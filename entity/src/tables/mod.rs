@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api_key;
 pub mod attempt;
+pub mod bulk_retry;
 pub mod delivery;
 pub mod delivery_queue;
 pub mod endpoint;

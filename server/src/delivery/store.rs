@@ -98,7 +98,7 @@ fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
         rate_limit: r.get("rate_limit"),
         status: r.get("status"),
         consecutive_failures: r.get("consecutive_failures"),
-        secrets: app::server::secret_box::open_all(secrets), // SPEC §7: sealed at rest
+        secrets: service::secret_box::open_all(secrets), // SPEC §7: sealed at rest
     }
 }
 

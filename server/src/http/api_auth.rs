@@ -1,9 +1,9 @@
 //! Authorization as a type: a REST handler that takes `ApiAccount` cannot run without a
 //! valid account API key (`Authorization: Bearer whk_…`).
 
-use app::server::endpoints::Actor;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use entity::AccountId;
+use service::Actor;
 
 use super::{error::ApiError, AppState};
 use crate::{accounts, secrets};
@@ -22,7 +22,7 @@ impl ApiAccount {
 /// Every request then looks its key up again, so a lost connection also makes ingest check
 /// the database at once: if it is gone, those lookups are answered 503 without waiting.
 pub async fn forget_revoked_keys(state: AppState) {
-    use app::server::api_keys::REVOKED_CHANNEL;
+    use service::api_keys::REVOKED_CHANNEL;
     let pool = state.db.get_postgres_connection_pool().clone();
     let cache = state.api_keys.clone();
     loop {

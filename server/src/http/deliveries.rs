@@ -1,6 +1,6 @@
-//! Delivery logs and recovery over REST (SPEC §11), over `app::server::deliveries`.
+//! Delivery logs and recovery over REST (SPEC §11), over `service::deliveries`.
 
-use app::server::deliveries as service;
+use ::service::deliveries as service;
 use axum::http::StatusCode;
 use axum::{
     extract::State,

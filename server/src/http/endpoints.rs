@@ -1,7 +1,7 @@
-//! `/api/v1/endpoints`: thin handlers over `app::server::endpoints`, the same functions the
+//! `/api/v1/endpoints`: thin handlers over `service::endpoints`, the same functions the
 //! dashboard's server functions call.
 
-use app::server::endpoints as service;
+use ::service::endpoints as service;
 use axum::{
     extract::State,
     http::StatusCode,

@@ -1,6 +1,5 @@
 //! `ApiError`: the REST API's one error type, mapped to HTTP in one `match`.
 
-use app::AppError;
 use axum::{
     http::{Method, StatusCode, Uri},
     response::{IntoResponse, Response},
@@ -8,6 +7,7 @@ use axum::{
 };
 use serde::Serialize;
 use serde_json::json;
+use service::ServiceError;
 use utoipa::ToSchema;
 
 /// `{"error":{"code","message"}}`, the body of every API error (SPEC §11).
@@ -127,19 +127,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// The service layer speaks `AppError`; this is where it becomes HTTP for API clients.
-impl From<AppError> for ApiError {
-    fn from(err: AppError) -> Self {
+/// The service layer speaks `ServiceError`; this is where it becomes HTTP for API clients.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
         match err {
-            AppError::NotFound => ApiError::NotFound("no such resource in this account".into()),
-            AppError::Forbidden => ApiError::Forbidden(err.to_string()),
-            AppError::Unauthorized => ApiError::Unauthorized,
-            AppError::Invalid { field, message } => ApiError::Invalid(format!("{field}: {message}")),
-            AppError::Validation(errors) => {
+            ServiceError::NotFound => ApiError::NotFound("no such resource in this account".into()),
+            ServiceError::Forbidden => ApiError::Forbidden(err.to_string()),
+            ServiceError::Invalid { field, message } => ApiError::Invalid(format!("{field}: {message}")),
+            ServiceError::Validation(errors) => {
                 let parts: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
                 ApiError::Invalid(parts.join(" "))
             }
-            AppError::Internal | AppError::Transport(_) => ApiError::Internal(anyhow::anyhow!("{err}")),
+            ServiceError::Internal => ApiError::Internal(anyhow::anyhow!("{err}")),
         }
     }
 }
@@ -237,6 +236,22 @@ mod tests {
         assert_eq!(status(sqlx::Error::Database(Box::new(PgCode("42P01")))), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status(sqlx::Error::RowNotFound), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status(DbErr::Custom("bug".into())), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn service_errors_keep_their_messages_in_the_dashboard_and_their_statuses_in_the_api() {
+        let field = entity::endpoint_input::FieldError { field: "url".into(), message: "Enter a URL.".into() };
+        let cases = [
+            (ServiceError::Forbidden, StatusCode::FORBIDDEN),
+            (ServiceError::NotFound, StatusCode::NOT_FOUND),
+            (ServiceError::invalid("since", "The start must be in the past."), StatusCode::UNPROCESSABLE_ENTITY),
+            (ServiceError::Validation(vec![field]), StatusCode::UNPROCESSABLE_ENTITY),
+            (ServiceError::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (err, code) in cases {
+            assert_eq!(app::AppError::from(err.clone()).to_string(), err.to_string());
+            assert_eq!(status(err), code);
+        }
     }
 
     #[test]

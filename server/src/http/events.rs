@@ -45,7 +45,7 @@ pub async fn show(
     account: ApiAccount,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EventDetail>, ApiError> {
-    Ok(Json(app::server::deliveries::event(&state.db, &account.actor(), &id).await?))
+    Ok(Json(service::deliveries::event(&state.db, &account.actor(), &id).await?))
 }
 
 /// The event catalogue: each type with its group, what it means and a sample payload.

@@ -5,7 +5,8 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use app::{server::endpoints as service, CurrentUser};
+use ::service::endpoints as service;
+use app::CurrentUser;
 use axum::{
     extract::{Path, State},
     http::StatusCode,

@@ -15,14 +15,12 @@ pub mod security;
 
 use std::sync::Arc;
 
-use app::{
-    server::{engine::Engine, AppContext},
-    shell, App,
-};
+use app::{server::AppContext, shell, App};
 use axum::{extract::FromRef, middleware, routing::any, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sea_orm::DatabaseConnection;
+use service::engine::Engine;
 
 use crate::{config::Config, ttl_cache::TtlCache};
 

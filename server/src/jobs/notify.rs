@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
-use app::{server::outbox::Outbox, AppError};
 use entity::{
     paths,
     tables::{account, endpoint, invitation, user},
 };
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
+use service::{outbox::Outbox, ServiceError};
 
 use crate::{
     delivery::{dispatcher::HealthEvents, health::Change, health::FAILING_AFTER, record::QueuedJob},
@@ -112,10 +112,10 @@ pub struct EmailQueue {
 
 #[async_trait::async_trait]
 impl Outbox for EmailQueue {
-    async fn invitation(&self, invitation_id: &str, token: &str) -> Result<(), AppError> {
+    async fn invitation(&self, invitation_id: &str, token: &str) -> Result<(), ServiceError> {
         let job = NotifyJob::Invitation { invitation_id: invitation_id.to_owned(), token: token.to_owned() };
         let mut storage: PostgresStorage<NotifyJob> = PostgresStorage::new(&self.pool);
-        storage.push(job).await.map_err(AppError::internal)?;
+        storage.push(job).await.map_err(ServiceError::internal)?;
         Ok(())
     }
 }

@@ -15,8 +15,8 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::endpoints::{self, Actor};
-use crate::AppError;
+use crate::ServiceError;
+use crate::{endpoints, Actor};
 
 pub const PAGE_SIZE: u64 = 50;
 
@@ -26,7 +26,7 @@ pub async fn list(
     actor: &Actor,
     endpoint_id: &str,
     filter: &DeliveryFilter,
-) -> Result<DeliveryPage, AppError> {
+) -> Result<DeliveryPage, ServiceError> {
     let endpoint = endpoints::get(db, actor, endpoint_id).await?; // 404 unless the actor's
     let mut query = delivery::find_in(&actor.account_id).filter(delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(status) = filter.status {
@@ -61,7 +61,7 @@ pub async fn list(
 }
 
 /// Whether more of the endpoint's deliveries are due than its rate limit sends in a second.
-async fn throttle(db: &DatabaseConnection, endpoint: &Endpoint) -> Result<Option<Throttle>, AppError> {
+async fn throttle(db: &DatabaseConnection, endpoint: &Endpoint) -> Result<Option<Throttle>, ServiceError> {
     use sea_orm::{DbBackend, FromQueryResult, Statement};
     #[derive(FromQueryResult)]
     struct Due {
@@ -81,7 +81,7 @@ async fn with_latest_attempts(
     db: &DatabaseConnection,
     actor: &Actor,
     rows: Vec<delivery::Model>,
-) -> Result<Vec<Delivery>, AppError> {
+) -> Result<Vec<Delivery>, ServiceError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut latest: HashMap<String, attempt::Model> = HashMap::new();
     for a in attempt::find_in(&actor.account_id).filter(attempt::Column::DeliveryId.is_in(ids)).all(db).await? {
@@ -101,9 +101,12 @@ async fn with_latest_attempts(
 /// An event of the actor's account with its deliveries to every endpoint (SPEC §11): "what
 /// happened to event X" without knowing which endpoints it went to. 404 for an event of
 /// another account, as for one that does not exist.
-pub async fn event(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EventDetail, AppError> {
-    let row =
-        event::find_in(&actor.account_id).filter(event::Column::Id.eq(id)).one(db).await?.ok_or(AppError::NotFound)?;
+pub async fn event(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EventDetail, ServiceError> {
+    let row = event::find_in(&actor.account_id)
+        .filter(event::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
     let rows = delivery::find_in(&actor.account_id)
         .filter(delivery::Column::EventId.eq(id))
         .order_by_asc(delivery::Column::EndpointId)
@@ -119,7 +122,7 @@ pub async fn event(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<E
 }
 
 /// One delivery with its payload and every attempt.
-pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Delivery, AppError> {
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Delivery, ServiceError> {
     let row = find(db, actor, id).await?;
     let attempts = attempt::find_in(&actor.account_id)
         .filter(attempt::Column::DeliveryId.eq(&row.id))
@@ -137,12 +140,12 @@ pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Del
 /// Retry sends a failed delivery again, or at once one that waits for its next retry (SPEC
 /// §8 "resend now"); replay re-sends a delivered one (same webhook-id). Each starts a fresh
 /// attempt budget and queues the delivery for an immediate attempt, recorded like any other.
-pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bool) -> Result<Delivery, AppError> {
+pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bool) -> Result<Delivery, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let row = find(db, actor, id).await?;
-    let status: DeliveryStatus = row.status.parse().map_err(AppError::internal)?;
+    let status: DeliveryStatus = row.status.parse().map_err(ServiceError::internal)?;
     let allowed = match status {
         DeliveryStatus::Delivered => replay,
         DeliveryStatus::Failed | DeliveryStatus::Pending => !replay,
@@ -153,7 +156,7 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         } else {
             "Retry applies to failed deliveries and to pending ones; this one was delivered: replay it.".to_owned()
         };
-        return Err(AppError::invalid("status", message));
+        return Err(ServiceError::invalid("status", message));
     }
     let now = Utc::now();
     let txn = db.begin().await?;
@@ -195,13 +198,17 @@ async fn queue(txn: &DatabaseTransaction, row: &delivery::Model, due: DateTime<U
     Ok(())
 }
 
-async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delivery::Model, AppError> {
-    delivery::find_in(&actor.account_id).filter(delivery::Column::Id.eq(id)).one(db).await?.ok_or(AppError::NotFound)
+async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delivery::Model, ServiceError> {
+    delivery::find_in(&actor.account_id)
+        .filter(delivery::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(ServiceError::NotFound)
 }
 
-fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, AppError> {
+fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, ServiceError> {
     Ok(Delivery {
-        status: row.status.parse().map_err(AppError::internal)?,
+        status: row.status.parse().map_err(ServiceError::internal)?,
         id: row.id,
         event_id: row.event_id,
         event_type: row.event_type,
@@ -241,11 +248,11 @@ fn to_attempt(a: attempt::Model, sent: &str) -> Attempt {
 /// deliveries a bulk retry would resend.
 pub async fn bulk_retry_count(
     db: &DatabaseConnection,
-    engine: &dyn super::engine::Engine,
+    engine: &dyn crate::engine::Engine,
     actor: &Actor,
     endpoint_id: &str,
     range: &entity::api::BulkRetryRange,
-) -> Result<i64, AppError> {
+) -> Result<i64, ServiceError> {
     check_range(range)?;
     endpoints::get(db, actor, endpoint_id).await?;
     engine.bulk_retry_count(endpoint_id, range).await
@@ -253,13 +260,13 @@ pub async fn bulk_retry_count(
 
 pub async fn bulk_retry_start(
     db: &DatabaseConnection,
-    engine: &dyn super::engine::Engine,
+    engine: &dyn crate::engine::Engine,
     actor: &Actor,
     endpoint_id: &str,
     range: &entity::api::BulkRetryRange,
-) -> Result<entity::api::BulkRetry, AppError> {
+) -> Result<entity::api::BulkRetry, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     check_range(range)?;
     endpoints::get(db, actor, endpoint_id).await?;
@@ -271,30 +278,33 @@ pub async fn bulk_retry_start(
 /// endpoint (a disabled one would only hold them).
 pub async fn recover_start(
     db: &DatabaseConnection,
-    engine: &dyn super::engine::Engine,
+    engine: &dyn crate::engine::Engine,
     actor: &Actor,
     endpoint_id: &str,
     since: DateTime<Utc>,
-) -> Result<entity::api::BulkRetry, AppError> {
+) -> Result<entity::api::BulkRetry, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let endpoint = endpoints::get(db, actor, endpoint_id).await?;
     if !endpoint.enabled {
-        return Err(AppError::invalid("since", "Re-enable the endpoint first: a disabled endpoint is sent nothing."));
+        return Err(ServiceError::invalid(
+            "since",
+            "Re-enable the endpoint first: a disabled endpoint is sent nothing.",
+        ));
     }
     if since >= Utc::now() {
-        return Err(AppError::invalid("since", "The start must be in the past."));
+        return Err(ServiceError::invalid("since", "The start must be in the past."));
     }
     engine.recover_start(actor.account_id.as_str(), endpoint_id, since).await
 }
 
-fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), AppError> {
+fn check_range(range: &entity::api::BulkRetryRange) -> Result<(), ServiceError> {
     if range.since >= range.until {
-        return Err(AppError::invalid("since", "The start of the range must be before its end."));
+        return Err(ServiceError::invalid("since", "The start of the range must be before its end."));
     }
     if range.target_status() == DeliveryStatus::Delivered {
-        return Err(AppError::invalid(
+        return Err(ServiceError::invalid(
             "status",
             "A bulk retry resends `failed` deliveries, or `pending` ones waiting for a retry; replay a delivered one from its row.",
         ));
@@ -317,7 +327,7 @@ pub async fn stats(
     actor: &Actor,
     endpoint_id: &str,
     days: i32,
-) -> Result<Vec<entity::api::StatBucket>, AppError> {
+) -> Result<Vec<entity::api::StatBucket>, ServiceError> {
     use sea_orm::{DbBackend, FromQueryResult, Statement};
     endpoints::get(db, actor, endpoint_id).await?;
     let unit = if days <= 1 { "hour" } else { "day" };

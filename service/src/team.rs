@@ -14,27 +14,18 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
-use super::{outbox::Outbox, tokens};
-use crate::{AppError, CurrentUser};
+use crate::ServiceError;
+use crate::{outbox::Outbox, tokens, UserActor};
 
-impl From<TeamRuleError> for AppError {
-    fn from(err: TeamRuleError) -> Self {
-        match err {
-            TeamRuleError::NotAManager => AppError::Forbidden,
-            other => AppError::invalid("member", other.to_string()),
-        }
-    }
+fn role_of(stored: &str) -> Result<Role, ServiceError> {
+    stored.parse().map_err(ServiceError::internal)
 }
 
-fn role_of(stored: &str) -> Result<Role, AppError> {
-    stored.parse().map_err(AppError::internal)
-}
-
-fn to_member(u: user::Model) -> Result<Member, AppError> {
+fn to_member(u: user::Model) -> Result<Member, ServiceError> {
     Ok(Member { role: role_of(&u.role)?, id: u.id, email: u.email, joined_at: u.created_at })
 }
 
-fn to_pending(i: invitation::Model) -> Result<PendingInvitation, AppError> {
+fn to_pending(i: invitation::Model) -> Result<PendingInvitation, ServiceError> {
     Ok(PendingInvitation {
         role: role_of(&i.role)?,
         id: i.id,
@@ -62,7 +53,7 @@ fn pending() -> sea_orm::Condition {
         .add(invitation::Column::ExpiresAt.gt(Utc::now()))
 }
 
-pub async fn list(db: &DatabaseConnection, me: &CurrentUser) -> Result<Team, AppError> {
+pub async fn list(db: &DatabaseConnection, me: &UserActor) -> Result<Team, ServiceError> {
     let account = &me.account_id;
     let members = user::find_in(account).order_by_asc(user::Column::CreatedAt).all(db).await?;
     let invitations = if me.role.can_write() {
@@ -79,18 +70,18 @@ pub async fn list(db: &DatabaseConnection, me: &CurrentUser) -> Result<Team, App
 }
 
 /// Locks the account row for the rest of `txn`: team changes of one account take turns.
-async fn lock_account(txn: &impl ConnectionTrait, account: &AccountId) -> Result<(), AppError> {
-    account::Entity::find_by_id(account.as_str()).lock_exclusive().one(txn).await?.ok_or(AppError::NotFound)?;
+async fn lock_account(txn: &impl ConnectionTrait, account: &AccountId) -> Result<(), ServiceError> {
+    account::Entity::find_by_id(account.as_str()).lock_exclusive().one(txn).await?.ok_or(ServiceError::NotFound)?;
     Ok(())
 }
 
-async fn owners(txn: &impl ConnectionTrait, account: &AccountId) -> Result<usize, AppError> {
+async fn owners(txn: &impl ConnectionTrait, account: &AccountId) -> Result<usize, ServiceError> {
     let n = user::find_in(account).filter(user::Column::Role.eq(Role::Owner.as_str())).count(txn).await?;
     Ok(n as usize)
 }
 
-async fn find_user(txn: &impl ConnectionTrait, account: &AccountId, id: &str) -> Result<user::Model, AppError> {
-    user::find_in(account).filter(user::Column::Id.eq(id)).one(txn).await?.ok_or(AppError::NotFound)
+async fn find_user(txn: &impl ConnectionTrait, account: &AccountId, id: &str) -> Result<user::Model, ServiceError> {
+    user::find_in(account).filter(user::Column::Id.eq(id)).one(txn).await?.ok_or(ServiceError::NotFound)
 }
 
 /// Invites `input.email` with `input.role` and queues the email with the link. Inviting an
@@ -99,20 +90,20 @@ async fn find_user(txn: &impl ConnectionTrait, account: &AccountId, id: &str) ->
 pub async fn invite(
     db: &DatabaseConnection,
     outbox: &dyn Outbox,
-    me: &CurrentUser,
+    me: &UserActor,
     input: InviteInput,
-) -> Result<PendingInvitation, AppError> {
+) -> Result<PendingInvitation, ServiceError> {
     team::check_invite(me.role, input.role).map_err(|e| match e {
-        TeamRuleError::OwnersOnly => AppError::invalid("role", e.to_string()),
+        TeamRuleError::OwnersOnly => ServiceError::invalid("role", e.to_string()),
         e => e.into(),
     })?;
-    let email = team::normalize_email(&input.email).map_err(|m| AppError::invalid("email", m))?;
+    let email = team::normalize_email(&input.email).map_err(|m| ServiceError::invalid("email", m))?;
     let token = tokens::random_token(32);
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
     if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
         let message = "This email already belongs to a user. An email can be on one account only.";
-        return Err(AppError::invalid("email", message));
+        return Err(ServiceError::invalid("email", message));
     }
     let now = Utc::now();
     invitation::Entity::update_many()
@@ -147,9 +138,14 @@ pub async fn invite(
 
 /// Gives a user of the account another role; it applies at their next request (sessions
 /// read the role every time).
-pub async fn change_role(db: &DatabaseConnection, me: &CurrentUser, id: &str, role: Role) -> Result<Member, AppError> {
+pub async fn change_role(
+    db: &DatabaseConnection,
+    me: &UserActor,
+    id: &str,
+    role: Role,
+) -> Result<Member, ServiceError> {
     if !me.role.can_write() {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
@@ -165,9 +161,9 @@ pub async fn change_role(db: &DatabaseConnection, me: &CurrentUser, id: &str, ro
 
 /// Removes a user of the account; their sessions go with them, so they are logged out at
 /// once.
-pub async fn remove(db: &DatabaseConnection, me: &CurrentUser, id: &str) -> Result<(), AppError> {
+pub async fn remove(db: &DatabaseConnection, me: &UserActor, id: &str) -> Result<(), ServiceError> {
     if !me.role.can_write() {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
@@ -181,15 +177,15 @@ pub async fn remove(db: &DatabaseConnection, me: &CurrentUser, id: &str) -> Resu
 }
 
 /// Withdraws a pending invitation (again: no change); its link stops working.
-pub async fn revoke_invitation(db: &DatabaseConnection, me: &CurrentUser, id: &str) -> Result<(), AppError> {
+pub async fn revoke_invitation(db: &DatabaseConnection, me: &UserActor, id: &str) -> Result<(), ServiceError> {
     if !me.role.can_write() {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let found = invitation::find_in(&me.account_id)
         .filter(invitation::Column::Id.eq(id))
         .one(db)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(ServiceError::NotFound)?;
     // An owner invitation is an owner's to withdraw, as an owner is an owner's to remove.
     team::check_invite(me.role, role_of(&found.role)?)?;
     if found.revoked_at.is_some() || found.accepted_at.is_some() {
@@ -202,7 +198,7 @@ pub async fn revoke_invitation(db: &DatabaseConnection, me: &CurrentUser, id: &s
 }
 
 /// The invitation behind a link's token, for the public invitation page.
-pub async fn lookup(db: &DatabaseConnection, token: &str) -> Result<InvitationLookup, AppError> {
+pub async fn lookup(db: &DatabaseConnection, token: &str) -> Result<InvitationLookup, ServiceError> {
     let Some(found) =
         invitation::Entity::find().filter(invitation::Column::TokenHash.eq(tokens::token_hash(token))).one(db).await?
     else {

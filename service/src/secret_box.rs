@@ -93,3 +93,34 @@ pub fn open_all(stored: Vec<String>) -> Vec<String> {
 pub fn is_sealed(stored: &str) -> bool {
     stored.starts_with(PREFIX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // One key for every test in this process: the key is global by design.
+    const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    #[test]
+    fn a_sealed_secret_opens_to_itself_and_hides_the_clear_text() {
+        install(KEY_B64).unwrap();
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let (a, b) = (seal(secret), seal(secret));
+        assert!(a.starts_with(PREFIX) && !a.contains("MfKQ9r8"));
+        assert_ne!(a, b, "a random nonce per seal");
+        assert_eq!(open(&a).unwrap(), secret);
+        assert_eq!(open(secret).unwrap(), secret, "plaintext rows pass through");
+    }
+
+    #[test]
+    fn tampering_bad_keys_and_a_second_key_are_refused() {
+        install(KEY_B64).unwrap();
+        let mut sealed = seal("whsec_abc");
+        sealed.replace_range(sealed.len() - 4.., "AAAA");
+        assert_eq!(open(&sealed), Err(SecretBoxError::Undecryptable));
+        assert_eq!(open("enc:v1:!!"), Err(SecretBoxError::Undecryptable));
+        assert_eq!(install("c2hvcnQ="), Err(SecretBoxError::BadKey));
+        assert_eq!(install("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="), Err(SecretBoxError::KeyConflict));
+        assert_eq!(open_all(vec![sealed, seal("whsec_ok")]), vec!["whsec_ok".to_owned()]);
+    }
+}

@@ -15,39 +15,15 @@ use sea_orm::{
     QueryFilter, QueryOrder, TransactionTrait,
 };
 
-use super::{
+use crate::{
     engine::{Engine, TestTarget},
-    secret_box,
+    secret_box, Actor, ServiceError,
 };
-use crate::{AppError, CurrentUser};
 
 /// SPEC §5: the previous secret stays valid this long after a rotation.
 pub const ROTATION_OVERLAP_HOURS: i64 = 24;
 
-/// Who is acting: a dashboard user (role decides) or an account API key (may change).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub account_id: AccountId,
-    pub can_write: bool,
-}
-
-impl From<&CurrentUser> for Actor {
-    fn from(user: &CurrentUser) -> Self {
-        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
-    }
-}
-
-impl Actor {
-    fn writer(&self) -> Result<&AccountId, AppError> {
-        if self.can_write {
-            Ok(&self.account_id)
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-}
-
-pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<Endpoint>, AppError> {
+pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<Endpoint>, ServiceError> {
     let rows = endpoint::find_in(account).order_by_asc(endpoint::Column::CreatedAt).all(db).await?;
     let mut types: HashMap<String, Vec<EventType>> = HashMap::new();
     for sub in endpoint_event_type::find_in(account).all(db).await? {
@@ -63,7 +39,7 @@ pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<En
         .collect()
 }
 
-pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Endpoint, AppError> {
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<Endpoint, ServiceError> {
     let row = find_row(db, &actor.account_id, id).await?;
     let types = event_types_of(db, &row.id).await?;
     to_resource(row, types)
@@ -74,7 +50,7 @@ pub async fn create(
     engine: &dyn Engine,
     actor: &Actor,
     input: EndpointInput,
-) -> Result<EndpointWithSecret, AppError> {
+) -> Result<EndpointWithSecret, ServiceError> {
     let account = actor.writer()?;
     let url = checked_url(engine, &input, None).await?;
     let now = Utc::now();
@@ -115,7 +91,7 @@ pub async fn update(
     actor: &Actor,
     id: &str,
     patch: EndpointPatch,
-) -> Result<Endpoint, AppError> {
+) -> Result<Endpoint, ServiceError> {
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     let current = to_input(&row, event_types_of(db, &row.id).await?);
@@ -158,7 +134,7 @@ fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
     }
 }
 
-pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), AppError> {
+pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<(), ServiceError> {
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     // The delivery log has no foreign keys (they cost a row lock and a WAL record per
@@ -174,10 +150,10 @@ pub async fn delete(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<
 
 /// The signing secret in clear, for owners and admins (and API keys, which act as admins).
 /// SPEC §9: members never see a signing secret.
-pub async fn secret(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EndpointWithSecret, AppError> {
+pub async fn secret(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<EndpointWithSecret, ServiceError> {
     let row = find_row(db, &actor.account_id, id).await?;
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let secret = open(&row.secret)?;
     let types = event_types_of(db, &row.id).await?;
@@ -190,7 +166,7 @@ pub async fn rotate_secret(
     engine: &dyn Engine,
     actor: &Actor,
     id: &str,
-) -> Result<EndpointWithSecret, AppError> {
+) -> Result<EndpointWithSecret, ServiceError> {
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     let secret = engine.new_secret();
@@ -212,7 +188,7 @@ pub async fn send_test(
     actor: &Actor,
     id: &str,
     event_type: EventType,
-) -> Result<TestOutcome, AppError> {
+) -> Result<TestOutcome, ServiceError> {
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     let target = TestTarget {
@@ -227,7 +203,7 @@ pub async fn send_test(
 
 /// The secrets that sign a request now, in clear: the current one, and the previous one
 /// while its overlap lasts.
-pub fn signing_secrets(row: &endpoint::Model) -> Result<Vec<String>, AppError> {
+pub fn signing_secrets(row: &endpoint::Model) -> Result<Vec<String>, ServiceError> {
     let mut secrets = vec![open(&row.secret)?];
     if let (Some(prev), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
         if until > Utc::now() {
@@ -239,30 +215,34 @@ pub fn signing_secrets(row: &endpoint::Model) -> Result<Vec<String>, AppError> {
 
 /// A stored secret in clear; a value that cannot be opened is an operator error (wrong or
 /// missing `WEBHOOKS_ENCRYPTION_KEY`), logged and never shown.
-fn open(stored: &str) -> Result<String, AppError> {
-    secret_box::open(stored).map_err(AppError::internal)
+fn open(stored: &str) -> Result<String, ServiceError> {
+    secret_box::open(stored).map_err(ServiceError::internal)
 }
 
 /// Validates the input and, when the URL is new, checks it is reachable (SPEC §7).
-async fn checked_url(engine: &dyn Engine, input: &EndpointInput, current: Option<&str>) -> Result<String, AppError> {
+async fn checked_url(
+    engine: &dyn Engine,
+    input: &EndpointInput,
+    current: Option<&str>,
+) -> Result<String, ServiceError> {
     let errors = input.errors();
     if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
+        return Err(ServiceError::Validation(errors));
     }
-    let url = input.normalized_url().ok_or_else(|| AppError::invalid("url", "Enter a valid https:// URL."))?;
+    let url = input.normalized_url().ok_or_else(|| ServiceError::invalid("url", "Enter a valid https:// URL."))?;
     if current != Some(url.as_str()) {
-        engine.check_reachable(&url).await.map_err(|reason| AppError::invalid("url", reason))?;
+        engine.check_reachable(&url).await.map_err(|reason| ServiceError::invalid("url", reason))?;
     }
     Ok(url)
 }
 
 /// The endpoint if it exists in this account; another account's id is simply not found.
-async fn find_row(db: &DatabaseConnection, account: &AccountId, id: &str) -> Result<endpoint::Model, AppError> {
-    let id: EndpointId = id.parse().map_err(|_| AppError::NotFound)?;
-    endpoint::find_in(account).filter(endpoint::Column::Id.eq(id.as_str())).one(db).await?.ok_or(AppError::NotFound)
+async fn find_row(db: &DatabaseConnection, account: &AccountId, id: &str) -> Result<endpoint::Model, ServiceError> {
+    let id: EndpointId = id.parse().map_err(|_| ServiceError::NotFound)?;
+    endpoint::find_in(account).filter(endpoint::Column::Id.eq(id.as_str())).one(db).await?.ok_or(ServiceError::NotFound)
 }
 
-async fn event_types_of(db: &DatabaseConnection, endpoint_id: &str) -> Result<Vec<EventType>, AppError> {
+async fn event_types_of(db: &DatabaseConnection, endpoint_id: &str) -> Result<Vec<EventType>, ServiceError> {
     let rows = endpoint_event_type::Entity::find()
         .filter(endpoint_event_type::Column::EndpointId.eq(endpoint_id))
         .all(db)
@@ -274,7 +254,7 @@ async fn replace_event_types(
     db: &impl ConnectionTrait,
     row: &endpoint::Model,
     types: &[EventType],
-) -> Result<(), AppError> {
+) -> Result<(), ServiceError> {
     endpoint_event_type::Entity::delete_many()
         .filter(endpoint_event_type::Column::EndpointId.eq(&row.id))
         .exec(db)
@@ -309,12 +289,12 @@ fn to_input(row: &endpoint::Model, event_types: Vec<EventType>) -> EndpointInput
     }
 }
 
-pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Result<Endpoint, AppError> {
+pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Result<Endpoint, ServiceError> {
     event_types.sort();
     event_types.dedup();
     Ok(Endpoint {
-        id: row.id.parse().map_err(AppError::internal)?,
-        status: row.status.parse().map_err(AppError::internal)?,
+        id: row.id.parse().map_err(ServiceError::internal)?,
+        status: row.status.parse().map_err(ServiceError::internal)?,
         url: row.url,
         description: row.description,
         event_types,

@@ -8,7 +8,7 @@ use entity::{
     EventType,
 };
 
-use crate::AppError;
+use crate::ServiceError;
 
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync + 'static {
@@ -24,7 +24,7 @@ pub trait Engine: Send + Sync + 'static {
 
     /// How many failed deliveries of the endpoint a bulk retry of `range` would resend.
     /// The endpoint has been checked to belong to the caller's account.
-    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, AppError>;
+    async fn bulk_retry_count(&self, endpoint_id: &str, range: &BulkRetryRange) -> Result<i64, ServiceError>;
 
     /// Starts a bulk retry as a background job, or returns the same one already running.
     async fn bulk_retry_start(
@@ -32,9 +32,9 @@ pub trait Engine: Send + Sync + 'static {
         account_id: &str,
         endpoint_id: &str,
         range: &BulkRetryRange,
-    ) -> Result<BulkRetry, AppError>;
+    ) -> Result<BulkRetry, ServiceError>;
 
-    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, AppError>;
+    async fn bulk_retry_status(&self, account_id: &str, id: &str) -> Result<BulkRetry, ServiceError>;
 
     /// Starts a recovery of the events since `since` the endpoint missed, as a background
     /// job, or returns the one already running for it. Refuses a `since` beyond the log
@@ -44,7 +44,7 @@ pub trait Engine: Send + Sync + 'static {
         account_id: &str,
         endpoint_id: &str,
         since: DateTime<Utc>,
-    ) -> Result<BulkRetry, AppError>;
+    ) -> Result<BulkRetry, ServiceError>;
 }
 
 /// What a test send needs to know about an endpoint.

@@ -12,8 +12,8 @@ use sea_orm::{
     QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 
-use super::{endpoints::Actor, tokens};
-use crate::AppError;
+use crate::ServiceError;
+use crate::{tokens, Actor};
 
 /// Server processes cache keys; a revocation tells them on this channel (payload: the key's
 /// hash), so a revoked key is refused at once, not when the cache entry expires.
@@ -69,32 +69,32 @@ pub async fn account_for_key(db: &DatabaseConnection, key: &str) -> Result<Optio
     Ok(found.account_id.parse().ok())
 }
 
-pub async fn list(db: &DatabaseConnection, actor: &Actor) -> Result<Vec<ApiKeyInfo>, AppError> {
+pub async fn list(db: &DatabaseConnection, actor: &Actor) -> Result<Vec<ApiKeyInfo>, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let keys = api_key::find_in(&actor.account_id).order_by_desc(api_key::Column::CreatedAt).all(db).await?;
     Ok(keys.into_iter().map(to_info).collect())
 }
 
-pub async fn create(db: &DatabaseConnection, actor: &Actor) -> Result<CreatedApiKey, AppError> {
+pub async fn create(db: &DatabaseConnection, actor: &Actor) -> Result<CreatedApiKey, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     Ok(insert(db, &actor.account_id).await?)
 }
 
 /// Revokes a key of the actor's account (again: no change), and tells every server process
 /// to forget it in the same transaction (`REVOKED_CHANNEL`).
-pub async fn revoke(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<ApiKeyInfo, AppError> {
+pub async fn revoke(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<ApiKeyInfo, ServiceError> {
     if !actor.can_write {
-        return Err(AppError::Forbidden);
+        return Err(ServiceError::Forbidden);
     }
     let key = api_key::find_in(&actor.account_id)
         .filter(api_key::Column::Id.eq(id))
         .one(db)
         .await?
-        .ok_or(AppError::NotFound)?;
+        .ok_or(ServiceError::NotFound)?;
     if key.revoked_at.is_some() {
         return Ok(to_info(key));
     }
