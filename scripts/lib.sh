@@ -95,6 +95,9 @@ pg_answers() { # host port
 # Sets PG_ADMIN_URL (a URL to the `postgres` database of the server to use), following
 # SPEC §3: DATABASE_URL when set, else a local server on :5432, else a private cluster.
 provision_postgres() {
+  # The scripts, start-server.sh and the bench talk to PostgreSQL through psql; a machine
+  # can have a server answering on :5432 without the client installed.
+  command -v psql >/dev/null || apt_install postgresql-client
   if [ -n "${DATABASE_URL:-}" ]; then
     PG_ADMIN_URL="${DATABASE_URL%/*}/postgres"
   elif pg_answers 127.0.0.1 5432; then
