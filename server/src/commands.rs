@@ -52,8 +52,10 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let db = db::connect(&config).await?;
     db.ping().await?;
-    let engine =
-        std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+    let engine = std::sync::Arc::new(crate::dashboard_port::EnginePort::new(
+        &config,
+        db.get_postgres_connection_pool().clone(),
+    )?);
     if let Some(addr) = config.worker_metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");

@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
+    dashboard_port::EnginePort,
     db,
-    engine::DeliveryEngine,
     http::{self, AppState},
     ingest::Ingest,
     jobs,
@@ -19,7 +19,7 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    delivery: Arc<DeliveryEngine>,
+    delivery: Arc<EnginePort>,
 }
 
 impl Application {
@@ -38,7 +38,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let delivery = Arc::new(DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+        let delivery = Arc::new(EnginePort::new(&config, db.get_postgres_connection_pool().clone())?);
         crate::secrets::seal_stored_secrets(&db).await?;
         let ingest_pool = db::role_pool(&config, config.ingest_pool_size())?;
         let state = AppState {

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     config::RetrySchedule,
-    engine::DeliveryEngine,
+    dashboard_port::EnginePort,
     wake::{self, Announcer, Wakers, ATTEMPTS_CHANNEL, DELIVERIES_CHANNEL},
 };
 
@@ -60,7 +60,7 @@ pub trait HealthEvents: Send + Sync + 'static {
 
 pub struct Dispatcher {
     pub pool: PgPool,
-    pub engine: Arc<DeliveryEngine>,
+    pub port: Arc<EnginePort>,
     pub schedule: RetrySchedule,
     pub worker_id: String,
     /// Longer than an attempt can take, so a live worker never loses its lease mid-send.
@@ -91,7 +91,7 @@ impl Dispatcher {
         let live = Announcer::spawn(self.pool.clone(), ATTEMPTS_CHANNEL, LIVE_ANNOUNCE_EVERY);
         let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone(), live, shutdown.clone());
         let fetcher = Fetcher::spawn(self.pool.clone(), self.worker_id.clone());
-        let wakers = self.engine.wakers().clone();
+        let wakers = self.port.wakers().clone();
         let draining = Draining::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => l.listen(DELIVERIES_CHANNEL).await.ok().map(|_| l),
@@ -273,8 +273,8 @@ impl Dispatcher {
             let remaining = window.remaining_after_one(Instant::now());
             let started_at = Utc::now();
             let result = attempt::send(
-                self.engine.client(),
-                self.engine.guard(),
+                self.port.client(),
+                self.port.guard(),
                 AttemptRequest {
                     url: &endpoint.url,
                     msg_id: &delivery.event_id,

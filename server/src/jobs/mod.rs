@@ -19,7 +19,7 @@ pub use housekeeping::Housekeeping;
 use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
-use crate::{config::Config, delivery::dispatcher::Dispatcher, engine::DeliveryEngine, notify::Mailer};
+use crate::{config::Config, dashboard_port::EnginePort, delivery::dispatcher::Dispatcher, notify::Mailer};
 
 /// How often housekeeping is queued. Several processes queueing it is harmless: it is
 /// idempotent.
@@ -37,7 +37,7 @@ const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub async fn run_workers(
     db: DatabaseConnection,
     config: Arc<Config>,
-    engine: Arc<DeliveryEngine>,
+    engine: Arc<EnginePort>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let pool = db.get_postgres_connection_pool().clone();
@@ -56,7 +56,7 @@ pub async fn run_workers(
     let dispatcher = Arc::new(Dispatcher {
         // Its own connections: an ingest flood or a slow dashboard query can't starve sending.
         pool: crate::db::role_pool(&config, config.dispatch_pool_size())?,
-        engine,
+        port: engine,
         schedule: config.retry_schedule.clone(),
         worker_id: instance.clone(),
         lease: config.attempt_timeout * 2 + Duration::from_secs(10),
