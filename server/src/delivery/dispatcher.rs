@@ -50,6 +50,8 @@ const LINGER: Duration = Duration::from_secs(1);
 const LIVE_ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 /// While lingering, how often to look for retries coming due.
 const LINGER_POLL: Duration = Duration::from_millis(500);
+/// Pause before restarting a dispatcher that ended unexpectedly.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What the dispatcher tells the rest of the system about endpoint health changes.
 pub trait HealthEvents: Send + Sync + 'static {
@@ -81,6 +83,22 @@ struct DrainContext {
 }
 
 impl Dispatcher {
+    /// Runs the dispatcher until shutdown, starting it again should it ever end or panic
+    /// before then: a process whose HTTP side is up must not silently stop delivering.
+    pub async fn supervise(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        loop {
+            let ended = tokio::spawn(self.clone().run(stop.clone())).await;
+            if *stop.borrow() {
+                return;
+            }
+            match ended {
+                Err(err) if err.is_panic() => tracing::error!(%err, "the dispatcher panicked; restarting it"),
+                _ => tracing::error!("the dispatcher stopped without being asked to; restarting it"),
+            }
+            tokio::time::sleep(RESTART_DELAY).await;
+        }
+    }
+
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         if self.concurrency == 0 {
             tracing::info!("dispatching is off in this process (WEBHOOKS_DISPATCH_CONCURRENCY=0)");
