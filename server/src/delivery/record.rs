@@ -281,9 +281,8 @@ fn is_refusal(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // Class 08: connection exceptions; 57: operator intervention (shutdown);
-            // 53: insufficient resources; 40: serialization/deadlock: all worth a retry.
-            !(code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code.starts_with("40"))
+            // An outage, or class 40 (serialization failure, deadlock): worth a retry.
+            !(crate::db::outage_sqlstate(&code) || code.starts_with("40"))
         }
         sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. } | sqlx::Error::ColumnDecode { .. } => true,
         _ => false,
