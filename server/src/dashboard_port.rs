@@ -196,9 +196,7 @@ impl Engine for EnginePort {
 /// The first lines of a response body, for showing inline.
 fn excerpt(body: &str) -> String {
     let mut out: String = body.lines().take(8).collect::<Vec<_>>().join("\n");
-    if out.len() > 600 {
-        let cut = entity::body::cut_at_char_boundary(&out, 600).len();
-        out.truncate(cut);
+    if entity::body::truncate_at_char_boundary(&mut out, 600) {
         out.push('…');
     }
     out
