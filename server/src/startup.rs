@@ -120,7 +120,7 @@ pub async fn run_workers(
     // One name per process and restart: apalis registers a worker name under a session
     // advisory lock, so a name another process (or another of our pooled connections) still
     // holds would refuse to start.
-    let instance = format!("{}-{}", std::process::id(), entity::ids::encode_u128(rand::random::<u128>()));
+    let instance = format!("{}-{}", std::process::id(), entity::ids::generate_unprefixed());
     let dispatcher = Arc::new(Dispatcher {
         // Its own connections: an ingest flood or a slow dashboard query can't starve sending.
         pool: db::role_pool(&config, config.dispatch_pool_size())?,

@@ -341,8 +341,7 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
     if jobs.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> =
-        jobs.iter().map(|_| entity::ids::encode_u128(uuid::Uuid::now_v7().as_u128()).to_ascii_uppercase()).collect();
+    let ids: Vec<String> = jobs.iter().map(|_| entity::ids::generate_unprefixed().to_ascii_uppercase()).collect();
     let queues: Vec<&str> = jobs.iter().map(|j| j.queue).collect();
     let args: Vec<&[u8]> = jobs.iter().map(|j| j.args.as_slice()).collect();
     sqlx::query(
