@@ -31,7 +31,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// Every request then looks its key up again, so a lost connection also makes ingest check
 /// the database at once: if it is gone, those lookups are answered 503 without waiting.
 pub async fn forget_revoked_keys(state: AppState) {
-    use service::api_keys::REVOKED_CHANNEL;
+    use crate::wake::REVOKED_CHANNEL;
     let pool = state.db.get_postgres_connection_pool().clone();
     let cache = state.api_keys.clone();
     loop {
