@@ -23,7 +23,8 @@ pub struct Model {
     pub previous_secret_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    /// The worker currently sending to this endpoint holds it until then.
+    /// The worker currently sending to this endpoint holds it until then; once released, the
+    /// release time (claims take the longest-released endpoint first).
     pub lease_until: Option<DateTimeUtc>,
     pub lease_owner: Option<String>,
     /// Circuit breaker: while failing, no attempt before this time (SPEC §6).
