@@ -17,7 +17,7 @@ pub use housekeeping::Housekeeping;
 use sea_orm::DatabaseConnection;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{config::Config, notify::Mailer};
+use crate::{config::Config, email::Mailer};
 
 /// How often housekeeping is queued. Several processes queueing it is harmless: it is
 /// idempotent.
