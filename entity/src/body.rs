@@ -12,6 +12,16 @@ pub fn cut_at_char_boundary(text: &str, max: usize) -> &str {
     &text[..cut]
 }
 
+/// Cuts `text` to at most `max` bytes, on a character boundary; true when anything was cut.
+pub fn truncate_at_char_boundary(text: &mut String, max: usize) -> bool {
+    if text.len() <= max {
+        return false;
+    }
+    let cut = cut_at_char_boundary(text, max).len();
+    text.truncate(cut);
+    true
+}
+
 /// A body as kept in the attempt log: at most 10 KB, with the marker when cut.
 pub fn truncate_body(body: &str) -> String {
     if body.len() <= BODY_LIMIT {
@@ -29,6 +39,16 @@ mod tests {
         assert_eq!(cut_at_char_boundary("aé", 2), "a"); // é is 2 bytes: bytes 1..3
         assert_eq!(cut_at_char_boundary("aé", 3), "aé");
         assert_eq!(cut_at_char_boundary("abc", 10), "abc");
+    }
+
+    #[test]
+    fn truncating_in_place_keeps_whole_characters_and_says_whether_it_cut() {
+        let mut text = "aéb".to_owned();
+        assert!(truncate_at_char_boundary(&mut text, 2));
+        assert_eq!(text, "a");
+        let mut short = "abc".to_owned();
+        assert!(!truncate_at_char_boundary(&mut short, 3));
+        assert_eq!(short, "abc");
     }
 
     #[test]

@@ -26,6 +26,13 @@ pub fn encode_u128(mut n: u128) -> String {
     out.iter().map(|&b| b as char).collect()
 }
 
+/// A new unprefixed id: a UUIDv7 as 26 base32 characters, ordered after every id generated
+/// before it in this process. Every id in the system comes from here.
+#[cfg(feature = "orm")]
+pub fn generate_unprefixed() -> String {
+    encode_u128(uuid::Uuid::now_v7().as_u128())
+}
+
 fn is_encoded(s: &str) -> bool {
     s.len() == ENCODED_LEN
         && s.bytes().all(|b| ALPHABET.contains(&b))
@@ -46,7 +53,7 @@ macro_rules! prefixed_id {
             /// A new id ordered after every id generated before it in this process.
             #[cfg(feature = "orm")]
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, encode_u128(uuid::Uuid::now_v7().as_u128())))
+                Self(format!("{}{}", $prefix, generate_unprefixed()))
             }
 
             pub fn as_str(&self) -> &str {

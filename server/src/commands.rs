@@ -4,7 +4,7 @@ use entity::{tables::user, AccountId};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::{accounts, cli::*, config::Config, db, jobs, startup};
+use crate::{accounts, cli::*, config::Config, db, startup};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
@@ -52,15 +52,17 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     let shutdown = startup::shutdown_signal();
     let db = db::connect(&config).await?;
     db.ping().await?;
-    let engine =
-        std::sync::Arc::new(crate::engine::DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+    let engine = std::sync::Arc::new(crate::dashboard_port::EnginePort::new(
+        &config,
+        db.get_postgres_connection_pool().clone(),
+    )?);
     if let Some(addr) = config.worker_metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(addr = %listener.local_addr()?, "worker metrics listening");
         let (pool, token) = (db.get_postgres_connection_pool().clone(), config.metrics_token.clone());
         tokio::spawn(crate::http::metrics::serve_alone(listener, pool, token));
     }
-    jobs::run_workers(db, std::sync::Arc::new(config), engine, shutdown).await
+    startup::run_workers(db, std::sync::Arc::new(config), engine, shutdown).await
 }
 
 pub const DEMO_EMAIL: &str = "demo@example.com";

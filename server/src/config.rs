@@ -140,17 +140,18 @@ impl Config {
     }
 }
 
+/// The default clap gives an argument when its flag and environment variable are unset.
+#[cfg(test)]
+pub(crate) fn default_of(id: &str) -> String {
+    use clap::CommandFactory;
+    let command = Config::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("no argument {id}"));
+    arg.get_default_values()[0].to_str().unwrap().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The default clap gives an argument when its flag and environment variable are unset.
-    fn default_of(id: &str) -> String {
-        use clap::CommandFactory;
-        let command = Config::command();
-        let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap_or_else(|| panic!("no argument {id}"));
-        arg.get_default_values()[0].to_str().unwrap().to_owned()
-    }
 
     #[test]
     fn the_configured_defaults_are_the_specs() {

@@ -1,6 +1,6 @@
 //! Building and running the application: used by `main` and by the integration tests.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use leptos::prelude::LeptosOptions;
 use sea_orm::DatabaseConnection;
@@ -8,18 +8,19 @@ use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
+    dashboard_port::EnginePort,
     db,
-    engine::DeliveryEngine,
+    delivery::dispatcher::Dispatcher,
     http::{self, AppState},
     ingest::Ingest,
-    jobs,
+    jobs::{self, Jobs},
     ttl_cache::TtlCache,
 };
 
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    delivery: Arc<DeliveryEngine>,
+    delivery: Arc<EnginePort>,
 }
 
 impl Application {
@@ -38,7 +39,7 @@ impl Application {
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
-        let delivery = Arc::new(DeliveryEngine::new(&config, db.get_postgres_connection_pool().clone())?);
+        let delivery = Arc::new(EnginePort::new(&config, db.get_postgres_connection_pool().clone())?);
         crate::secrets::seal_stored_secrets(&db).await?;
         let ingest_pool = db::role_pool(&config, config.ingest_pool_size())?;
         let state = AppState {
@@ -67,7 +68,7 @@ impl Application {
     /// Serves the dashboard and API and runs the workers until `shutdown` resolves.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let workers = tokio::spawn(jobs::run_workers(
+        let workers = tokio::spawn(run_workers(
             self.state.db.clone(),
             self.state.config.clone(),
             self.delivery.clone(),
@@ -95,12 +96,7 @@ impl Application {
         &self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-        tokio::spawn(jobs::run_workers(
-            self.state.db.clone(),
-            self.state.config.clone(),
-            self.delivery.clone(),
-            shutdown,
-        ))
+        tokio::spawn(run_workers(self.state.db.clone(), self.state.config.clone(), self.delivery.clone(), shutdown))
     }
 
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.
@@ -110,6 +106,41 @@ impl Application {
         let router = http::router(self.state);
         Ok(axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?)
     }
+}
+
+/// Runs the dispatcher and the apalis workers until `shutdown` resolves, then lets
+/// in-flight attempts and jobs finish. `serve` and `worker` both run this; any number of
+/// processes can run it against one database.
+pub async fn run_workers(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    port: Arc<EnginePort>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // One name per process and restart: apalis registers a worker name under a session
+    // advisory lock, so a name another process (or another of our pooled connections) still
+    // holds would refuse to start.
+    let instance = format!("{}-{}", std::process::id(), entity::ids::generate_unprefixed());
+    let dispatcher = Arc::new(Dispatcher {
+        // Its own connections: an ingest flood or a slow dashboard query can't starve sending.
+        pool: db::role_pool(&config, config.dispatch_pool_size())?,
+        port,
+        schedule: config.retry_schedule.clone(),
+        worker_id: instance.clone(),
+        lease: config.attempt_timeout * 2 + Duration::from_secs(10),
+        concurrency: config.dispatch_concurrency,
+        events: Arc::new(jobs::notify::QueueNotifications),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatching = tokio::spawn(dispatcher.supervise(stop_rx.clone()));
+    let jobs = Jobs::start(&db, &config, &instance, &stop_rx)?;
+    tracing::info!("workers started");
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    jobs.stopped().await;
+    let _ = dispatching.await;
+    tracing::info!("workers stopped");
+    Ok(())
 }
 
 async fn wait_for(mut rx: tokio::sync::watch::Receiver<bool>) {

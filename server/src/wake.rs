@@ -21,6 +21,9 @@ use tokio::sync::{mpsc, Notify};
 pub const DELIVERIES_CHANNEL: &str = "webhooks_deliveries";
 /// Live delivery logs LISTEN here; the payload names endpoints with new attempts.
 pub const ATTEMPTS_CHANNEL: &str = "webhooks_attempts";
+/// API key caches LISTEN here; the payload is a revoked key's hash. Declared beside the
+/// dashboard service that NOTIFYs it, listed here so every channel has one home.
+pub use service::api_keys::REVOKED_CHANNEL;
 /// PostgreSQL refuses payloads of 8,000 bytes or more.
 const PAYLOAD_LIMIT: usize = 7_900;
 

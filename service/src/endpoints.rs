@@ -204,13 +204,11 @@ pub async fn send_test(
 /// The secrets that sign a request now, in clear: the current one, and the previous one
 /// while its overlap lasts.
 pub fn signing_secrets(row: &endpoint::Model) -> Result<Vec<String>, ServiceError> {
-    let mut secrets = vec![open(&row.secret)?];
-    if let (Some(prev), Some(until)) = (&row.previous_secret, row.previous_secret_expires_at) {
-        if until > Utc::now() {
-            secrets.push(open(prev)?);
-        }
-    }
-    Ok(secrets)
+    let previous = row.previous_secret.as_deref();
+    endpoint::signing_set(row.secret.as_str(), previous, row.previous_secret_expires_at, Utc::now())
+        .into_iter()
+        .map(open)
+        .collect()
 }
 
 /// A stored secret in clear; a value that cannot be opened is an operator error (wrong or

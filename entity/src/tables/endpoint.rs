@@ -23,7 +23,8 @@ pub struct Model {
     pub previous_secret_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
-    /// The worker currently sending to this endpoint holds it until then.
+    /// The worker currently sending to this endpoint holds it until then; once released, the
+    /// release time (claims take the longest-released endpoint first).
     pub lease_until: Option<DateTimeUtc>,
     pub lease_owner: Option<String>,
     /// Circuit breaker: while failing, no attempt before this time (SPEC §6).
@@ -35,9 +36,43 @@ pub struct Model {
     pub failing_since: Option<DateTimeUtc>,
 }
 
+/// The secrets that sign a request at `now`, as stored: the current one, and the previous one
+/// while the overlap after a rotation lasts. The dashboard's test send and the dispatcher
+/// both sign with this set.
+pub fn signing_set<S>(
+    current: S,
+    previous: Option<S>,
+    previous_until: Option<DateTimeUtc>,
+    now: DateTimeUtc,
+) -> Vec<S> {
+    let mut set = vec![current];
+    if let (Some(previous), Some(until)) = (previous, previous_until) {
+        if until > now {
+            set.push(previous);
+        }
+    }
+    set
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
 super::tenant_scoped!();
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, Utc};
+
+    use super::*;
+
+    #[test]
+    fn the_previous_secret_signs_only_until_its_overlap_ends() {
+        let now = Utc::now();
+        assert_eq!(signing_set("new", Some("old"), Some(now + Duration::hours(1)), now), ["new", "old"]);
+        assert_eq!(signing_set("new", Some("old"), Some(now), now), ["new"]);
+        assert_eq!(signing_set("new", Some("old"), None, now), ["new"]);
+        assert_eq!(signing_set("new", None, Some(now + Duration::hours(1)), now), ["new"]);
+    }
+}

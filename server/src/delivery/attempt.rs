@@ -107,12 +107,8 @@ async fn read_response(
         }
     }
     let mut text = storable(&body);
-    if text.len() > BODY_LIMIT {
-        // U+FFFD is 3 bytes: binary junk can grow past the limit once made text.
-        let cut = entity::body::cut_at_char_boundary(&text, BODY_LIMIT).len();
-        text.truncate(cut);
-        truncated = true;
-    }
+    // U+FFFD is 3 bytes: binary junk can grow past the limit once made text.
+    truncated |= entity::body::truncate_at_char_boundary(&mut text, BODY_LIMIT);
     if truncated {
         text.push_str(TRUNCATION_MARKER);
     }

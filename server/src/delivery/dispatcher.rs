@@ -31,7 +31,7 @@ use super::{
 };
 use crate::{
     config::RetrySchedule,
-    engine::DeliveryEngine,
+    dashboard_port::EnginePort,
     wake::{self, Announcer, Wakers, ATTEMPTS_CHANNEL, DELIVERIES_CHANNEL},
 };
 
@@ -50,6 +50,8 @@ const LINGER: Duration = Duration::from_secs(1);
 const LIVE_ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 /// While lingering, how often to look for retries coming due.
 const LINGER_POLL: Duration = Duration::from_millis(500);
+/// Pause before restarting a dispatcher that ended unexpectedly.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// What the dispatcher tells the rest of the system about endpoint health changes.
 pub trait HealthEvents: Send + Sync + 'static {
@@ -60,7 +62,7 @@ pub trait HealthEvents: Send + Sync + 'static {
 
 pub struct Dispatcher {
     pub pool: PgPool,
-    pub engine: Arc<DeliveryEngine>,
+    pub port: Arc<EnginePort>,
     pub schedule: RetrySchedule,
     pub worker_id: String,
     /// Longer than an attempt can take, so a live worker never loses its lease mid-send.
@@ -81,6 +83,22 @@ struct DrainContext {
 }
 
 impl Dispatcher {
+    /// Runs the dispatcher until shutdown, starting it again should it ever end or panic
+    /// before then: a process whose HTTP side is up must not silently stop delivering.
+    pub async fn supervise(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        loop {
+            let ended = tokio::spawn(self.clone().run(stop.clone())).await;
+            if *stop.borrow() {
+                return;
+            }
+            match ended {
+                Err(err) if err.is_panic() => tracing::error!(%err, "the dispatcher panicked; restarting it"),
+                _ => tracing::error!("the dispatcher stopped without being asked to; restarting it"),
+            }
+            tokio::time::sleep(RESTART_DELAY).await;
+        }
+    }
+
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         if self.concurrency == 0 {
             tracing::info!("dispatching is off in this process (WEBHOOKS_DISPATCH_CONCURRENCY=0)");
@@ -91,7 +109,7 @@ impl Dispatcher {
         let live = Announcer::spawn(self.pool.clone(), ATTEMPTS_CHANNEL, LIVE_ANNOUNCE_EVERY);
         let (recorder, recording) = record::spawn(self.pool.clone(), self.events.clone(), live, shutdown.clone());
         let fetcher = Fetcher::spawn(self.pool.clone(), self.worker_id.clone());
-        let wakers = self.engine.wakers().clone();
+        let wakers = self.port.wakers().clone();
         let draining = Draining::default();
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(mut l) => l.listen(DELIVERIES_CHANNEL).await.ok().map(|_| l),
@@ -273,8 +291,8 @@ impl Dispatcher {
             let remaining = window.remaining_after_one(Instant::now());
             let started_at = Utc::now();
             let result = attempt::send(
-                self.engine.client(),
-                self.engine.guard(),
+                self.port.client(),
+                self.port.guard(),
                 AttemptRequest {
                     url: &endpoint.url,
                     msg_id: &delivery.event_id,

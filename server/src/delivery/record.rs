@@ -14,7 +14,7 @@ use std::{
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{AttemptId, EndpointStatus};
 use serde_json::{Map, Value};
-use sqlx::PgPool;
+use sqlx::{postgres::PgArguments, query::Query, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
@@ -281,9 +281,8 @@ fn is_refusal(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // Class 08: connection exceptions; 57: operator intervention (shutdown);
-            // 53: insufficient resources; 40: serialization/deadlock: all worth a retry.
-            !(code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code.starts_with("40"))
+            // An outage, or class 40 (serialization failure, deadlock): worth a retry.
+            !(crate::db::outage_sqlstate(&code) || code.starts_with("40"))
         }
         sqlx::Error::Encode(_) | sqlx::Error::TypeNotFound { .. } | sqlx::Error::ColumnDecode { .. } => true,
         _ => false,
@@ -342,8 +341,7 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
     if jobs.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> =
-        jobs.iter().map(|_| entity::ids::encode_u128(uuid::Uuid::now_v7().as_u128()).to_ascii_uppercase()).collect();
+    let ids: Vec<String> = jobs.iter().map(|_| entity::ids::generate_unprefixed().to_ascii_uppercase()).collect();
     let queues: Vec<&str> = jobs.iter().map(|j| j.queue).collect();
     let args: Vec<&[u8]> = jobs.iter().map(|j| j.args.as_slice()).collect();
     sqlx::query(
@@ -368,61 +366,80 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
 /// deleted. Returns the deliveries it moved.
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<HashSet<String>> {
     let mut cols = AttemptColumns::default();
+    let (mut delivery_status, mut next_attempt_at) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
     for o in batch {
-        cols.push(o);
+        let of = AttemptOf {
+            account_id: &o.account_id,
+            delivery_id: &o.delivery.id,
+            endpoint_id: &o.endpoint_id,
+            event_type: &o.delivery.event_type,
+            number: o.delivery.attempt_count + 1,
+            at: o.started_at,
+        };
+        cols.push(of, &o.result);
+        delivery_status.push(o.plan.delivery_status);
+        next_attempt_at.push(o.plan.next_attempt_at);
     }
-    let moved: Vec<(String,)> = sqlx::query_as(
-        "WITH x AS (
-             SELECT * FROM UNNEST($3::text[], $4::text[], $6::int4[], $15::text[], $16::timestamptz[])
-                 AS x(id, ep, n, status, next)
-         ), moved AS (
-             UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
-                 next_attempt_at = x.next, updated_at = now()
-             FROM x WHERE d.id = x.id AND d.status = 'pending' AND d.attempt_count = x.n - 1
-             RETURNING d.id
-         ), attempt AS (
-             INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                 status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
-             SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                    status_code, response_time_ms, success, error, request_headers::jsonb, response_headers::jsonb,
-                    response_body
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
-                         $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[])
-                  AS a(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                       status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
-             WHERE a.delivery_id IN (SELECT id FROM moved)
-         ), done AS (
-             DELETE FROM delivery_queue q USING x
-             WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
-               AND x.id IN (SELECT id FROM moved)
-         ), later AS (
-             UPDATE delivery_queue q SET due_at = COALESCE(x.next, now()) FROM x
-             WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status = 'pending'
-               AND x.id IN (SELECT id FROM moved)
-         )
-         SELECT id FROM moved",
-    )
-    .bind(cols.id)
-    .bind(cols.account_id)
-    .bind(cols.delivery_id)
-    .bind(cols.endpoint_id)
-    .bind(cols.event_type)
-    .bind(cols.attempt_number)
-    .bind(cols.attempted_at)
-    .bind(cols.status_code)
-    .bind(cols.response_time_ms)
-    .bind(cols.success)
-    .bind(cols.error)
-    .bind(cols.request_headers)
-    .bind(cols.response_headers)
-    .bind(cols.response_body)
-    .bind(cols.delivery_status)
-    .bind(cols.next_attempt_at)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(moved.into_iter().map(|(id,)| id).collect())
+    let moved = cols
+        .bind(sqlx::query(concat!(
+            "WITH x AS (
+                 SELECT * FROM UNNEST($3::text[], $4::text[], $6::int4[], $15::text[], $16::timestamptz[])
+                     AS x(id, ep, n, status, next)
+             ), moved AS (
+                 UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
+                     next_attempt_at = x.next, updated_at = now()
+                 FROM x WHERE d.id = x.id AND d.status = 'pending' AND d.attempt_count = x.n - 1
+                 RETURNING d.id
+             ), attempt AS (",
+            insert_attempts!(),
+            "    WHERE a.delivery_id IN (SELECT id FROM moved)
+             ), done AS (
+                 DELETE FROM delivery_queue q USING x
+                 WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
+                   AND x.id IN (SELECT id FROM moved)
+             ), later AS (
+                 UPDATE delivery_queue q SET due_at = COALESCE(x.next, now()) FROM x
+                 WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status = 'pending'
+                   AND x.id IN (SELECT id FROM moved)
+             )
+             SELECT id FROM moved",
+        )))
+        .bind(delivery_status)
+        .bind(next_attempt_at)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(moved.iter().map(|row| row.get(0)).collect())
 }
 
+/// The one statement that inserts attempt rows: `$1`..`$14` are [`AttemptColumns`]' arrays,
+/// in its field order (`AttemptColumns::bind`). A macro so both writers can splice it into
+/// their statement text at compile time.
+macro_rules! insert_attempts {
+    () => {
+        "INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+             status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
+         SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                status_code, response_time_ms, success, error, request_headers::jsonb, response_headers::jsonb,
+                response_body
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
+                     $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[])
+              AS a(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                   status_code, response_time_ms, success, error, request_headers, response_headers, response_body)"
+    };
+}
+use insert_attempts;
+
+/// Which delivery an attempt belongs to, and its number and time.
+struct AttemptOf<'a> {
+    account_id: &'a str,
+    delivery_id: &'a str,
+    endpoint_id: &'a str,
+    event_type: &'a str,
+    number: i32,
+    at: DateTime<Utc>,
+}
+
+/// The attempts table's columns, one array each, for `insert_attempts!`.
 #[derive(Default)]
 struct AttemptColumns {
     id: Vec<String>,
@@ -439,20 +456,17 @@ struct AttemptColumns {
     request_headers: Vec<String>,
     response_headers: Vec<Option<String>>,
     response_body: Vec<Option<String>>,
-    delivery_status: Vec<&'static str>,
-    next_attempt_at: Vec<Option<DateTime<Utc>>>,
 }
 
 impl AttemptColumns {
-    fn push(&mut self, o: &Outcome) {
-        let r = &o.result;
+    fn push(&mut self, of: AttemptOf<'_>, r: &AttemptResult) {
         self.id.push(AttemptId::generate().to_string());
-        self.account_id.push(o.account_id.clone());
-        self.delivery_id.push(o.delivery.id.clone());
-        self.endpoint_id.push(o.endpoint_id.clone());
-        self.event_type.push(o.delivery.event_type.clone());
-        self.attempt_number.push(o.delivery.attempt_count + 1);
-        self.attempted_at.push(o.started_at);
+        self.account_id.push(of.account_id.to_owned());
+        self.delivery_id.push(of.delivery_id.to_owned());
+        self.endpoint_id.push(of.endpoint_id.to_owned());
+        self.event_type.push(of.event_type.to_owned());
+        self.attempt_number.push(of.number);
+        self.attempted_at.push(of.at);
         self.status_code.push(r.status.map(i32::from));
         self.response_time_ms.push(r.elapsed.as_millis().min(i32::MAX as u128) as i32);
         self.success.push(r.success());
@@ -460,8 +474,25 @@ impl AttemptColumns {
         self.request_headers.push(headers_json(&r.request_headers).to_string());
         self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers).to_string()));
         self.response_body.push(r.response_body.clone());
-        self.delivery_status.push(o.plan.delivery_status);
-        self.next_attempt_at.push(o.plan.next_attempt_at);
+    }
+
+    /// Binds `$1`..`$14` of a statement built around `insert_attempts!`.
+    fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+        query
+            .bind(self.id)
+            .bind(self.account_id)
+            .bind(self.delivery_id)
+            .bind(self.endpoint_id)
+            .bind(self.event_type)
+            .bind(self.attempt_number)
+            .bind(self.attempted_at)
+            .bind(self.status_code)
+            .bind(self.response_time_ms)
+            .bind(self.success)
+            .bind(self.error)
+            .bind(self.request_headers)
+            .bind(self.response_headers)
+            .bind(self.response_body)
     }
 }
 
@@ -541,37 +572,38 @@ pub struct TestSend<'a> {
 pub async fn write_test_send(pool: &PgPool, sent: &TestSend<'_>) -> sqlx::Result<()> {
     let r = sent.result;
     let status = if r.success() { "delivered" } else { "failed" };
-    sqlx::query(
-        "WITH ev AS (
-             INSERT INTO events (id, account_id, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5)
-         ), dl AS (
-             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count,
-                                     created_at, updated_at, test)
-             VALUES ($6, $2, $1, $7, $3, $8, 1, $5, now(), true)
-         )
-         INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                               status_code, response_time_ms, success, error, request_headers, response_headers,
-                               response_body)
-         VALUES ($9, $2, $6, $7, $3, 1, $5, $10, $11, $12, $13, $14::jsonb, $15::jsonb, $16)",
-    )
-    .bind(sent.event_id)
-    .bind(sent.account_id)
-    .bind(sent.event_type)
-    .bind(sent.payload)
-    .bind(sent.created)
-    .bind(entity::DeliveryId::generate().to_string())
-    .bind(sent.endpoint_id)
-    .bind(status)
-    .bind(AttemptId::generate().to_string())
-    .bind(r.status.map(i32::from))
-    .bind(r.elapsed.as_millis().min(i32::MAX as u128) as i32)
-    .bind(r.success())
-    .bind(r.error.as_deref())
-    .bind(headers_json(&r.request_headers).to_string())
-    .bind(r.status.map(|_| headers_json(&r.response_headers).to_string()))
-    .bind(r.response_body.as_deref())
-    .execute(pool)
-    .await?;
+    let delivery_id = entity::DeliveryId::generate().to_string();
+    let mut attempt = AttemptColumns::default();
+    let of = AttemptOf {
+        account_id: sent.account_id,
+        delivery_id: &delivery_id,
+        endpoint_id: sent.endpoint_id,
+        event_type: sent.event_type,
+        number: 1,
+        at: sent.created,
+    };
+    attempt.push(of, r);
+    attempt
+        .bind(sqlx::query(concat!(
+            "WITH ev AS (
+                 INSERT INTO events (id, account_id, event_type, payload, created_at) VALUES ($15, $16, $17, $18, $19)
+             ), dl AS (
+                 INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count,
+                                         created_at, updated_at, test)
+                 VALUES ($20, $16, $15, $21, $17, $22, 1, $19, now(), true)
+             )",
+            insert_attempts!(),
+        )))
+        .bind(sent.event_id)
+        .bind(sent.account_id)
+        .bind(sent.event_type)
+        .bind(sent.payload)
+        .bind(sent.created)
+        .bind(delivery_id)
+        .bind(sent.endpoint_id)
+        .bind(status)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -140,8 +140,9 @@ mod tests {
     const MIN: u64 = 60;
     const HOUR: u64 = 60 * MIN;
 
+    /// The schedule a process runs with when `WEBHOOKS_RETRY_SCHEDULE` is unset.
     fn default_schedule() -> RetrySchedule {
-        RetrySchedule([MIN, 5 * MIN, 30 * MIN, 2 * HOUR, 24 * HOUR].into_iter().map(Duration::from_secs).collect())
+        crate::config::parse_schedule(&crate::config::default_of("retry_schedule")).unwrap()
     }
 
     fn secs(s: u64) -> Duration {

@@ -344,10 +344,6 @@ impl Guard {
         Guard { allow, recent: RecentAnswers::default() }
     }
 
-    pub fn allow_list(&self) -> &AllowList {
-        &self.allow
-    }
-
     /// Refuses `ip` (reached through `host`) when it is internal and neither the host nor the
     /// address is on the allow-list.
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), GuardError> {

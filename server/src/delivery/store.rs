@@ -83,14 +83,12 @@ pub async fn claim_endpoints(
 }
 
 fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
-    let mut secrets = vec![r.get::<String, _>("secret")];
-    let previous: Option<String> = r.get("previous_secret");
-    let until: Option<DateTime<Utc>> = r.get("previous_secret_expires_at");
-    if let (Some(prev), Some(until)) = (previous, until) {
-        if until > Utc::now() {
-            secrets.push(prev);
-        }
-    }
+    let secrets = entity::tables::endpoint::signing_set(
+        r.get::<String, _>("secret"),
+        r.get("previous_secret"),
+        r.get("previous_secret_expires_at"),
+        Utc::now(),
+    );
     ClaimedEndpoint {
         id: r.get("id"),
         account_id: r.get("account_id"),

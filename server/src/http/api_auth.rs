@@ -1,7 +1,10 @@
 //! Authorization as a type: a REST handler that takes `ApiAccount` cannot run without a
 //! valid account API key (`Authorization: Bearer whk_…`).
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderMap},
+};
 use entity::AccountId;
 use service::Actor;
 
@@ -17,12 +20,18 @@ impl ApiAccount {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim()).filter(|token| !token.is_empty())
+}
+
 /// Forgets revoked keys as soon as they are revoked, in any process (`REVOKED_CHANNEL`).
 /// After a lost connection the whole cache is dropped: a revocation may have been missed.
 /// Every request then looks its key up again, so a lost connection also makes ingest check
 /// the database at once: if it is gone, those lookups are answered 503 without waiting.
 pub async fn forget_revoked_keys(state: AppState) {
-    use service::api_keys::REVOKED_CHANNEL;
+    use crate::wake::REVOKED_CHANNEL;
     let pool = state.db.get_postgres_connection_pool().clone();
     let cache = state.api_keys.clone();
     loop {
@@ -49,14 +58,7 @@ impl FromRequestParts<AppState> for ApiAccount {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::Unauthorized)?;
-        let key = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let key = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         // Keyed by the key's hash: the cache holds no usable secret.
         let hash = secrets::token_hash(key);
         let now = std::time::Instant::now();
@@ -70,5 +72,28 @@ impl FromRequestParts<AppState> for ApiAccount {
             }
             None => Err(ApiError::Unauthorized),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn token_of(value: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        bearer_token(&headers).map(str::to_owned)
+    }
+
+    #[test]
+    fn only_a_non_empty_bearer_token_counts() {
+        assert_eq!(token_of("Bearer whk_abc").as_deref(), Some("whk_abc"));
+        assert_eq!(token_of("Bearer  whk_abc ").as_deref(), Some("whk_abc"));
+        assert_eq!(token_of("Bearer "), None);
+        assert_eq!(token_of("Basic dXNlcjpwdw=="), None);
+        assert_eq!(token_of("whk_abc"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 }

@@ -10,6 +10,8 @@ use serde_json::json;
 use service::ServiceError;
 use utoipa::ToSchema;
 
+use crate::db;
+
 /// `{"error":{"code","message"}}`, the body of every API error (SPEC §11).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -76,40 +78,9 @@ pub const RETRY_AFTER_UNAVAILABLE: u64 = 5;
 /// have joined is gone within about that.
 pub const RETRY_AFTER_OVERLOADED: u64 = 1;
 
-/// True when `err` says the database cannot be reached right now (down, restarting, pool
-/// exhausted), rather than that the query was wrong: such errors are a 503, not a 500.
-pub fn database_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin/crash shutdown, cannot
-        // connect now), 53300 (too many connections).
-        sqlx::Error::Database(db) => {
-            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300")
-        }
-        _ => false,
-    }
-}
-
-pub fn db_err_unavailable(err: &sea_orm::DbErr) -> bool {
-    use sea_orm::{DbErr, RuntimeErr};
-    match err {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => database_unavailable(e),
-        DbErr::Conn(_) => true,
-        _ => false,
-    }
-}
-
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if db_err_unavailable(&err) {
+        if db::orm_unavailable(&err) {
             tracing::warn!(%err, "database unavailable; answering 503");
             return ApiError::Unavailable;
         }
@@ -119,7 +90,7 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if database_unavailable(&err) {
+        if db::unavailable(&err) {
             tracing::warn!(%err, "database unavailable; answering 503");
             return ApiError::Unavailable;
         }
@@ -176,44 +147,10 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use std::{borrow::Cow, error::Error as StdError, fmt};
-
     use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
 
     use super::*;
-
-    /// A PostgreSQL error with only a SQLSTATE, as sqlx reports one.
-    #[derive(Debug)]
-    struct PgCode(&'static str);
-
-    impl fmt::Display for PgCode {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "SQLSTATE {}", self.0)
-        }
-    }
-
-    impl StdError for PgCode {}
-
-    impl sqlx::error::DatabaseError for PgCode {
-        fn message(&self) -> &str {
-            "from the server"
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn StdError + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn StdError + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> sqlx::error::ErrorKind {
-            sqlx::error::ErrorKind::Other
-        }
-    }
+    use crate::db::PgCode;
 
     fn status(err: impl Into<ApiError>) -> StatusCode {
         err.into().into_response().status()

@@ -5,7 +5,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{
+        rejection::{BytesRejection, FailedToBufferBody},
+        DefaultBodyLimit, Request, State,
+    },
     http::{HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -22,13 +25,12 @@ use utoipa::ToSchema;
 
 use super::{api_auth::ApiAccount, endpoints::ApiPath, error::ApiError, AppState};
 use crate::{
-    ingest::{self, IngestError, MAX_BATCH, MAX_EVENT_BYTES},
+    ingest::{self, IngestError, MAX_REQUEST_BYTES},
     quota::{self, Decision},
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    // A full batch of maximal events, plus JSON overhead.
-    let limit = MAX_BATCH * 1024 + MAX_EVENT_BYTES * 8;
+    let limit = MAX_REQUEST_BYTES;
     let shed = axum::middleware::from_fn_with_state(state.clone(), limit_in_flight);
     Router::new()
         .route("/api/v1/events", post(create).layer(DefaultBodyLimit::max(limit)).layer(shed))
@@ -71,8 +73,16 @@ pub async fn create(
     State(state): State<AppState>,
     account: ApiAccount,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = match body {
+        Ok(body) => body,
+        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+            let message = format!("the request body is over the limit of {MAX_REQUEST_BYTES} bytes; send fewer events");
+            return Err(ApiError::TooLarge(message));
+        }
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let events = ingest::parse_body(&body)?;
     let key = idempotency_key(&headers)?;
     let limit = account_quota(&state, &account).await?;

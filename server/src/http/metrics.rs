@@ -10,6 +10,7 @@ use axum::{
 };
 use sea_orm::DatabaseConnection;
 use sqlx::PgPool;
+use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::metrics;
@@ -42,11 +43,15 @@ pub async fn serve_alone(
     axum::serve(listener, app).await
 }
 
+/// Compared in constant time, so response timing says nothing about how much of a guess was
+/// right (only whether its length was).
+fn token_matches(sent: Option<&str>, token: &str) -> bool {
+    sent.is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(token.as_bytes())))
+}
+
 async fn render(pool: &PgPool, token: Option<&str>, headers: &HeaderMap) -> Response {
     if let Some(token) = token {
-        let sent =
-            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if sent != Some(token) {
+        if !token_matches(super::api_auth::bearer_token(headers), token) {
             let body = "Send the WEBHOOKS_METRICS_TOKEN as `Authorization: Bearer <token>`.\n";
             return (StatusCode::UNAUTHORIZED, body).into_response();
         }
@@ -61,4 +66,18 @@ async fn render(pool: &PgPool, token: Option<&str>, headers: &HeaderMap) -> Resp
     };
     let body = metrics::render(metrics::install(), gauges.as_ref());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_token_opens_metrics() {
+        assert!(token_matches(Some("s3cret"), "s3cret"));
+        assert!(!token_matches(Some("s3cre"), "s3cret"));
+        assert!(!token_matches(Some("s3cret!"), "s3cret"));
+        assert!(!token_matches(Some("S3cret"), "s3cret"));
+        assert!(!token_matches(None, "s3cret"));
+    }
 }

@@ -61,7 +61,7 @@ impl AppState {
             return Err(error::ApiError::Unavailable);
         }
         query.await.map_err(|err| {
-            if error::db_err_unavailable(&err) {
+            if crate::db::orm_unavailable(&err) {
                 self.ingest.check_database();
             }
             err.into()

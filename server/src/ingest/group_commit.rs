@@ -23,10 +23,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{insert_new, subscriptions, IngestError, NewEvent, Rows};
-use crate::{
-    http::error::database_unavailable,
-    wake::{Announcer, Wakers},
-};
+use crate::wake::{Announcer, Wakers};
 
 /// Most events in one statement; a request is never split.
 const MAX_EVENTS: usize = 5_000;
@@ -197,7 +194,7 @@ async fn commit(pool: &PgPool, batch: Vec<Request>, down: &Arc<AtomicBool>) -> V
 /// When `err` says the database is unreachable, marks it down (starting the probe once) and
 /// returns true.
 fn report(pool: &PgPool, down: &Arc<AtomicBool>, err: &sqlx::Error) -> bool {
-    if !database_unavailable(err) {
+    if !crate::db::unavailable(err) {
         return false;
     }
     if !down.swap(true, Ordering::Relaxed) {

@@ -31,6 +31,8 @@ use crate::{
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Largest batch per request.
 pub const MAX_BATCH: usize = 1000;
+/// Largest request body: a full batch of maximal events, plus JSON overhead.
+pub const MAX_REQUEST_BYTES: usize = MAX_BATCH * 1024 + MAX_EVENT_BYTES * 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -156,7 +158,6 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<NewEvent>, IngestError> {
 }
 
 fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
-    let size = raw.get().len();
     if !raw.get().starts_with('{') {
         return Err(IngestError::Invalid(format!("event {index}: an event must be a JSON object")));
     }
@@ -170,7 +171,8 @@ fn validate(index: usize, raw: &RawValue) -> Result<NewEvent, IngestError> {
     if !event.data.object.get().trim_start().starts_with('{') {
         return Err(IngestError::Invalid(format!("event {index}: data.object must be a JSON object")));
     }
-    if event.data.object.get().len() > MAX_EVENT_BYTES {
+    let size = event.data.object.get().len();
+    if size > MAX_EVENT_BYTES {
         return Err(IngestError::TooLarge { index, size });
     }
     let client_id = event.id.is_some();
@@ -466,7 +468,10 @@ mod tests {
     #[test]
     fn oversized_objects_and_batches_are_refused() {
         let big = format!(r#"{{"type":"task.created","data":{{"object":{{"x":"{}"}}}}}}"#, "a".repeat(MAX_EVENT_BYTES));
-        assert!(matches!(parse_body(big.as_bytes()), Err(IngestError::TooLarge { index: 0, .. })));
+        let object_size = MAX_EVENT_BYTES + r#"{"x":""}"#.len();
+        assert!(
+            matches!(parse_body(big.as_bytes()), Err(IngestError::TooLarge { index: 0, size }) if size == object_size)
+        );
         let one = r#"{"type":"task.created","data":{"object":{}}}"#;
         let many = format!(r#"{{"events":[{}]}}"#, vec![one; MAX_BATCH + 1].join(","));
         assert!(parse_body(many.as_bytes()).unwrap_err().to_string().contains("limit is 1000"));

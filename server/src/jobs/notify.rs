@@ -16,7 +16,7 @@ use service::{outbox::Outbox, ServiceError};
 
 use crate::{
     delivery::{dispatcher::HealthEvents, health::Change, health::FAILING_AFTER, record::QueuedJob},
-    notify::{disabled_notice, failing_warning, invitation_email, recovered_notice, Mailer},
+    email::{disabled_notice, failing_warning, invitation_email, recovered_notice, Mailer},
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -123,10 +123,14 @@ async fn bad_events_get_clear_4xx_answers_and_nothing_is_stored() {
     let app = spawn_app_with(|_| {}).await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     let big = "x".repeat(300 * 1024);
+    let object_size = format!("data.object is {} bytes; the limit is 262144 bytes", big.len() + r#"{"big":""}"#.len());
+    let huge = "x".repeat(server::ingest::MAX_REQUEST_BYTES);
+    let request_limit = format!("over the limit of {} bytes", server::ingest::MAX_REQUEST_BYTES);
     let cases = [
         (json!({ "type": "task.exploded", "data": { "object": {} } }), 422, "unknown event type"),
         (json!({ "type": "task.created", "data": { "object": "text" } }), 422, "must be a JSON object"),
-        (json!({ "type": "task.created", "data": { "object": { "big": big } } }), 413, "limit is 262144 bytes"),
+        (json!({ "type": "task.created", "data": { "object": { "big": big } } }), 413, object_size.as_str()),
+        (json!({ "events": [], "padding": huge }), 413, request_limit.as_str()),
         (json!({ "events": [] }), 422, "empty"),
     ];
     for (body, status, message) in cases {

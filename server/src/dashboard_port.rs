@@ -1,4 +1,6 @@
-//! The server's implementation of the dashboard's `Engine` port.
+//! The server's implementation of the dashboard's `Engine` port (reachability check, test
+//! send, bulk retry and recovery), holding the outbound HTTP clients, the SSRF guard and the
+//! wake-ups it shares with the dispatcher.
 
 use std::{sync::Arc, time::Duration};
 
@@ -30,7 +32,7 @@ use crate::{
 /// SPEC §7: the reachability check waits at most this long for any HTTP answer.
 const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct DeliveryEngine {
+pub struct EnginePort {
     pool: sqlx::PgPool,
     guard: Arc<Guard>,
     probe: reqwest::Client,
@@ -41,13 +43,13 @@ pub struct DeliveryEngine {
     retention: Duration,
 }
 
-impl DeliveryEngine {
+impl EnginePort {
     pub fn new(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Self> {
         crate::secrets::install_encryption_key(config)?; // SPEC §7: serve and worker alike
         let allow = AllowList::parse(&config.allow_hosts).map_err(|e| anyhow::anyhow!("WEBHOOKS_ALLOW_HOSTS: {e}"))?;
         let guard = Arc::new(Guard::new(allow));
         let ca = config.extra_ca.as_deref();
-        Ok(DeliveryEngine {
+        Ok(EnginePort {
             pool,
             probe: build_client(guard.clone(), ca, REACHABILITY_TIMEOUT)?,
             client: build_client(guard.clone(), ca, config.attempt_timeout)?,
@@ -76,7 +78,7 @@ impl DeliveryEngine {
 }
 
 #[async_trait::async_trait]
-impl Engine for DeliveryEngine {
+impl Engine for EnginePort {
     async fn check_reachable(&self, url: &str) -> Result<(), String> {
         let parsed = EndpointUrl::parse(url).map_err(|e| e.to_string())?;
         self.guard.resolve(&parsed).await.map_err(|e| e.to_string())?;
@@ -194,9 +196,7 @@ impl Engine for DeliveryEngine {
 /// The first lines of a response body, for showing inline.
 fn excerpt(body: &str) -> String {
     let mut out: String = body.lines().take(8).collect::<Vec<_>>().join("\n");
-    if out.len() > 600 {
-        let cut = entity::body::cut_at_char_boundary(&out, 600).len();
-        out.truncate(cut);
+    if entity::body::truncate_at_char_boundary(&mut out, 600) {
         out.push('…');
     }
     out
