@@ -56,7 +56,7 @@ use crate::{
     stats::{DbState, Latency},
 };
 
-const SCENARIOS: &str = "ingest,ingest-fanout,ingest-single,e2e,fanout,flaky,overload,outage,scaleout";
+const SCENARIOS: &str = "ingest,ingest-fanout,ingest-single,e2e,e2e-100,fanout,flaky,overload,outage,scaleout";
 /// Scenarios that run only when named.
 const EXTRA_SCENARIOS: &str = "apalis";
 
@@ -69,8 +69,8 @@ struct Args {
     /// PostgreSQL to create the bench databases in (dropped afterwards).
     #[arg(long, env = "BENCH_DATABASE_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     admin_url: String,
-    /// Scenarios to run, comma-separated: ingest, ingest-fanout, ingest-single, e2e, fanout,
-    /// flaky, overload, outage, scaleout; and apalis, only when named.
+    /// Scenarios to run, comma-separated: ingest, ingest-fanout, ingest-single, e2e, e2e-100,
+    /// fanout, flaky, overload, outage, scaleout; and apalis, only when named.
     #[arg(long, default_value = SCENARIOS, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Multiplies every load duration (0.2 for a quick look).
@@ -87,6 +87,9 @@ struct Args {
 /// Each account's share of the end-to-end load, 50 events/s (half the default endpoint rate
 /// limit): ten events per request, five requests a second.
 const E2E: Shape = Shape { tick: Duration::from_millis(200), events: 10, single: false };
+/// The end-to-end rate in 100-event requests: one every two seconds per account (SPEC §12,
+/// "the same with 100-event requests").
+const E2E_100: Shape = Shape { tick: Duration::from_millis(2000), events: 100, single: false };
 /// Twice the end-to-end rate: twenty events per request.
 const OVERLOAD: Shape = Shape { tick: Duration::from_millis(200), events: 20, single: false };
 /// Single-event requests, 30 a second per account (6,000/s over 200 accounts).
@@ -172,6 +175,10 @@ async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
             }
             "ingest-single" => ingest_single(&setup).await?,
             "e2e" => run_load(&setup, Load::new(("end-to-end", "e2e"), e2e_keys, E2E, 60.0 * scale, &one)).await?,
+            "e2e-100" => {
+                let name = "end-to-end in 100-event requests";
+                run_load(&setup, Load::new((name, "e2e-100"), e2e_keys, E2E_100, 60.0 * scale, &one)).await?
+            }
             "fanout" => {
                 let fan_out = |_: usize| (0..FAN_OUT_ENDPOINTS).map(|i| FAN_OUT_BASE + i).collect();
                 let keys = [setup.fanout_key.clone()];
