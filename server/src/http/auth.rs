@@ -146,14 +146,7 @@ async fn login(
         }
     };
     throttle.forgive(&keys, true);
-    // Session rotation: a token the browser already had (possibly planted) ends here; the
-    // login always gets a fresh random one.
-    if let Some(old) = session_token(&headers) {
-        if let Err(err) = accounts::delete_session(&state.db, &old).await {
-            tracing::error!(%err, "could not delete the previous session");
-        }
-    }
-    let token = match accounts::create_session(&state.db, &user, state.config.session_ttl).await {
+    let token = match rotate_session(&state, &headers, &user).await {
         Ok(token) => token,
         Err(err) => {
             tracing::error!(%err, "could not create a session");
@@ -228,6 +221,21 @@ fn safe_next(next: &str) -> &str {
     } else {
         HOME
     }
+}
+
+/// Session rotation, at login and when an invitation is accepted: a token the browser already
+/// had (possibly planted) ends here, and the user always gets a fresh random one.
+pub(super) async fn rotate_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &entity::tables::user::Model,
+) -> Result<String, sea_orm::DbErr> {
+    if let Some(old) = session_token(headers) {
+        if let Err(err) = accounts::delete_session(&state.db, &old).await {
+            tracing::error!(%err, "could not delete the previous session");
+        }
+    }
+    accounts::create_session(&state.db, user, state.config.session_ttl).await
 }
 
 pub(super) fn session_token(headers: &HeaderMap) -> Option<String> {

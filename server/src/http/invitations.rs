@@ -13,7 +13,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    auth::{session_cookie, session_token, with_cookie, HOME},
+    auth::{rotate_session, session_cookie, with_cookie, HOME},
     AppState,
 };
 use crate::accounts::{self, AcceptError, AccountError};
@@ -49,12 +49,7 @@ async fn accept(State(state): State<AppState>, headers: HeaderMap, Form(form): F
         }
     };
     // As at login: whatever session the browser had ends, the new user gets a fresh one.
-    if let Some(old) = session_token(&headers) {
-        if let Err(err) = accounts::delete_session(&state.db, &old).await {
-            tracing::error!(%err, "could not delete the previous session");
-        }
-    }
-    let token = match accounts::create_session(&state.db, &user, state.config.session_ttl).await {
+    let token = match rotate_session(&state, &headers, &user).await {
         Ok(token) => token,
         Err(err) => {
             // The user exists now: logging in works, the link does not any more.
