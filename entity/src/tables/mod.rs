@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod endpoint_event_type;
 pub mod event;
 pub mod idempotency_key;
+pub mod ingest_quota_window;
 pub mod invitation;
 pub mod session;
 pub mod user;

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use entity::tables::ingest_quota_window;
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -261,7 +263,8 @@ async fn a_long_backlog_does_not_starve_another_endpoint_of_the_only_slot() {
 async fn the_ingest_quota_holds_across_server_processes() {
     let app = spawn_app_with(|_| {}).await;
     let other = app.sibling().await;
-    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+    let created = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let key = created.api_key;
     sqlx::query("UPDATE accounts SET ingest_rate_limit = 4")
         .execute(app.db.get_postgres_connection_pool())
         .await
@@ -286,6 +289,13 @@ async fn the_ingest_quota_holds_across_server_processes() {
         assert_eq!(second.status(), 429, "3 + 3 events pass the limit of 4 across the two servers");
         assert_eq!(second.headers()["retry-after"], "1");
         assert_eq!(second.headers()["ratelimit-limit"], "4");
+        // The shared window holds the first server's reservation and not the refused one.
+        let window = ingest_quota_window::Entity::find_by_id(created.account_id.as_str())
+            .one(&app.db)
+            .await
+            .unwrap()
+            .expect("the account's shared quota window");
+        assert!((3..=4).contains(&window.used), "reserved in the window: {}", window.used);
         return;
     }
     panic!("the second server never refused: each process kept a quota of its own");
