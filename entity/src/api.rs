@@ -198,12 +198,12 @@ pub struct BulkRetry {
     pub id: String,
     /// `retry`: failed deliveries sent again; `recover`: deliveries created for the events
     /// the endpoint never got (SPEC §8).
-    pub kind: String,
+    pub kind: crate::BulkRetryKind,
     pub endpoint_id: String,
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     /// The status resent (`failed` or `pending`; `retry` only).
-    pub status: String,
+    pub status: crate::DeliveryStatus,
     /// The event types resent; empty: every type (`retry` only).
     pub event_types: Vec<String>,
     /// Failed deliveries in the range (`retry`), or events missing from the endpoint
@@ -211,8 +211,7 @@ pub struct BulkRetry {
     pub total: i32,
     /// How many of them have been queued so far.
     pub done: i32,
-    /// `running` | `finished`
-    pub state: String,
+    pub state: crate::BulkRetryState,
     /// When it was started; a bulk retry resends only what failed before.
     pub created_at: DateTime<Utc>,
 }

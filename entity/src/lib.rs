@@ -19,4 +19,4 @@ pub mod tables;
 
 pub use event_type::{EventCategory, EventType};
 pub use ids::*;
-pub use status::{DeliveryStatus, EndpointStatus, Role};
+pub use status::{BulkRetryKind, BulkRetryState, DeliveryStatus, EndpointStatus, Role};

@@ -1,4 +1,6 @@
-//! Small enums stored as text columns; `as_str`/`FromStr` are the column encoding.
+//! Small enums stored as text columns; `as_str`/`FromStr` are the column encoding, and with
+//! feature `orm` each is a sea-orm `ActiveEnum` on that same text, so the entities' columns
+//! are typed and a query filters with `Column::Status.eq(EndpointStatus::Failing)`.
 
 use std::str::FromStr;
 
@@ -8,8 +10,10 @@ macro_rules! text_enum {
     ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[cfg_attr(feature = "orm", derive(sea_orm::DeriveActiveEnum, sea_orm::EnumIter))]
+        #[cfg_attr(feature = "orm", sea_orm(rs_type = "String", db_type = "Text"))]
         #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant,)* }
+        pub enum $name { $(#[cfg_attr(feature = "orm", sea_orm(string_value = $text))] $variant,)* }
 
         impl $name {
             pub fn as_str(self) -> &'static str {
@@ -38,6 +42,8 @@ macro_rules! text_enum {
 text_enum!(Role { Owner => "owner", Admin => "admin", Member => "member" });
 text_enum!(EndpointStatus { Healthy => "healthy", Failing => "failing", Disabled => "disabled" });
 text_enum!(DeliveryStatus { Pending => "pending", Delivered => "delivered", Failed => "failed" });
+text_enum!(BulkRetryKind { Retry => "retry", Recover => "recover" });
+text_enum!(BulkRetryState { Running => "running", Finished => "finished" });
 
 impl Role {
     /// SPEC §9: members read, owners and admins change.

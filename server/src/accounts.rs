@@ -92,7 +92,7 @@ pub async fn create_user(
         account_id: Set(account.to_string()),
         email: Set(email),
         password_hash: Set(hash),
-        role: Set(role.as_str().to_owned()),
+        role: Set(role),
         created_at: Set(Utc::now()),
     })
     .exec(db)
@@ -224,8 +224,8 @@ pub async fn resolve_session(db: &DatabaseConnection, token: &str) -> Result<Opt
     let Some(acc) = account::Entity::find_by_id(&sess.account_id).one(db).await? else {
         return Ok(None);
     };
-    let parsed = (u.id.parse(), acc.id.parse(), u.role.parse());
-    let (Ok(user_id), Ok(account_id), Ok(role)) = parsed else {
+    let role = u.role;
+    let (Ok(user_id), Ok(account_id)) = (u.id.parse(), acc.id.parse()) else {
         return Err(DbErr::Custom(format!("corrupt ids for session of user {}", u.id)));
     };
     Ok(Some(CurrentUser { user_id, account_id, account_name: acc.name, email: u.email, role }))

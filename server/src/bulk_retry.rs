@@ -9,7 +9,7 @@
 //!   (event, endpoint) is a unique key, so a re-run or a second recovery adds nothing twice.
 
 use chrono::{DateTime, Utc};
-use entity::{api::BulkRetry, DeliveryId};
+use entity::{api::BulkRetry, BulkRetryKind, BulkRetryState, DeliveryId};
 use sea_orm::SqlxPostgresConnector;
 use service::{bulk_retries, bulk_retry_picked, recovery_missing};
 use sqlx::PgPool;
@@ -22,10 +22,10 @@ pub async fn run(pool: &PgPool, id: &str) -> Result<(), Box<dyn std::error::Erro
     let Some(row) = bulk_retries::find(&db, id).await? else { return Ok(()) }; // its endpoint was deleted
     let account_id = row.account_id.clone();
     let job = bulk_retries::to_resource(row);
-    match (job.state.as_str(), job.kind.as_str()) {
-        ("running", "recover") => Ok(recover(pool, &account_id, &job).await?),
-        ("running", _) => Ok(retry(pool, &job).await?),
-        _ => Ok(()), // finished
+    match (job.state, job.kind) {
+        (BulkRetryState::Running, BulkRetryKind::Recover) => Ok(recover(pool, &account_id, &job).await?),
+        (BulkRetryState::Running, BulkRetryKind::Retry) => Ok(retry(pool, &job).await?),
+        (BulkRetryState::Finished, _) => Ok(()),
     }
 }
 
@@ -52,7 +52,7 @@ async fn retry(pool: &PgPool, job: &BulkRetry) -> sqlx::Result<()> {
         .bind(job.since)
         .bind(job.until)
         .bind(job.event_types.join(","))
-        .bind(&job.status)
+        .bind(job.status.as_str())
         .bind(job.created_at)
         .bind(BATCH)
         .execute(&mut *tx)

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use entity::{
     api::{BulkRetry, BulkRetryRange},
     tables::bulk_retry,
-    BulkRetryId,
+    BulkRetryId, BulkRetryKind as Kind, BulkRetryState, DeliveryStatus,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter, Select, Statement,
@@ -84,7 +84,7 @@ pub async fn create(
         since: range.since,
         until: range.until,
         total: count(db, endpoint_id, range).await?,
-        status: range.target_status().as_str(),
+        status: range.target_status(),
         event_types: range.event_types_key(),
     };
     let running = running(Kind::Retry, endpoint_id)
@@ -117,36 +117,21 @@ pub async fn create_recovery(
         until,
         total: count_of(db, stmt).await?,
         // The columns' defaults: a recovery has no status or type filter.
-        status: "failed",
+        status: DeliveryStatus::Failed,
         event_types: String::new(),
     };
     start_or_join(db, &new, running(Kind::Recover, endpoint_id)).await
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Retry,
-    Recover,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Retry => "retry",
-            Kind::Recover => "recover",
+/// The unique index that lets one of the kind run at a time (migrations
+/// `bulk_retry_filters` and `recover`): an insert conflicting with it starts nothing.
+fn running_conflict(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Retry => {
+            "ON CONFLICT (endpoint_id, since, until, status, event_types)
+                 WHERE state = 'running' AND kind = 'retry' DO NOTHING"
         }
-    }
-
-    /// The unique index that lets one of the kind run at a time (migrations
-    /// `bulk_retry_filters` and `recover`): an insert conflicting with it starts nothing.
-    fn running_conflict(self) -> &'static str {
-        match self {
-            Kind::Retry => {
-                "ON CONFLICT (endpoint_id, since, until, status, event_types)
-                     WHERE state = 'running' AND kind = 'retry' DO NOTHING"
-            }
-            Kind::Recover => "ON CONFLICT (endpoint_id) WHERE state = 'running' AND kind = 'recover' DO NOTHING",
-        }
+        Kind::Recover => "ON CONFLICT (endpoint_id) WHERE state = 'running' AND kind = 'recover' DO NOTHING",
     }
 }
 
@@ -157,7 +142,7 @@ struct NewRow<'a> {
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     total: i64,
-    status: &'a str,
+    status: DeliveryStatus,
     event_types: String,
 }
 
@@ -165,8 +150,8 @@ struct NewRow<'a> {
 fn running(kind: Kind, endpoint_id: &str) -> Select<bulk_retry::Entity> {
     bulk_retry::Entity::find()
         .filter(bulk_retry::Column::EndpointId.eq(endpoint_id))
-        .filter(bulk_retry::Column::State.eq("running"))
-        .filter(bulk_retry::Column::Kind.eq(kind.as_str()))
+        .filter(bulk_retry::Column::State.eq(BulkRetryState::Running))
+        .filter(bulk_retry::Column::Kind.eq(kind))
 }
 
 /// Inserts a new row, or returns the running one its unique index conflicts with (`false`).
@@ -187,7 +172,7 @@ async fn start_or_join(
                  {}
                  RETURNING id, kind, account_id, endpoint_id, since, until, status, event_types, total, done, state,
                            created_at, finished_at",
-                new.kind.running_conflict()
+                running_conflict(new.kind)
             ),
             [
                 BulkRetryId::generate().to_string().into(),
@@ -197,7 +182,7 @@ async fn start_or_join(
                 new.since.into(),
                 new.until.into(),
                 (new.total.min(i64::from(i32::MAX)) as i32).into(),
-                new.status.into(),
+                new.status.as_str().into(),
                 new.event_types.as_str().into(),
             ],
         );

@@ -30,7 +30,7 @@ pub async fn list(
     let endpoint = endpoints::get(db, actor, endpoint_id).await?; // 404 unless the actor's
     let mut query = delivery::find_in(&actor.account_id).filter(delivery::Column::EndpointId.eq(endpoint_id));
     if let Some(status) = filter.status {
-        query = query.filter(delivery::Column::Status.eq(status.as_str()));
+        query = query.filter(delivery::Column::Status.eq(status));
     }
     if let Some(t) = filter.event_type {
         query = query.filter(delivery::Column::EventType.eq(t.as_str()));
@@ -145,7 +145,7 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
         return Err(ServiceError::Forbidden);
     }
     let row = find(db, actor, id).await?;
-    let status: DeliveryStatus = row.status.parse().map_err(ServiceError::internal)?;
+    let status = row.status;
     let allowed = match status {
         DeliveryStatus::Delivered => replay,
         DeliveryStatus::Failed | DeliveryStatus::Pending => !replay,
@@ -161,12 +161,12 @@ pub async fn resend(db: &DatabaseConnection, actor: &Actor, id: &str, replay: bo
     let now = Utc::now();
     let txn = db.begin().await?;
     let moved = delivery::Entity::update_many()
-        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending.as_str()))
+        .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Pending))
         .col_expr(delivery::Column::NextAttemptAt, Expr::value(now))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
         .col_expr(delivery::Column::BudgetFrom, Expr::col(delivery::Column::AttemptCount))
         .filter(delivery::Column::Id.eq(&row.id))
-        .filter(delivery::Column::Status.eq(status.as_str())) // unchanged since it was read
+        .filter(delivery::Column::Status.eq(status)) // unchanged since it was read
         .exec(&txn)
         .await?;
     if moved.rows_affected == 1 {
@@ -208,7 +208,7 @@ async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delive
 
 fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, ServiceError> {
     Ok(Delivery {
-        status: row.status.parse().map_err(ServiceError::internal)?,
+        status: row.status,
         id: row.id,
         event_id: row.event_id,
         event_type: row.event_type,

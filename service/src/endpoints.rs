@@ -61,7 +61,7 @@ pub async fn create(
         url: Set(url),
         description: Set(input.description.trim().to_owned()),
         enabled: Set(input.enabled),
-        status: Set(status_for(input.enabled).as_str().to_owned()),
+        status: Set(status_for(input.enabled)),
         disabled_reason: Set(None),
         consecutive_failures: Set(0),
         rate_limit: Set(input.rate_limit),
@@ -117,7 +117,7 @@ pub async fn update(
 /// (SPEC §6); turning it off marks it disabled.
 fn apply_enabled(active: &mut endpoint::ActiveModel, enabled: bool) {
     active.enabled = Set(enabled);
-    active.status = Set(status_for(enabled).as_str().to_owned());
+    active.status = Set(status_for(enabled));
     active.status_since = Set(Some(Utc::now()));
     // Off: unhealthy from now unless it already was; on: healthy again.
     if enabled {
@@ -292,7 +292,7 @@ pub fn to_resource(row: endpoint::Model, mut event_types: Vec<EventType>) -> Res
     event_types.dedup();
     Ok(Endpoint {
         id: row.id.parse().map_err(ServiceError::internal)?,
-        status: row.status.parse().map_err(ServiceError::internal)?,
+        status: row.status,
         url: row.url,
         description: row.description,
         event_types,

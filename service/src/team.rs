@@ -17,32 +17,21 @@ use sea_orm::{
 use crate::ServiceError;
 use crate::{outbox::Outbox, tokens, UserActor};
 
-fn role_of(stored: &str) -> Result<Role, ServiceError> {
-    stored.parse().map_err(ServiceError::internal)
-}
-
 fn to_member(u: user::Model) -> Result<Member, ServiceError> {
-    Ok(Member { role: role_of(&u.role)?, id: u.id, email: u.email, joined_at: u.created_at })
+    Ok(Member { role: u.role, id: u.id, email: u.email, joined_at: u.created_at })
 }
 
 fn to_pending(i: invitation::Model) -> Result<PendingInvitation, ServiceError> {
-    Ok(PendingInvitation {
-        role: role_of(&i.role)?,
-        id: i.id,
-        email: i.email,
-        created_at: i.created_at,
-        expires_at: i.expires_at,
-    })
+    Ok(PendingInvitation { role: i.role, id: i.id, email: i.email, created_at: i.created_at, expires_at: i.expires_at })
 }
 
 /// What an invitation row means now: open, or why its link no longer works.
 pub fn lookup_state(i: &invitation::Model, account_name: String, now: DateTime<Utc>) -> InvitationLookup {
-    match (i.accepted_at, i.revoked_at, role_of(&i.role)) {
-        (Some(_), _, _) => InvitationLookup::Accepted,
-        (_, Some(_), _) => InvitationLookup::Revoked,
+    match (i.accepted_at, i.revoked_at) {
+        (Some(_), _) => InvitationLookup::Accepted,
+        (_, Some(_)) => InvitationLookup::Revoked,
         _ if i.expires_at <= now => InvitationLookup::Expired,
-        (None, None, Ok(role)) => InvitationLookup::Open { account_name, email: i.email.clone(), role },
-        (None, None, Err(_)) => InvitationLookup::Unknown,
+        (None, None) => InvitationLookup::Open { account_name, email: i.email.clone(), role: i.role },
     }
 }
 
@@ -76,7 +65,7 @@ async fn lock_account(txn: &impl ConnectionTrait, account: &AccountId) -> Result
 }
 
 async fn owners(txn: &impl ConnectionTrait, account: &AccountId) -> Result<usize, ServiceError> {
-    let n = user::find_in(account).filter(user::Column::Role.eq(Role::Owner.as_str())).count(txn).await?;
+    let n = user::find_in(account).filter(user::Column::Role.eq(Role::Owner)).count(txn).await?;
     Ok(n as usize)
 }
 
@@ -118,7 +107,7 @@ pub async fn invite(
         id: InvitationId::generate().to_string(),
         account_id: me.account_id.to_string(),
         email,
-        role: input.role.as_str().to_owned(),
+        role: input.role,
         token_hash: tokens::token_hash(&token),
         invited_by: Some(me.user_id.to_string()),
         created_at: now,
@@ -150,10 +139,10 @@ pub async fn change_role(
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
     let target = find_user(&txn, &me.account_id, id).await?;
-    let current = role_of(&target.role)?;
+    let current = target.role;
     team::check_role_change(me.role, Target { id, role: current }, role, owners(&txn, &me.account_id).await?)?;
     let mut active: user::ActiveModel = target.into();
-    active.role = Set(role.as_str().to_owned());
+    active.role = Set(role);
     let updated = active.update(&txn).await?;
     txn.commit().await?;
     to_member(updated)
@@ -168,7 +157,7 @@ pub async fn remove(db: &DatabaseConnection, me: &UserActor, id: &str) -> Result
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
     let target = find_user(&txn, &me.account_id, id).await?;
-    let role = role_of(&target.role)?;
+    let role = target.role;
     team::check_remove(me.role, me.user_id.as_str(), Target { id, role }, owners(&txn, &me.account_id).await?)?;
     session::Entity::delete_many().filter(session::Column::UserId.eq(id)).exec(&txn).await?;
     user::Entity::delete_by_id(id).exec(&txn).await?;
@@ -187,7 +176,7 @@ pub async fn revoke_invitation(db: &DatabaseConnection, me: &UserActor, id: &str
         .await?
         .ok_or(ServiceError::NotFound)?;
     // An owner invitation is an owner's to withdraw, as an owner is an owner's to remove.
-    team::check_invite(me.role, role_of(&found.role)?)?;
+    team::check_invite(me.role, found.role)?;
     if found.revoked_at.is_some() || found.accepted_at.is_some() {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 use chrono::{Duration, Utc};
 use entity::{
     api::{BulkRetry, BulkRetryRange},
-    DeliveryStatus, EventType,
+    BulkRetryKind, BulkRetryState, DeliveryStatus, EventType,
 };
 use leptos::prelude::*;
 
@@ -104,7 +104,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
 /// Follows a bulk retry's or a recovery's progress once a second until it finishes.
 pub(super) fn follow(job: RwSignal<Option<BulkRetry>>) {
     let progress = LocalResource::new(move || {
-        let id = job.get().filter(|j| j.state == "running").map(|j| j.id);
+        let id = job.get().filter(|j| j.state == BulkRetryState::Running).map(|j| j.id);
         async move {
             let id = id?;
             #[cfg(feature = "hydrate")]
@@ -122,9 +122,11 @@ pub(super) fn follow(job: RwSignal<Option<BulkRetry>>) {
 #[component]
 pub(super) fn JobProgress(j: BulkRetry) -> impl IntoView {
     let percent = if j.total == 0 { 100 } else { (j.done * 100 / j.total.max(1)).min(100) };
-    let label = match (j.kind.as_str(), j.state == "finished") {
-        ("recover", true) => format!("Recovery finished: {} of {} missed events queued for delivery.", j.done, j.total),
-        ("recover", false) => format!("Recovery running: {} of {} missed events queued…", j.done, j.total),
+    let label = match (j.kind, j.state == BulkRetryState::Finished) {
+        (BulkRetryKind::Recover, true) => {
+            format!("Recovery finished: {} of {} missed events queued for delivery.", j.done, j.total)
+        }
+        (BulkRetryKind::Recover, false) => format!("Recovery running: {} of {} missed events queued…", j.done, j.total),
         (_, true) => format!("Bulk retry finished: {} of {} deliveries queued for a new attempt.", j.done, j.total),
         (_, false) => format!("Bulk retry running: {} of {} queued…", j.done, j.total),
     };

@@ -9,19 +9,18 @@ pub struct Model {
     pub id: String,
     /// `retry`: failed deliveries sent again; `recover`: deliveries created for the events
     /// the endpoint never got.
-    pub kind: String,
+    pub kind: crate::BulkRetryKind,
     pub account_id: String,
     pub endpoint_id: String,
     pub since: DateTimeUtc,
     pub until: DateTimeUtc,
     /// The delivery status resent, `failed` or `pending` (`retry` only; `failed` otherwise).
-    pub status: String,
+    pub status: crate::DeliveryStatus,
     /// The event types resent, comma-separated; empty: every type (`retry` only).
     pub event_types: String,
     pub total: i32,
     pub done: i32,
-    /// `running` | `finished`
-    pub state: String,
+    pub state: crate::BulkRetryState,
     pub created_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
 }

@@ -11,8 +11,7 @@ pub struct Model {
     pub event_id: String,
     pub endpoint_id: String,
     pub event_type: String,
-    /// `pending` | `delivered` | `failed`, see `crate::DeliveryStatus`.
-    pub status: String,
+    pub status: crate::DeliveryStatus,
     pub attempt_count: i32,
     /// `attempt_count` when the current attempt budget began: a manual or bulk retry starts
     /// a fresh one (SPEC §8).

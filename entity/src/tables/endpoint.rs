@@ -9,8 +9,7 @@ pub struct Model {
     pub url: String,
     pub description: String,
     pub enabled: bool,
-    /// `healthy` | `failing` | `disabled`, see `crate::EndpointStatus`.
-    pub status: String,
+    pub status: crate::EndpointStatus,
     pub disabled_reason: Option<String>,
     /// Consecutive failed attempts; any 2xx resets it (SPEC §6).
     pub consecutive_failures: i32,

@@ -8,8 +8,8 @@ pub struct Model {
     pub account_id: String,
     /// Stored lowercased, like `users.email`.
     pub email: String,
-    /// The role the new user gets: `owner` | `admin` | `member`.
-    pub role: String,
+    /// The role the new user gets.
+    pub role: crate::Role,
     /// SHA-256 (hex) of the link's token; the token itself is only in the email.
     #[sea_orm(unique)]
     pub token_hash: String,

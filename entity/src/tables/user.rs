@@ -11,7 +11,7 @@ pub struct Model {
     /// PHC string (argon2id).
     pub password_hash: String,
     /// `owner` | `admin` | `member`, see `crate::Role`.
-    pub role: String,
+    pub role: crate::Role,
     pub created_at: DateTimeUtc,
 }
 

@@ -189,7 +189,7 @@ impl Dispatcher {
         let mut refreshed = Instant::now();
         let mut idle_since: Option<Instant> = None;
         loop {
-            let probing = endpoint.status == "failing";
+            let probing = endpoint.status == entity::EndpointStatus::Failing;
             // While the breaker is half-open only one probe goes out.
             let batch = if probing { 1 } else { BATCH };
             // Listen before looking, so a notification for work committed after the query
@@ -256,10 +256,7 @@ impl Dispatcher {
     ) -> Result<bool, String> {
         let secrets: Vec<WebhookSecret> =
             endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
-        let mut health = Health {
-            status: endpoint.status.parse().unwrap_or(entity::EndpointStatus::Healthy),
-            consecutive_failures: endpoint.consecutive_failures,
-        };
+        let mut health = Health { status: endpoint.status, consecutive_failures: endpoint.consecutive_failures };
         let mut uncommitted: VecDeque<oneshot::Receiver<Result<(), String>>> = VecDeque::new();
         let mut keep_sending = true;
         for delivery in due {
@@ -328,7 +325,7 @@ impl Dispatcher {
                 break;
             }
         }
-        endpoint.status = health.status.as_str().to_owned();
+        endpoint.status = health.status;
         endpoint.consecutive_failures = health.consecutive_failures;
         // One recorder commits in queue order: once the last outcome is on disk, all are.
         if let Some(commit) = uncommitted.pop_back() {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use entity::EndpointStatus;
 use sqlx::{PgPool, Row};
 
 /// An endpoint this worker holds the lease of, with what sending to it needs. Its `Debug`
@@ -14,7 +15,7 @@ pub struct ClaimedEndpoint {
     pub account_id: String,
     pub url: String,
     pub rate_limit: i32,
-    pub status: String,
+    pub status: EndpointStatus,
     pub consecutive_failures: i32,
     pub secrets: Vec<String>,
 }
@@ -94,7 +95,9 @@ fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
         account_id: r.get("account_id"),
         url: r.get("url"),
         rate_limit: r.get("rate_limit"),
-        status: r.get("status"),
+        // The column's CHECK constraint allows only the three; a value this build does not know
+        // is read as healthy, as the dispatcher always did.
+        status: r.get::<&str, _>("status").parse().unwrap_or(EndpointStatus::Healthy),
         consecutive_failures: r.get("consecutive_failures"),
         secrets: service::secret_box::open_all(secrets), // SPEC §7: sealed at rest
     }

@@ -63,7 +63,7 @@ pub async fn run(
     };
     let owners: Vec<String> = user::Entity::find()
         .filter(user::Column::AccountId.eq(&ep.account_id))
-        .filter(user::Column::Role.eq("owner"))
+        .filter(user::Column::Role.eq(entity::Role::Owner))
         .all(&*db)
         .await?
         .into_iter()
@@ -99,7 +99,8 @@ async fn invite(db: &DatabaseConnection, notifier: &Notifier, id: &str, token: &
         None => None,
     };
     let link = format!("{}/invite/{token}", notifier.public_url);
-    let email = invitation_email(&account.unwrap_or_default(), inviter.as_deref(), &inv.role, &link, &inv.email);
+    let email =
+        invitation_email(&account.unwrap_or_default(), inviter.as_deref(), inv.role.as_str(), &link, &inv.email);
     notifier.mailer.send(&email).await?;
     tracing::info!(invitation = %inv.id, "invitation sent");
     Ok(())

@@ -116,7 +116,7 @@ async fn a_user_sees_only_their_own_accounts_endpoints() {
             url: Set(url.to_owned()),
             description: Set(String::new()),
             enabled: Set(true),
-            status: Set("healthy".to_owned()),
+            status: Set(entity::EndpointStatus::Healthy),
             disabled_reason: Set(None),
             consecutive_failures: Set(0),
             rate_limit: Set(100),
