@@ -282,7 +282,7 @@ fn MemberRow(m: Member, me: bool, your_role: Role, changes: Changes) -> impl Int
                 {me.then(|| view! { <span class="badge you">"You"</span> })}
             </td>
             <td>{role_cell}</td>
-            <td>{move || show_bare(joined, "%Y-%m-%d")}</td>
+            <td data-label="Joined">{move || show_bare(joined, "%Y-%m-%d")}</td>
             {manager.then(|| view! {
                 <td class="row-actions">
                     {removable.then(|| view! {

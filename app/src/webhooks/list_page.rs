@@ -101,7 +101,7 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
                     view! { <div class="health-note">{move || ep.health_note_in(&crate::time::show)}</div> }
                 })}
             </td>
-            <td>
+            <td data-label="Enabled">
                 <input
                     type="checkbox"
                     role="switch"
