@@ -89,12 +89,47 @@ pub fn per_unit(before: &Snapshot, after: &Snapshot, units: u64) -> Option<Cost>
     })
 }
 
-/// A backlog count (`pending_query` for deliveries, or another `count(*)` query) sampled once a
-/// second until `finish`.
-pub struct Backlog {
-    samples: Arc<Mutex<Vec<(Instant, u64)>>>,
+/// A query sampled once a second until `finish`, off the runtime (each sample is a `psql`
+/// call): the backlog (`Backlog`) and the WAL clock (`WalClock`) share it.
+pub struct Sampler<T> {
+    samples: Arc<Mutex<Vec<(Instant, T)>>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A backlog count (`pending_query` for deliveries, or another `count(*)` query).
+pub type Backlog = Sampler<u64>;
+
+impl<T: Send + 'static> Sampler<T> {
+    fn every_second(db_url: String, read: impl Fn(&str) -> anyhow::Result<T> + Send + Sync + 'static) -> Self {
+        let read = Arc::new(read);
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let out = samples.clone();
+        let task = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let (url, read) = (db_url.clone(), read.clone());
+                let at = Instant::now();
+                if let Ok(Ok(sample)) = tokio::task::spawn_blocking(move || read(&url)).await {
+                    out.lock().unwrap().push((at, sample));
+                }
+            }
+        });
+        Sampler { samples, stop, task }
+    }
+
+    /// The samples: (when, value).
+    pub async fn finish(self) -> Vec<(Instant, T)> {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
 }
 
 /// The pending deliveries: the queue table since engine step 3, the log's pending rows before
@@ -111,43 +146,14 @@ pub fn pending_query(db_url: &str) -> anyhow::Result<&'static str> {
 
 impl Backlog {
     pub fn start(db_url: String, sql: &'static str) -> Backlog {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let out = samples.clone();
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                let url = db_url.clone();
-                let at = Instant::now();
-                if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || count(&url, sql)).await {
-                    out.lock().unwrap().push((at, n));
-                }
-            }
-        });
-        Backlog { samples, stop, task }
-    }
-
-    /// The samples: (when, count).
-    pub async fn finish(self) -> Vec<(Instant, u64)> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        std::mem::take(&mut *self.samples.lock().unwrap())
+        Sampler::every_second(db_url, move |url| count(url, sql))
     }
 }
 
 /// WAL written and checkpoints begun, sampled once a second beside the backlog: a second
 /// when deliveries dip can then be told apart as one where a checkpoint began (after it,
 /// the first change to every page logs the whole page, so WAL jumps).
-pub struct WalClock {
-    samples: Arc<Mutex<Vec<(Instant, WalSample)>>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
+pub type WalClock = Sampler<WalSample>;
 
 /// The cluster's WAL position and the start of its last completed checkpoint, at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,31 +169,7 @@ const WAL_CLOCK: &str = "SELECT (pg_current_wal_lsn() - '0/0')::bigint, \
 
 impl WalClock {
     pub fn start(db_url: String) -> WalClock {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let out = samples.clone();
-        let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                let url = db_url.clone();
-                let at = Instant::now();
-                if let Ok(Ok(sample)) = tokio::task::spawn_blocking(move || wal_sample(&url)).await {
-                    out.lock().unwrap().push((at, sample));
-                }
-            }
-        });
-        WalClock { samples, stop, task }
-    }
-
-    pub async fn finish(self) -> Vec<(Instant, WalSample)> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        std::mem::take(&mut *self.samples.lock().unwrap())
+        Sampler::every_second(db_url, wal_sample)
     }
 }
 
