@@ -12,7 +12,8 @@
 //! - `ingest-fanout`: 100-event requests to an account with 2 subscribed endpoints (so
 //!   deliveries are written), 8 closed-loop clients, 30 s.
 //! - `ingest-single`: single-event requests, 6,000/s open loop over the 200 end-to-end accounts, 30 s.
-//!   The ingest scenarios run `serve` without a dispatcher: they measure ingest alone.
+//!   The ingest scenarios run `serve` without a dispatcher and without admission by capacity
+//!   (nothing delivers, so it would refuse): they measure ingest alone.
 //! - `e2e`: 200 accounts × 1 endpoint, 50 events/s each as 10-event requests every 200 ms, 60 s.
 //! - `fanout`: 1 account × 200 endpoints, 50 events/s, 30 s.
 //! - `flaky`: 20 accounts, the receiver fails 30 % of attempts, retries in seconds, 30 s.
@@ -701,6 +702,11 @@ impl Scenario {
         let mut serve_env = env.clone();
         if workers > 0 || !dispatch {
             serve_env.push(("WEBHOOKS_DISPATCH_CONCURRENCY", "0".to_owned()));
+        }
+        if !dispatch {
+            // Ingest alone: with nothing delivering, admission by capacity would refuse as soon
+            // as the backlog passes its floor, and the scenario would measure refusals.
+            serve_env.push(("WEBHOOKS_INGEST_ADMIT_BY_CAPACITY", "false".to_owned()));
         }
         let server = Server::start(&setup.args, &setup.receiver, &db_url, &serve_env, "serve", Some(&slug))?;
         server.wait_ready(&setup.client).await?;

@@ -83,6 +83,22 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_INGEST_MAX_IN_FLIGHT", default_value_t = 256)]
     pub ingest_max_in_flight: usize,
 
+    /// Refuse events while delivery is behind (the two settings below); `false` queues
+    /// everything that passes the quota, however far behind delivery is.
+    #[arg(long, env = "WEBHOOKS_INGEST_ADMIT_BY_CAPACITY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ingest_admit_by_capacity: bool,
+
+    /// While the due deliveries are more than this much of the delivery rate measured lately,
+    /// the accounts with the most due are refused (503 `overloaded`) until the rest fit
+    /// (`ingest/admission.rs`).
+    #[arg(long, env = "WEBHOOKS_INGEST_MAX_LAG", default_value = "2s", value_parser = parse_duration)]
+    pub ingest_max_lag: Duration,
+
+    /// Due deliveries below which ingest never refuses for capacity (before the delivery rate
+    /// has been measured, say).
+    #[arg(long, env = "WEBHOOKS_INGEST_ADMIT_FLOOR", default_value_t = 5000)]
+    pub ingest_admit_floor: u64,
+
     /// Bearer token `GET /metrics` requires; unset: /metrics is open (keep it off the internet).
     #[arg(long, env = "WEBHOOKS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,

@@ -12,7 +12,7 @@ use crate::{
     db,
     delivery::dispatcher::Dispatcher,
     http::{self, AppState},
-    ingest::Ingest,
+    ingest::{admission, Ingest},
     jobs::{self, Jobs},
     ttl_cache::TtlCache,
 };
@@ -48,6 +48,7 @@ impl Application {
             ingest_quota: Arc::default(),
             ingest: Arc::new(Ingest::start(ingest_pool, delivery.wakers().clone())),
             ingest_slots: Arc::new(tokio::sync::Semaphore::new(config.ingest_max_in_flight.max(1))),
+            admission: Arc::default(),
             api_keys: Arc::new(TtlCache::new(http::CACHE_TTL, http::CACHE_CAPACITY)),
             quotas: Arc::new(TtlCache::new(http::CACHE_TTL, http::CACHE_CAPACITY)),
             config: Arc::new(config),
@@ -74,8 +75,7 @@ impl Application {
             self.delivery.clone(),
             wait_for(stop_rx.clone()),
         ));
-        tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
-        tokio::spawn(http::api_auth::forget_revoked_keys(self.state.clone()));
+        self.spawn_http_tasks();
         let router = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -99,10 +99,22 @@ impl Application {
         tokio::spawn(run_workers(self.state.db.clone(), self.state.config.clone(), self.delivery.clone(), shutdown))
     }
 
+    /// What the HTTP side keeps up to date while it serves: the live log's relay, revoked API
+    /// keys, and the admission verdict (unless admission by capacity is off).
+    fn spawn_http_tasks(&self) {
+        let state = &self.state;
+        tokio::spawn(http::live::relay(state.db.get_postgres_connection_pool().clone(), state.live.clone()));
+        tokio::spawn(http::api_auth::forget_revoked_keys(state.clone()));
+        if !state.config.ingest_admit_by_capacity {
+            return;
+        }
+        let limits = admission::Limits { lag: state.config.ingest_max_lag, floor: state.config.ingest_admit_floor };
+        tokio::spawn(admission::watch(state.ingest.pool().clone(), state.admission.clone(), limits));
+    }
+
     /// Serves only the HTTP side, without workers; integration tests drive jobs by hand.
     pub async fn run_http_only(self) -> anyhow::Result<()> {
-        tokio::spawn(http::live::relay(self.state.db.get_postgres_connection_pool().clone(), self.state.live.clone()));
-        tokio::spawn(http::api_auth::forget_revoked_keys(self.state.clone()));
+        self.spawn_http_tasks();
         let router = http::router(self.state);
         Ok(axum::serve(self.listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?)
     }

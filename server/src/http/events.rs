@@ -68,7 +68,9 @@ pub struct IngestAnswer {
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key returns the original ids")),
     request_body(content = serde_json::Value, description = "`{type, data:{object}, id?}` or `{\"events\":[…]}`"),
     responses((status = 202, body = IngestAnswer), (status = 413, body = super::error::ErrorBody),
-        (status = 422, body = super::error::ErrorBody), (status = 429, body = super::error::ErrorBody)))]
+        (status = 422, body = super::error::ErrorBody),
+        (status = 429, body = super::error::ErrorBody, description = "The account's ingest quota is used up for this second (`rate_limited`)"),
+        (status = 503, body = super::error::ErrorBody, description = "At capacity (`overloaded`) or the database is unavailable (`unavailable`); `Retry-After` says when to retry")))]
 pub async fn create(
     State(state): State<AppState>,
     account: ApiAccount,
@@ -83,6 +85,7 @@ pub async fn create(
         }
         Err(rejection) => return Ok(rejection.into_response()),
     };
+    admit(&state, &account)?;
     let events = ingest::parse_body(&body)?;
     let key = idempotency_key(&headers)?;
     let limit = account_quota(&state, &account).await?;
@@ -94,6 +97,16 @@ pub async fn create(
     let ids = state.ingest.accept(&account.0, key.as_deref(), events).await?;
     let answer = IngestAnswer { ids: ids.into_iter().map(String::from).collect() };
     Ok(with_quota((StatusCode::ACCEPTED, Json(answer)).into_response(), decision))
+}
+
+/// Refuses the request while delivery is behind and this account is past its share of what
+/// can be delivered in time (`ingest/admission.rs`).
+fn admit(state: &AppState, account: &ApiAccount) -> Result<(), ApiError> {
+    if state.admission.admits(account.0.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::Overloaded)
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

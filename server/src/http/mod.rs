@@ -40,6 +40,8 @@ pub struct AppState {
     pub ingest: Arc<crate::ingest::Ingest>,
     /// Ingest requests in flight; past it, requests are refused with 503 (`events.rs`).
     pub ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Whether delivery keeps up, per account and overall; read on every ingest request.
+    pub admission: Arc<crate::ingest::admission::Admission>,
     /// API key hash → account, and account → ingest quota, for `CACHE_TTL`.
     pub api_keys: Arc<TtlCache<String, entity::AccountId>>,
     pub quotas: Arc<TtlCache<entity::AccountId, u64>>,

@@ -12,6 +12,7 @@
 //!   commits, and it notifies the workers at that commit (the host process has no in-memory
 //!   wake-up to use).
 
+pub mod admission;
 pub mod group_commit;
 
 use std::collections::{HashMap, HashSet};

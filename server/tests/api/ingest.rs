@@ -85,6 +85,60 @@ async fn past_the_in_flight_limit_ingest_is_refused_fast_with_retry_after() {
     assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
 }
 
+/// Asks with a body that is refused as invalid (422) once admitted, so asking adds nothing to
+/// the backlog, until the answer is `status`: 503 while the account is refused for capacity,
+/// 422 while it is admitted (bounded: the admission verdict is read again every 250 ms).
+async fn until_answer_is(app: &crate::helpers::TestApp, key: &str, status: u16) -> reqwest::Response {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = app.api(key, reqwest::Method::POST, "/api/v1/events").json(&json!({})).send().await.unwrap();
+        if answer.status() == status {
+            return answer;
+        }
+        assert!([422, 503].contains(&answer.status().as_u16()), "{}", answer.status());
+        assert!(std::time::Instant::now() < deadline, "no {status} within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn batch(n: u32) -> Value {
+    json!({ "events": (0..n).map(event).collect::<Vec<_>>() })
+}
+
+/// Past the floor, a backlog more than `ingest_max_lag` of the measured delivery rate (here
+/// nothing is delivered, so the rate is 0) refuses the account with the most due with 503
+/// `overloaded` and `Retry-After`; an account with nothing due is still admitted; and once the
+/// busy account's endpoint is disabled its rows stop counting and it is admitted again.
+#[tokio::test]
+async fn past_the_delivery_rate_the_account_with_the_most_due_is_refused_and_others_are_not() {
+    let app = spawn_app_with(|c| c.ingest_admit_floor = 10).await; // no workers: nothing drains
+    let receiver = TestReceiver::start().await;
+    let busy = app.create_account("Busy", "ada@busy.test", PASSWORD).await.api_key;
+    let quiet = app.create_account("Quiet", "bob@quiet.test", PASSWORD).await.api_key;
+    let (endpoint, _) = app.endpoint(&busy, &receiver.url(), &["task.updated"], 100).await;
+    app.endpoint(&quiet, &receiver.url(), &["task.updated"], 100).await;
+    let accepted = app.api(&busy, reqwest::Method::POST, "/api/v1/events").json(&batch(20)).send().await.unwrap();
+    assert_eq!(accepted.status(), 202);
+
+    let refused = until_answer_is(&app, &busy, 503).await;
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "overloaded", "{error}");
+    let refused = app.api(&busy, reqwest::Method::POST, "/api/v1/events").json(&event(99)).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "a valid event is refused too");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 20, "nothing of a refused request is stored");
+    // 5 due for the quiet account: within its share of the budget of 10.
+    let answer = app.api(&quiet, reqwest::Method::POST, "/api/v1/events").json(&batch(5)).send().await.unwrap();
+    assert_eq!(answer.status(), 202);
+
+    // A disabled endpoint's deliveries are not due: the busy account is admitted again.
+    let patch = app.api(&busy, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{endpoint}"));
+    assert_eq!(patch.json(&json!({ "enabled": false })).send().await.unwrap().status(), 200);
+    until_answer_is(&app, &busy, 422).await;
+    let answer = app.api(&busy, reqwest::Method::POST, "/api/v1/events").json(&event(100)).send().await.unwrap();
+    assert_eq!(answer.status(), 202);
+}
+
 /// A failure recorded for an endpoint a user disabled while its batch was in flight must not
 /// turn it back into an enabled-looking `healthy`/`failing` endpoint.
 #[tokio::test]
