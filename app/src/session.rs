@@ -1,13 +1,2 @@
-use entity::{AccountId, Role, UserId};
-use serde::{Deserialize, Serialize};
-
-/// The logged-in user of this request. The server's session middleware puts it in the
-/// request extensions; every server function that reads or changes data starts from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CurrentUser {
-    pub user_id: UserId,
-    pub account_id: AccountId,
-    pub account_name: String,
-    pub email: String,
-    pub role: Role,
-}
+//! The logged-in user: defined in `entity` (the service layer resolves sessions to it).
+pub use entity::session::CurrentUser;

@@ -11,6 +11,7 @@ pub mod event_type;
 pub mod ids;
 pub mod paths;
 pub mod samples;
+pub mod session;
 pub mod status;
 pub mod team;
 

@@ -4,7 +4,9 @@ use entity::{tables::user, AccountId};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::{accounts, cli::*, config::Config, db, startup};
+use service::accounts;
+
+use crate::{cli::*, config::Config, db, startup};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;

@@ -1,7 +1,6 @@
 //! The `webhooks` server: HTTP (dashboard + REST API), workers and the CLI's commands.
 #![forbid(unsafe_code)]
 
-pub mod accounts;
 pub mod bulk_retry;
 pub mod cli;
 pub mod commands;

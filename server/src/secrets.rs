@@ -1,34 +1,15 @@
-//! Random tokens and their one-way hashes: API keys, session tokens, password hashes.
-//! Only hashes are stored; the clear value is shown once (keys) or lives in a cookie.
-//! Webhook secrets, which must be read back to sign, are sealed instead (`secret_box`).
+//! Webhook secrets at start-up: the encryption key installed, secrets stored in clear sealed
+//! (`service::secret_box`). Tokens and password hashes are `service::tokens` and
+//! `service::passwords`, re-exported here for the tests.
 
-use argon2::{
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
-};
 use entity::tables::endpoint;
-use rand::rngs::OsRng;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, EntityTrait};
 use service::secret_box;
 
-pub use service::tokens::{new_api_key, random_token, token_hash};
-
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
-}
-
-/// Verifies against a stored PHC string. With no stored hash (unknown user) it still does
-/// the work of one verification, so response time does not reveal which emails exist.
-pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| hash_password("not-a-real-password").expect("hashing works"));
-    let Ok(parsed) = PasswordHash::new(stored.unwrap_or(dummy)) else {
-        return false;
-    };
-    let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
-    ok && stored.is_some()
-}
+pub use service::{
+    passwords::{hash_password, verify_password},
+    tokens::{new_api_key, random_token, token_hash},
+};
 
 /// Installs `WEBHOOKS_ENCRYPTION_KEY` for this process (SPEC §7), so the dashboard and the
 /// dispatcher seal and open webhook secrets with it. Unset: secrets stay in clear.
@@ -73,16 +54,6 @@ pub async fn seal_stored_secrets(db: &DatabaseConnection) -> anyhow::Result<u64>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_password_verifies_only_against_its_own_hash() {
-        let hash = hash_password("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", Some(&hash)));
-        assert!(!verify_password("correct horse ", Some(&hash)));
-        assert!(!verify_password("correct horse", None), "unknown user never verifies");
-        assert!(!verify_password("x", Some("garbage")));
-    }
 
     #[test]
     fn api_keys_are_distinct_and_hash_stably() {

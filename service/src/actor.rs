@@ -36,3 +36,16 @@ impl From<&UserActor> for Actor {
         Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
     }
 }
+
+/// A dashboard user acts with their account and role.
+impl From<&entity::session::CurrentUser> for Actor {
+    fn from(user: &entity::session::CurrentUser) -> Self {
+        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
+    }
+}
+
+impl From<&entity::session::CurrentUser> for UserActor {
+    fn from(user: &entity::session::CurrentUser) -> Self {
+        UserActor { user_id: user.user_id.clone(), account_id: user.account_id.clone(), role: user.role }
+    }
+}

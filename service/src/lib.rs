@@ -5,6 +5,7 @@
 //! `Outbox`, implemented in the server crate.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod actor;
 pub mod api_keys;
 pub mod bulk_retries;
@@ -13,6 +14,7 @@ pub mod endpoints;
 pub mod engine;
 pub mod error;
 pub mod outbox;
+pub mod passwords;
 pub mod secret_box;
 pub mod team;
 pub mod tokens;

@@ -54,18 +54,6 @@ pub async fn require_writer() -> Result<CurrentUser, AppError> {
     }
 }
 
-impl From<&CurrentUser> for Actor {
-    fn from(user: &CurrentUser) -> Self {
-        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
-    }
-}
-
-impl From<&CurrentUser> for UserActor {
-    fn from(user: &CurrentUser) -> Self {
-        UserActor { user_id: user.user_id.clone(), account_id: user.account_id.clone(), role: user.role }
-    }
-}
-
 /// The shared rules' errors as the dashboard shows them: the same messages; internal causes
 /// were logged where they arose.
 impl From<ServiceError> for AppError {

@@ -9,7 +9,9 @@ use entity::AccountId;
 use service::Actor;
 
 use super::{error::ApiError, AppState};
-use crate::{accounts, secrets};
+use service::accounts;
+
+use crate::secrets;
 
 pub struct ApiAccount(pub AccountId);
 

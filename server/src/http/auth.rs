@@ -21,7 +21,7 @@ use cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::accounts::{self, CurrentUser};
+use service::accounts::{self, CurrentUser};
 
 pub const SESSION_COOKIE: &str = "webhooks_session";
 pub(super) const HOME: &str = entity::paths::webhooks();

@@ -16,7 +16,7 @@ use super::{
     auth::{rotate_session, session_cookie, with_cookie, HOME},
     AppState,
 };
-use crate::accounts::{self, AcceptError, AccountError};
+use service::accounts::{self, AcceptError, AccountError};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/invitations/accept", post(accept))

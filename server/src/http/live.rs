@@ -6,7 +6,6 @@
 use std::{convert::Infallible, time::Duration};
 
 use ::service::endpoints as service;
-use app::CurrentUser;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -17,6 +16,7 @@ use axum::{
     routing::get,
     Extension, Router,
 };
+use entity::session::CurrentUser;
 use sqlx::{postgres::PgListener, PgPool};
 use tokio::sync::broadcast;
 use tokio_stream::{wrappers::BroadcastStream, StreamExt};

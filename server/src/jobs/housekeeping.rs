@@ -2,7 +2,7 @@ use apalis::prelude::*;
 use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts;
+use service::accounts;
 
 /// Periodic cleanup of rows that have outlived their purpose.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ struct Objects {
 
 async fn acme_with_one_of_everything(app: &TestApp, receiver: &TestReceiver) -> Objects {
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+    service::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
         .await
         .unwrap();
     app.create_account("Globex", "hank@globex.test", PASSWORD).await;
@@ -95,7 +95,7 @@ async fn another_accounts_key_gets_404_on_every_rest_route_that_names_an_object(
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
     let o = acme_with_one_of_everything(&app, &receiver).await;
-    let globex_key = server::accounts::create_api_key(
+    let globex_key = service::accounts::create_api_key(
         &app.db,
         &app.scalar::<String>("SELECT id FROM accounts WHERE name = 'Globex'").await.parse().unwrap(),
     )
@@ -313,7 +313,7 @@ async fn a_member_reads_but_every_server_function_that_changes_something_or_show
 async fn an_owner_creates_lists_and_revokes_api_keys_and_a_member_gets_none_of_it() {
     let app = spawn_app_with_workers(|_| {}).await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+    service::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
         .await
         .unwrap();
     let ada = app.client();

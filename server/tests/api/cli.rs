@@ -3,7 +3,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use server::accounts;
+use service::accounts;
 
 use crate::helpers::TestDatabase;
 

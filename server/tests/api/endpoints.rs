@@ -257,7 +257,7 @@ async fn a_member_can_read_but_not_change_endpoints_through_the_dashboard() {
     let app = spawn_app().await;
     let receiver = TestReceiver::start().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+    service::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
         .await
         .unwrap();
     let created: Value =

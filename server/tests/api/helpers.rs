@@ -1,12 +1,8 @@
 use std::sync::Once;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
-use server::{
-    accounts::{self, CreatedAccount},
-    config::Config,
-    db,
-    startup::Application,
-};
+use server::{config::Config, db, startup::Application};
+use service::accounts::{self, CreatedAccount};
 
 /// The server the tests create their databases on. Never a production database: each test
 /// database is named `webhooks_test_<random>` and dropped at the end of the test.

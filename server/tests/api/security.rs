@@ -327,7 +327,7 @@ async fn api_keys_secrets_passwords_and_session_tokens_never_reach_the_logs() {
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    let extra_key = server::accounts::create_api_key(&app.db, &acme.account_id).await.unwrap();
+    let extra_key = service::accounts::create_api_key(&app.db, &acme.account_id).await.unwrap();
     let mut secrets = vec![acme.api_key.clone(), extra_key.clone(), PASSWORD.to_owned()];
 
     // Endpoints and rotations over REST ...

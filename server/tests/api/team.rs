@@ -173,7 +173,7 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     assert!(body["Invalid"]["message"].as_str().unwrap().contains("yourself"), "{body}");
 
     // With a second owner, Ada may step down; then Cy is the last owner.
-    server::accounts::create_user(&app.db, &acme.account_id, "cy@acme.test", PASSWORD, entity::Role::Owner)
+    service::accounts::create_user(&app.db, &acme.account_id, "cy@acme.test", PASSWORD, entity::Role::Owner)
         .await
         .unwrap();
     let cy_id = user_id(&app, "cy@acme.test").await;
@@ -192,7 +192,7 @@ async fn an_admin_manages_admins_and_members_but_cannot_touch_an_owner() {
     let (app, smtp) = with_smtp().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
     for (email, role) in [("al@acme.test", entity::Role::Admin), ("mo@acme.test", entity::Role::Member)] {
-        server::accounts::create_user(&app.db, &acme.account_id, email, PASSWORD, role).await.unwrap();
+        service::accounts::create_user(&app.db, &acme.account_id, email, PASSWORD, role).await.unwrap();
     }
     let al = logged_in(&app, "al@acme.test").await;
     let (ada_id, mo_id) = (user_id(&app, "ada@acme.test").await, user_id(&app, "mo@acme.test").await);
@@ -224,7 +224,7 @@ async fn an_admin_manages_admins_and_members_but_cannot_touch_an_owner() {
 async fn a_role_change_applies_at_once_and_a_removed_user_is_logged_out_at_once() {
     let (app, _smtp) = with_smtp().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+    service::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
         .await
         .unwrap();
     let (ada, mo) = (logged_in(&app, "ada@acme.test").await, logged_in(&app, "mo@acme.test").await);
@@ -252,7 +252,7 @@ async fn a_role_change_applies_at_once_and_a_removed_user_is_logged_out_at_once(
 async fn a_member_sees_the_team_and_gets_403_from_every_team_change() {
     let (app, smtp) = with_smtp().await;
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    server::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
+    service::accounts::create_user(&app.db, &acme.account_id, "mo@acme.test", PASSWORD, entity::Role::Member)
         .await
         .unwrap();
     let ada = logged_in(&app, "ada@acme.test").await;

@@ -30,7 +30,7 @@ pub fn free_port() -> u16 {
 pub async fn account(database_url: &str) -> (String, PgPool) {
     let db = server::db::connect(&test_config(database_url)).await.expect("connect to the scenario database");
     server::db::migrate(&db).await.expect("migrate");
-    let created = server::accounts::create_account(&db, "Acme", "ada@acme.test", "a long enough password")
+    let created = service::accounts::create_account(&db, "Acme", "ada@acme.test", "a long enough password")
         .await
         .expect("create account");
     (created.api_key, db.get_postgres_connection_pool().clone())

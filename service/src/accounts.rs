@@ -12,9 +12,9 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use crate::secrets;
+use crate::{passwords, tokens};
 
-pub use app::CurrentUser;
+pub use entity::session::CurrentUser;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -85,7 +85,7 @@ pub async fn create_user(
     if taken.is_some() {
         return Err(AccountError::EmailTaken(email));
     }
-    let hash = secrets::hash_password(password).map_err(|e| AccountError::Hash(e.to_string()))?;
+    let hash = passwords::hash_password(password).map_err(|e| AccountError::Hash(e.to_string()))?;
     let id = UserId::generate();
     user::Entity::insert(user::ActiveModel {
         id: Set(id.to_string()),
@@ -140,12 +140,12 @@ pub async fn accept_invitation(
 ) -> Result<user::Model, AcceptError> {
     let txn = db.begin().await?;
     let found = invitation::Entity::find()
-        .filter(invitation::Column::TokenHash.eq(secrets::token_hash(token)))
+        .filter(invitation::Column::TokenHash.eq(tokens::token_hash(token)))
         .lock_exclusive()
         .one(&txn)
         .await?
         .ok_or(AcceptError::Closed(InvitationLookup::Unknown))?;
-    let state = service::team::lookup_state(&found, String::new(), Utc::now());
+    let state = crate::team::lookup_state(&found, String::new(), Utc::now());
     let InvitationLookup::Open { email, role, .. } = state else {
         return Err(AcceptError::Closed(state));
     };
@@ -168,12 +168,12 @@ pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Res
 }
 
 async fn insert_api_key(db: &impl ConnectionTrait, account: &AccountId) -> Result<String, AccountError> {
-    Ok(service::api_keys::insert(db, account).await?.key)
+    Ok(crate::api_keys::insert(db, account).await?.key)
 }
 
 /// The account a bearer key belongs to, if the key exists and is not revoked.
 pub async fn account_for_api_key(db: &DatabaseConnection, key: &str) -> Result<Option<AccountId>, DbErr> {
-    service::api_keys::account_for_key(db, key).await
+    crate::api_keys::account_for_key(db, key).await
 }
 
 /// Checks email and password; `None` for an unknown email or a wrong password alike.
@@ -183,7 +183,7 @@ pub async fn authenticate(db: &DatabaseConnection, email: &str, password: &str) 
     let stored = found.as_ref().map(|u| u.password_hash.clone());
     // Argon2 is CPU-heavy: keep it off the async workers.
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, stored.as_deref()))
+    let ok = tokio::task::spawn_blocking(move || passwords::verify_password(&password, stored.as_deref()))
         .await
         .unwrap_or(false);
     Ok(found.filter(|_| ok))
@@ -195,11 +195,11 @@ pub async fn create_session(
     user: &user::Model,
     ttl: std::time::Duration,
 ) -> Result<String, DbErr> {
-    let token = secrets::random_token(32);
+    let token = tokens::random_token(32);
     let now = Utc::now();
     let ttl = ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::hours(12));
     session::Entity::insert(session::ActiveModel {
-        token_hash: Set(secrets::token_hash(&token)),
+        token_hash: Set(tokens::token_hash(&token)),
         user_id: Set(user.id.clone()),
         account_id: Set(user.account_id.clone()),
         created_at: Set(now),
@@ -212,7 +212,7 @@ pub async fn create_session(
 
 /// The user behind a session token, if the session exists and has not expired.
 pub async fn resolve_session(db: &DatabaseConnection, token: &str) -> Result<Option<CurrentUser>, DbErr> {
-    let Some(sess) = session::Entity::find_by_id(secrets::token_hash(token)).one(db).await? else {
+    let Some(sess) = session::Entity::find_by_id(tokens::token_hash(token)).one(db).await? else {
         return Ok(None);
     };
     if sess.expires_at <= Utc::now() {
@@ -232,7 +232,7 @@ pub async fn resolve_session(db: &DatabaseConnection, token: &str) -> Result<Opt
 }
 
 pub async fn delete_session(db: &DatabaseConnection, token: &str) -> Result<(), DbErr> {
-    session::Entity::delete_by_id(secrets::token_hash(token)).exec(db).await?;
+    session::Entity::delete_by_id(tokens::token_hash(token)).exec(db).await?;
     Ok(())
 }
 
