@@ -87,7 +87,7 @@ async fn past_the_in_flight_limit_ingest_is_refused_fast_with_retry_after() {
 
 /// Asks with a body that is refused as invalid (422) once admitted, so asking adds nothing to
 /// the backlog, until the answer is `status`: 503 while the account is refused for capacity,
-/// 422 while it is admitted (bounded: the admission verdict is read again every 250 ms).
+/// 422 while it is admitted (bounded: the admission verdict is read again every 500 ms).
 async fn until_answer_is(app: &crate::helpers::TestApp, key: &str, status: u16) -> reqwest::Response {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
