@@ -189,6 +189,9 @@ pub async fn watch(pool: PgPool, admission: Arc<Admission>, limits: Limits) {
     }
 }
 
+/// `account_id, rate_limit, due, finished` (`read`).
+type BacklogRow = (Option<String>, Option<i32>, Option<i64>, i64);
+
 /// Every enabled endpoint whose breaker is closed with due deliveries (counted up to just
 /// past `lag` seconds of its rate limit), and how many deliveries have left the queue so far
 /// (`RateMeter`), in one round trip. Both are cheap whatever the queue holds: the count stops
@@ -196,7 +199,7 @@ pub async fn watch(pool: PgPool, admission: Arc<Admission>, limits: Limits) {
 /// ~110 ms a reading under the overload bench).
 pub async fn read(pool: &PgPool, limits: &Limits) -> sqlx::Result<(Vec<EndpointBacklog>, i64)> {
     // One row with NULL endpoint columns when nothing is due: the counter still comes back.
-    let rows: Vec<(Option<String>, Option<i32>, Option<i64>, i64)> = sqlx::query_as(
+    let rows: Vec<BacklogRow> = sqlx::query_as(
         "WITH finished AS (
              SELECT COALESCE(sum(n_tup_del), 0)::int8 AS n FROM pg_stat_user_tables
              WHERE relid = 'delivery_queue'::regclass
