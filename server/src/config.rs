@@ -80,7 +80,10 @@ pub struct Config {
     pub db_pool_size: u32,
 
     /// Ingest requests handled at once; past it they are refused with 503 and Retry-After.
-    #[arg(long, env = "WEBHOOKS_INGEST_MAX_IN_FLIGHT", default_value_t = 256)]
+    /// Each request waits for its group commit (one WAL flush), so this over that wait is the
+    /// most requests per second a process accepts: 256 capped single-event ingest at ~3,000/s
+    /// (BENCHMARKS.md). Bodies in flight are held in memory: up to this × the body limit.
+    #[arg(long, env = "WEBHOOKS_INGEST_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub ingest_max_in_flight: usize,
 
     /// Refuse events while delivery is behind (the two settings below); `false` queues
