@@ -110,8 +110,13 @@ impl Capacity {
     }
 
     pub fn observe(&mut self, at: Instant, rate: f64) -> f64 {
-        self.seen.retain(|(when, _)| at.saturating_duration_since(*when) < self.memory);
         self.seen.push((at, rate));
+        self.best(at)
+    }
+
+    /// The highest rate seen within `memory` of `at` (0 when none).
+    pub fn best(&mut self, at: Instant) -> f64 {
+        self.seen.retain(|(when, _)| at.saturating_duration_since(*when) < self.memory);
         self.seen.iter().map(|(_, r)| *r).fold(0.0, f64::max)
     }
 }
@@ -178,7 +183,10 @@ pub async fn watch(pool: PgPool, admission: Arc<Admission>, limits: Limits) {
         match read(&pool, &limits).await {
             Ok((backlog, finished)) => {
                 let now = Instant::now();
-                let rate = meter.observe(now, finished).map_or(0.0, |rate| capacity.observe(now, rate));
+                let rate = match meter.observe(now, finished) {
+                    Some(rate) => capacity.observe(now, rate),
+                    None => capacity.best(now), // the first second, or after a counter reset
+                };
                 admission.set(decide(&backlog, rate, &limits));
             }
             Err(err) => {
@@ -332,6 +340,8 @@ mod tests {
         let mut capacity = Capacity::new(Duration::from_secs(30));
         assert_eq!(capacity.observe(start, 3_000.0), 3_000.0);
         assert_eq!(capacity.observe(start + Duration::from_secs(5), 100.0), 3_000.0);
+        assert_eq!(capacity.best(start + Duration::from_secs(29)), 3_000.0, "no new reading: the memory stands");
         assert_eq!(capacity.observe(start + Duration::from_secs(31), 200.0), 200.0);
+        assert_eq!(capacity.best(start + Duration::from_secs(62)), 0.0);
     }
 }
