@@ -40,7 +40,7 @@ impl From<&UserActor> for Actor {
 /// A dashboard user acts with their account and role.
 impl From<&entity::session::CurrentUser> for Actor {
     fn from(user: &entity::session::CurrentUser) -> Self {
-        Actor { account_id: user.account_id.clone(), can_write: user.role.can_write() }
+        Actor::from(&UserActor::from(user))
     }
 }
 

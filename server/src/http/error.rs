@@ -50,7 +50,6 @@ pub enum ApiError {
     Unavailable,
     #[error("the server is at capacity; retry after {RETRY_AFTER_OVERLOADED} s")]
     Overloaded,
-
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }

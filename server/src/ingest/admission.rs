@@ -60,7 +60,7 @@ impl Verdict {
 }
 
 /// The decision for one reading of the queue, given the delivery rate measured lately
-/// (attempts per second, `Capacity`).
+/// (deliveries finished per second: `RateMeter`, then `Capacity`).
 pub fn decide(backlog: &[EndpointBacklog], delivery_rate: f64, limits: &Limits) -> Verdict {
     let lag = limits.lag.as_secs_f64();
     let mut per_account: HashMap<&str, f64> = HashMap::new();
@@ -124,7 +124,7 @@ impl Capacity {
 /// The verdict the request path reads; `watch` replaces it a few times a second.
 #[derive(Default)]
 pub struct Admission {
-    verdict: RwLock<Arc<Verdict>>,
+    verdict: RwLock<Verdict>,
 }
 
 impl Admission {
@@ -133,7 +133,7 @@ impl Admission {
     }
 
     pub fn set(&self, verdict: Verdict) {
-        *self.verdict.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(verdict);
+        *self.verdict.write().unwrap_or_else(|e| e.into_inner()) = verdict;
     }
 }
 
