@@ -4,23 +4,26 @@ import { createAccount, createEndpoint, gotoHydrated, logIn, publish, startRecei
 /** Publishes to a receiver that answers 500 until the endpoint is disabled: with the e2e
  * schedule (one retry), 4 events make 8 failures: failing at the 5th, then a dead letter
  * while failing disables it (SPEC §6). */
+/** An endpoint disabled the way SPEC §6 does it: five failures turn it failing, then a delivery
+ * fails every try while it stays failing (one retry here: start-server.sh's schedule). */
 async function disabledEndpoint() {
   const account = createAccount("Acme");
   const receiver = await startReceiver();
   const endpoint = await createEndpoint(account, receiver.url, ["task.created"]);
   receiver.setStatus(500);
-  await publish(
-    account,
-    [1, 2, 3, 4].map((n) => ({ type: "task.created", data: { object: { id: `tsk_${n}` } } })),
-  );
-  await expect
-    .poll(async () => {
-      const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints/${endpoint.id}`, {
-        headers: { authorization: `Bearer ${account.api_key}` },
-      });
-      return ((await res.json()) as { status: string }).status;
-    }, { timeout: 20_000 })
-    .toBe("disabled");
+  const statusOf = async () => {
+    const res = await fetch(`${process.env.E2E_BASE_URL}/api/v1/endpoints/${endpoint.id}`, {
+      headers: { authorization: `Bearer ${account.api_key}` },
+    });
+    return ((await res.json()) as { status: string }).status;
+  };
+  const task = (n: number) => ({ type: "task.created", data: { object: { id: `tsk_${n}` } } });
+  await publish(account, [1, 2, 3, 4].map(task));
+  await expect.poll(statusOf, { timeout: 20_000 }).toBe("failing");
+  // The first four were tried before the spell began. The fifth fails both tries inside it;
+  // the sixth waits behind the breaker and is still pending when the endpoint is disabled.
+  await publish(account, [task(5), task(6)]);
+  await expect.poll(statusOf, { timeout: 20_000 }).toBe("disabled");
   return { account, receiver, endpoint };
 }
 

@@ -256,7 +256,11 @@ impl Dispatcher {
     ) -> Result<bool, String> {
         let secrets: Vec<WebhookSecret> =
             endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
-        let mut health = Health { status: endpoint.status, consecutive_failures: endpoint.consecutive_failures };
+        let mut health = Health {
+            status: endpoint.status,
+            consecutive_failures: endpoint.consecutive_failures,
+            failing_since: endpoint.failing_since,
+        };
         let mut uncommitted: VecDeque<oneshot::Receiver<Result<(), String>>> = VecDeque::new();
         let mut keep_sending = true;
         for delivery in due {
@@ -304,6 +308,7 @@ impl Dispatcher {
             let plan = record::plan(
                 &health,
                 delivery.attempt_count - delivery.budget_from,
+                delivery.previous_try_at,
                 &result,
                 &self.schedule,
                 jitter,
@@ -327,6 +332,7 @@ impl Dispatcher {
         }
         endpoint.status = health.status;
         endpoint.consecutive_failures = health.consecutive_failures;
+        endpoint.failing_since = health.failing_since;
         // One recorder commits in queue order: once the last outcome is on disk, all are.
         if let Some(commit) = uncommitted.pop_back() {
             commit.await.map_err(|_| "the recorder has stopped".to_owned())??;

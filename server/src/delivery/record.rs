@@ -62,11 +62,13 @@ impl Plan {
 }
 
 /// Decides the delivery's next state and the endpoint's health after one attempt.
-/// `attempt_count`: the attempts already spent from the delivery's current budget.
+/// `attempt_count`: the attempts already spent from the delivery's current budget;
+/// `previous_try`: when the last of them was recorded (`DueDelivery::previous_try_at`).
 /// `jitter` is uniform in [-1, 1] (retry::random_jitter_unit); `now` is when the answer came.
 pub fn plan(
     before: &Health,
     attempt_count: i32,
+    previous_try: Option<DateTime<Utc>>,
     result: &AttemptResult,
     schedule: &RetrySchedule,
     jitter: f64,
@@ -79,9 +81,9 @@ pub fn plan(
         let retry_after = result.retry_after.as_deref().and_then(|v| retry::parse_retry_after(v, now));
         Some(retry::decide(schedule, failed_attempts, result.status, retry_after, jitter))
     };
-    let dead = matches!(decision, Some(Decision::Dead));
-    let (after, change) = health::after_attempt(before, result.success(), result.status, dead);
     let now_utc: DateTime<Utc> = now.into();
+    let tried = health::Tried { dead_lettered: matches!(decision, Some(Decision::Dead)), previous_at: previous_try };
+    let (after, change) = health::after_attempt(before, result.success(), result.status, tried, now_utc);
     let next_attempt_at = match decision {
         Some(Decision::Retry { after }) => {
             Some(now_utc + ChronoDuration::from_std(after).unwrap_or(ChronoDuration::hours(24)))
@@ -657,19 +659,22 @@ mod tests {
 
     #[test]
     fn only_a_moved_health_or_a_failure_writes_the_endpoint_row() {
-        let healthy = Health { status: EndpointStatus::Healthy, consecutive_failures: 0 };
+        let healthy = Health::healthy();
         let now = SystemTime::now();
-        assert!(!plan(&healthy, 0, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed);
-        assert!(plan(&healthy, 0, &result(Some(500)), &schedule(), 0.0, now).endpoint_changed);
-        let one_failure = Health { status: EndpointStatus::Healthy, consecutive_failures: 1 };
-        assert!(plan(&one_failure, 0, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed, "the count resets");
+        assert!(!plan(&healthy, 0, None, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed);
+        assert!(plan(&healthy, 0, None, &result(Some(500)), &schedule(), 0.0, now).endpoint_changed);
+        let one_failure = Health { consecutive_failures: 1, ..Health::healthy() };
+        assert!(
+            plan(&one_failure, 0, None, &result(Some(200)), &schedule(), 0.0, now).endpoint_changed,
+            "the count resets"
+        );
     }
 
-    const HEALTHY: Health = Health { status: EndpointStatus::Healthy, consecutive_failures: 0 };
+    const HEALTHY: Health = Health::healthy();
 
     #[test]
     fn a_success_delivers_and_keeps_the_last_error() {
-        let p = plan(&HEALTHY, 0, &result(Some(204)), &schedule(), 0.5, SystemTime::now());
+        let p = plan(&HEALTHY, 0, None, &result(Some(204)), &schedule(), 0.5, SystemTime::now());
         assert_eq!(p.delivery_status, "delivered");
         assert_eq!(p.next_attempt_at, None);
         assert_eq!(p.last_error, None);
@@ -679,7 +684,7 @@ mod tests {
     #[test]
     fn a_failure_schedules_the_next_retry_from_the_answer_time() {
         let now = SystemTime::now();
-        let p = plan(&HEALTHY, 0, &result(Some(500)), &schedule(), 0.5, now);
+        let p = plan(&HEALTHY, 0, None, &result(Some(500)), &schedule(), 0.5, now);
         assert_eq!(p.delivery_status, "pending");
         let next = p.next_attempt_at.expect("a retry");
         let delay = (next - DateTime::<Utc>::from(now)).num_seconds();
@@ -691,10 +696,10 @@ mod tests {
 
     #[test]
     fn the_last_retry_dead_letters_and_a_failing_endpoint_opens_its_breaker() {
-        let p = plan(&HEALTHY, 2, &result(None), &schedule(), 0.5, SystemTime::now());
+        let p = plan(&HEALTHY, 2, None, &result(None), &schedule(), 0.5, SystemTime::now());
         assert_eq!(p.delivery_status, "failed");
-        let failing = Health { status: EndpointStatus::Healthy, consecutive_failures: 4 };
-        let p = plan(&failing, 0, &result(Some(503)), &schedule(), 0.5, SystemTime::now());
+        let failing = Health { consecutive_failures: 4, ..Health::healthy() };
+        let p = plan(&failing, 0, None, &result(Some(503)), &schedule(), 0.5, SystemTime::now());
         assert_eq!(p.change, Change::BecameFailing);
         assert_eq!(p.breaker_until, p.next_attempt_at);
         assert!(!p.keep_sending());
@@ -702,7 +707,7 @@ mod tests {
 
     #[test]
     fn gone_disables_at_once_with_a_reason() {
-        let p = plan(&HEALTHY, 0, &result(Some(410)), &schedule(), 0.5, SystemTime::now());
+        let p = plan(&HEALTHY, 0, None, &result(Some(410)), &schedule(), 0.5, SystemTime::now());
         assert!(matches!(p.change, Change::Disable { .. }));
         assert!(!p.keep_sending());
     }

@@ -17,6 +17,7 @@ pub struct ClaimedEndpoint {
     pub rate_limit: i32,
     pub status: EndpointStatus,
     pub consecutive_failures: i32,
+    pub failing_since: Option<DateTime<Utc>>,
     pub secrets: Vec<String>,
 }
 
@@ -29,6 +30,7 @@ impl std::fmt::Debug for ClaimedEndpoint {
             .field("rate_limit", &self.rate_limit)
             .field("status", &self.status)
             .field("consecutive_failures", &self.consecutive_failures)
+            .field("failing_since", &self.failing_since)
             .field("secrets", &format_args!("[{} redacted]", self.secrets.len()))
             .finish()
     }
@@ -42,6 +44,9 @@ pub struct DueDelivery {
     pub attempt_count: i32,
     /// `attempt_count` when the current attempt budget began (a manual or bulk retry).
     pub budget_from: i32,
+    /// When the delivery's previous try in its current budget was recorded; `None` before
+    /// its first (the endpoint's disable rule compares it with the failing spell).
+    pub previous_try_at: Option<DateTime<Utc>>,
     pub payload: String,
     pub created_at: DateTime<Utc>,
 }
@@ -71,7 +76,7 @@ pub async fn claim_endpoints(
          UPDATE endpoints e
          SET lease_until = now() + make_interval(secs => $2), lease_owner = $3
          FROM picked WHERE e.id = picked.id
-         RETURNING e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.secret,
+         RETURNING e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.failing_since, e.secret,
                    e.previous_secret, e.previous_secret_expires_at",
     )
     .bind(n)
@@ -99,6 +104,7 @@ fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
         // is read as healthy, as the dispatcher always did.
         status: r.get::<&str, _>("status").parse().unwrap_or(EndpointStatus::Healthy),
         consecutive_failures: r.get("consecutive_failures"),
+        failing_since: r.get("failing_since"),
         secrets: service::secret_box::open_all(secrets), // SPEC §7: sealed at rest
     }
 }
@@ -115,7 +121,7 @@ pub async fn renew(
     let row = sqlx::query(
         "UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
          WHERE id = $1 AND enabled AND lease_owner = $2
-         RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+         RETURNING id, account_id, url, rate_limit, status, consecutive_failures, failing_since, secret, previous_secret,
                    previous_secret_expires_at",
     )
     .bind(endpoint_id)
@@ -136,9 +142,10 @@ macro_rules! with_due_deliveries {
             $head,
             "
          SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                d.created_at AS delivery_created_at, d.payload
+                d.previous_try_at, d.created_at AS delivery_created_at, d.payload
          FROM ep LEFT JOIN LATERAL (
-             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload
+             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload,
+                    CASE WHEN d.attempt_count > d.budget_from THEN d.updated_at END AS previous_try_at
              FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
              WHERE q.endpoint_id = ep.id AND q.due_at <= now()
              ORDER BY q.delivery_id LIMIT ep.lim
@@ -164,7 +171,7 @@ pub async fn renew_and_fetch(
         "WITH ep AS (
              UPDATE endpoints SET lease_until = now() + make_interval(secs => $3)
              WHERE id = $1 AND enabled AND lease_owner = $2
-             RETURNING id, account_id, url, rate_limit, status, consecutive_failures, secret, previous_secret,
+             RETURNING id, account_id, url, rate_limit, status, consecutive_failures, failing_since, secret, previous_secret,
                        previous_secret_expires_at, $4::int8 AS lim
          )"
     ))
@@ -194,7 +201,7 @@ pub async fn fetch_many(
         "WITH req AS (
              SELECT * FROM UNNEST($1::text[], $2::int8[]) AS r(id, lim)
          ), ep AS (
-             SELECT e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.secret,
+             SELECT e.id, e.account_id, e.url, e.rate_limit, e.status, e.consecutive_failures, e.failing_since, e.secret,
                     e.previous_secret, e.previous_secret_expires_at, req.lim
              FROM req JOIN endpoints e ON e.id = req.id
              WHERE e.enabled AND e.lease_owner = $3 AND e.lease_until > now()
@@ -226,6 +233,7 @@ fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
         event_type: r.get("event_type"),
         attempt_count: r.get("attempt_count"),
         budget_from: r.get("budget_from"),
+        previous_try_at: r.get("previous_try_at"),
         payload: r.get("payload"),
         created_at: r.get("delivery_created_at"),
     })

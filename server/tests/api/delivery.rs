@@ -482,8 +482,8 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
             retry_after: None,
             error: None,
         };
-        let before = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: failures_before };
-        let plan = record::plan(&before, 0, &result, &schedule, 0.0, std::time::SystemTime::now());
+        let before = Health { consecutive_failures: failures_before, ..Health::healthy() };
+        let plan = record::plan(&before, 0, None, &result, &schedule, 0.0, std::time::SystemTime::now());
         Outcome {
             endpoint_id: endpoint_id.clone(),
             account_id: acme.account_id.to_string(),
@@ -493,6 +493,7 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
                 event_type: event_type.clone(),
                 attempt_count: 0,
                 budget_from: 0,
+                previous_try_at: None,
                 payload: payload.clone(),
                 created_at: *created_at,
             },

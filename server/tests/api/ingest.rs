@@ -168,9 +168,9 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         retry_after: None,
         error: None,
     };
-    let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
+    let healthy = Health::healthy();
     let schedule = server::config::RetrySchedule(vec![Duration::from_secs(60)]);
-    let plan = record::plan(&healthy, 0, &failed, &schedule, 0.0, std::time::SystemTime::now());
+    let plan = record::plan(&healthy, 0, None, &failed, &schedule, 0.0, std::time::SystemTime::now());
     assert!(plan.endpoint_changed, "a failure is written to the endpoint");
     let live = server::wake::Announcer::spawn(pool.clone(), server::wake::ATTEMPTS_CHANNEL, Duration::from_millis(100));
     let (recorder, task) = record::spawn(
@@ -185,6 +185,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         event_type: "task.updated".into(),
         attempt_count: 0,
         budget_from: 0,
+        previous_try_at: None,
         payload,
         created_at: chrono::Utc::now(),
     };
@@ -234,15 +235,16 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
         retry_after: None,
         error: None,
     };
-    let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
+    let healthy = Health::healthy();
     let plan =
-        record::plan(&healthy, 0, &ok, &server::config::RetrySchedule(vec![]), 0.0, std::time::SystemTime::now());
+        record::plan(&healthy, 0, None, &ok, &server::config::RetrySchedule(vec![]), 0.0, std::time::SystemTime::now());
     let delivery = DueDelivery {
         id: "dlv_x".into(),
         event_id: "evt_x".into(),
         event_type: "task.updated".into(),
         attempt_count: 0,
         budget_from: 0,
+        previous_try_at: None,
         payload: "{}".into(),
         created_at: chrono::Utc::now(),
     };

@@ -154,7 +154,7 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
         live,
         tokio::sync::watch::channel(false).1,
     );
-    let healthy = Health { status: entity::EndpointStatus::Healthy, consecutive_failures: 0 };
+    let healthy = Health::healthy();
     let mut waits = Vec::new();
     for (n, (id, event_id, account_id, payload)) in rows.into_iter().enumerate() {
         let result = AttemptResult {
@@ -167,13 +167,14 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
             error: None,
         };
         let schedule = server::config::RetrySchedule(vec![]);
-        let plan = record::plan(&healthy, 0, &result, &schedule, 0.0, std::time::SystemTime::now());
+        let plan = record::plan(&healthy, 0, None, &result, &schedule, 0.0, std::time::SystemTime::now());
         let delivery = DueDelivery {
             id,
             event_id,
             event_type: "task.completed".into(),
             attempt_count: 0,
             budget_from: 0,
+            previous_try_at: None,
             payload,
             created_at: chrono::Utc::now(),
         };
