@@ -31,6 +31,7 @@
 mod apalis_baseline;
 mod load;
 mod pgstats;
+mod pgwaits;
 mod procstat;
 mod receiver;
 mod report;
@@ -544,6 +545,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     let pending = pending_query(&run.db_url)?;
     let backlog = pgstats::Backlog::start(run.db_url.clone(), pending);
     let wal_clock = pgstats::WalClock::start(run.db_url.clone());
+    let activity = pgwaits::start(run.db_url.clone());
     let sampler = procstat::Sampler::start(run.pids());
     let duration = Duration::from_secs_f64(load.secs);
     let started = Instant::now();
@@ -587,6 +589,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     run.stop_processes();
     let backlog = backlog.finish().await;
     let wal_samples = wal_clock.finish().await;
+    let activity = activity.finish().await;
     let after = run.final_snapshot(setup.statements)?;
     setup.receiver.set_failure_share(0.0);
     setup.receiver.set_outage(false);
@@ -601,16 +604,24 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     let accepted = stats::per_second(published.sent.values().map(|s| s.answered), started, seconds);
     let pending = pgstats::backlog_per_second(&backlog, started, seconds);
     let (wal, checkpoint_began) = pgstats::wal_per_second(&wal_samples, started, started_unix, seconds);
-    let mut csv = String::from("second,accepted_events,deliveries,backlog,wal_bytes,checkpoint_began\n");
+    let inside = pgwaits::per_second(&activity, started, seconds);
+    let mut csv = String::from(
+        "second,accepted_events,deliveries,backlog,wal_bytes,checkpoint_began,checkpointing,dead_queue_rows,\
+         maintenance,pg_waits\n",
+    );
     for i in 0..seconds {
         let _ = writeln!(
             csv,
-            "{i},{},{},{},{},{}",
+            "{i},{},{},{},{},{},{:.1},{},{},{}",
             accepted[i],
             deliveries[i],
             pending[i].map_or(String::new(), |n| n.to_string()),
             wal[i].map_or(String::new(), |n| n.to_string()),
-            u8::from(checkpoint_began[i])
+            u8::from(checkpoint_began[i]),
+            inside[i].checkpointing,
+            inside[i].dead_queue_rows.map_or(String::new(), |n| n.to_string()),
+            inside[i].maintenance,
+            inside[i].waits,
         );
     }
     std::fs::write(setup.args.out.join(format!("{}-series.csv", run.slug)), csv)?;

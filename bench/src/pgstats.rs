@@ -105,6 +105,15 @@ pub type Backlog = Sampler<u64>;
 
 impl<T: Send + 'static> Sampler<T> {
     fn every_second(db_url: String, sql: &'static str, decode: fn(&PgRow) -> anyhow::Result<T>) -> Self {
+        Self::every(Duration::from_secs(1), db_url, sql, decode)
+    }
+
+    pub(crate) fn every(
+        period: Duration,
+        db_url: String,
+        sql: &'static str,
+        decode: fn(&PgRow) -> anyhow::Result<T>,
+    ) -> Self {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let out = samples.clone();
@@ -113,7 +122,7 @@ impl<T: Send + 'static> Sampler<T> {
                 Ok(conn) => conn,
                 Err(err) => return eprintln!("sampling `{sql}`: cannot connect: {err}"),
             };
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            let mut ticker = tokio::time::interval(period);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
