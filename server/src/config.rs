@@ -71,6 +71,13 @@ pub struct Config {
     #[arg(long, env = "WEBHOOKS_DISPATCH_CONCURRENCY", default_value_t = 256)]
     pub dispatch_concurrency: usize,
 
+    /// Attempts to one endpoint sent before the earliest of them is committed: the most a
+    /// crash can make that endpoint receive twice, and what keeps a burst to one endpoint from
+    /// waiting for a commit every few sends.
+    #[arg(long, env = "WEBHOOKS_DISPATCH_MAX_UNCOMMITTED", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub dispatch_max_uncommitted: u16,
+
     /// Sender of notification emails.
     #[arg(long, env = "WEBHOOKS_MAIL_FROM", default_value = "Webhooks <webhooks@localhost>")]
     pub mail_from: String,
@@ -180,6 +187,13 @@ mod tests {
         assert_eq!(parse_duration(&default_of("attempt_timeout")).unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration(&default_of("log_retention")).unwrap(), Duration::from_secs(30 * 24 * 3600));
         assert_eq!(default_of("listen"), "127.0.0.1:3000", "SPEC §11");
+    }
+
+    #[test]
+    fn a_drain_must_be_allowed_one_uncommitted_send() {
+        let parse = |n: &str| Config::try_parse_from(["webhooks", "--dispatch-max-uncommitted", n]);
+        assert!(parse("0").is_err_and(|e| e.to_string().contains("0 is not in 1..")), "0 would never send");
+        assert_eq!(parse("32").unwrap().dispatch_max_uncommitted, 32);
     }
 
     #[test]

@@ -141,6 +141,7 @@ pub async fn run_workers(
         worker_id: instance.clone(),
         lease: config.attempt_timeout * 2 + Duration::from_secs(10),
         concurrency: config.dispatch_concurrency,
+        max_uncommitted: usize::from(config.dispatch_max_uncommitted),
         events: Arc::new(jobs::notify::QueueNotifications),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -41,8 +41,6 @@ const BACKSTOP_POLL: Duration = Duration::from_millis(500);
 const CLAIM_SPACING: Duration = Duration::from_millis(20);
 /// Deliveries fetched per query for one endpoint; the rate limit's maximum.
 const BATCH: i64 = 100;
-/// Sent-but-uncommitted outcomes one endpoint may have: what a crash can make it re-send.
-const MAX_UNCOMMITTED: usize = 8;
 /// How long an endpoint that ran out of due work keeps its lease waiting for more, so a
 /// steady trickle of events does not pay for a claim, a lease and a rate-window read each.
 const LINGER: Duration = Duration::from_secs(1);
@@ -69,6 +67,8 @@ pub struct Dispatcher {
     pub lease: Duration,
     /// Endpoints sent to at once; 0 turns dispatching off in this process.
     pub concurrency: usize,
+    /// Sent-but-uncommitted outcomes one endpoint may have: what a crash can make it re-send.
+    pub max_uncommitted: usize,
     pub events: Arc<dyn HealthEvents>,
 }
 
@@ -267,7 +267,7 @@ impl Dispatcher {
             if *ctx.shutdown.borrow() {
                 break;
             }
-            while uncommitted.len() >= MAX_UNCOMMITTED {
+            while uncommitted.len() >= self.max_uncommitted {
                 if let Some(commit) = uncommitted.pop_front() {
                     commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
                 }
