@@ -17,6 +17,7 @@ mod m20261130_000010_recover;
 mod m20261130_000011_test_sends;
 mod m20261130_000012_invitations;
 mod m20261130_000013_bulk_retry_filters;
+mod m20261201_000014_owner_notices;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_test_sends::Migration),
             Box::new(m20261130_000012_invitations::Migration),
             Box::new(m20261130_000013_bulk_retry_filters::Migration),
+            Box::new(m20261201_000014_owner_notices::Migration),
         ]
     }
 }

@@ -76,6 +76,8 @@ pub async fn create(
         last_error: Set(None),
         status_since: Set(None),
         failing_since: Set(None),
+        owners_warned_at: Set(None),
+        owners_told_recovered_at: Set(None),
     };
     let txn = db.begin().await?;
     let row = row.insert(&txn).await?;

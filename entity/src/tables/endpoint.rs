@@ -33,6 +33,10 @@ pub struct Model {
     pub status_since: Option<DateTimeUtc>,
     /// When it stopped being healthy; `None` while healthy.
     pub failing_since: Option<DateTimeUtc>,
+    /// When the owners were last warned that it is failing (one warning an hour at most).
+    pub owners_warned_at: Option<DateTimeUtc>,
+    /// When the owners were last told it recovered (once per warning).
+    pub owners_told_recovered_at: Option<DateTimeUtc>,
 }
 
 /// The secrets that sign a request at `now`, as stored: the current one, and the previous one

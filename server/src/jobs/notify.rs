@@ -10,7 +10,7 @@ use entity::{
     paths,
     tables::{account, endpoint, invitation, user},
 };
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use service::{outbox::Outbox, ServiceError};
 
@@ -61,6 +61,11 @@ pub async fn run(
     let Some(ep) = endpoint::Entity::find_by_id(endpoint_id.as_str()).one(&*db).await? else {
         return Ok(()); // deleted meanwhile: nobody to tell about it
     };
+    let now = chrono::Utc::now();
+    let Verdict::Send { note_at } = worth_sending(&job, &ep, now) else {
+        tracing::info!(endpoint = %ep.id, ?job, "health email not sent: stale or already told");
+        return Ok(());
+    };
     let owners: Vec<String> = user::Entity::find()
         .filter(user::Column::AccountId.eq(&ep.account_id))
         .filter(user::Column::Role.eq(entity::Role::Owner))
@@ -80,8 +85,47 @@ pub async fn run(
         NotifyJob::Invitation { .. } => unreachable!("handled above"),
     };
     notifier.mailer.send(&email).await?;
+    if let Some(column) = note_at {
+        endpoint::Entity::update_many()
+            .col_expr(column, Expr::value(now))
+            .filter(endpoint::Column::Id.eq(&ep.id))
+            .exec(&*db)
+            .await?;
+    }
     tracing::info!(endpoint = %ep.id, subject = %email.subject, "notification sent");
     Ok(())
+}
+
+/// At most one failing warning per endpoint in this long, however often it flaps.
+pub const WARN_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+#[derive(Debug)]
+enum Verdict {
+    Skip,
+    /// Send it, and note the time in this column.
+    Send {
+        note_at: Option<endpoint::Column>,
+    },
+}
+
+/// Whether a health email is still worth sending when its job runs, given the endpoint as it
+/// is now. A flaky receiver turns its endpoint failing and back dozens of times a minute; the
+/// owners hear of it once an hour, and of a recovery once per warning. A warning whose
+/// endpoint recovered before it went out is stale; a disable is always told.
+fn worth_sending(job: &NotifyJob, ep: &endpoint::Model, now: chrono::DateTime<chrono::Utc>) -> Verdict {
+    let healthy = ep.status == entity::EndpointStatus::Healthy;
+    let send = |yes: bool, column| if yes { Verdict::Send { note_at: Some(column) } } else { Verdict::Skip };
+    match job {
+        NotifyJob::Failing { .. } => {
+            let warned_lately = ep.owners_warned_at.is_some_and(|at| now - at < WARN_EVERY);
+            send(!healthy && !warned_lately, endpoint::Column::OwnersWarnedAt)
+        }
+        NotifyJob::Recovered { .. } => {
+            let warned = ep.owners_warned_at.is_some_and(|w| ep.owners_told_recovered_at.is_none_or(|r| r < w));
+            send(healthy && warned, endpoint::Column::OwnersToldRecoveredAt)
+        }
+        NotifyJob::Disabled { .. } | NotifyJob::Invitation { .. } => Verdict::Send { note_at: None },
+    }
 }
 
 /// Mails an invitation's link, unless it was withdrawn, used or replaced meanwhile.
@@ -139,5 +183,91 @@ impl HealthEvents for QueueNotifications {
         // The queue name and encoding `PostgresStorage<NotifyJob>` reads (its type name, JSON).
         let args = serde_json::to_vec(&job).ok()?;
         Some(QueuedJob { queue: std::any::type_name::<NotifyJob>(), args })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+    use entity::EndpointStatus;
+
+    use super::*;
+
+    fn endpoint(status: EndpointStatus) -> endpoint::Model {
+        let now = Utc::now();
+        endpoint::Model {
+            id: "ep_1".into(),
+            account_id: "acc_1".into(),
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            enabled: status != EndpointStatus::Disabled,
+            status,
+            disabled_reason: None,
+            consecutive_failures: 5,
+            rate_limit: 100,
+            secret: String::new(),
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            created_at: now,
+            updated_at: now,
+            lease_until: None,
+            lease_owner: None,
+            breaker_until: None,
+            last_error: None,
+            status_since: None,
+            failing_since: None,
+            owners_warned_at: None,
+            owners_told_recovered_at: None,
+        }
+    }
+
+    fn failing() -> NotifyJob {
+        NotifyJob::Failing { endpoint_id: "ep_1".into(), last_error: "HTTP 500".into() }
+    }
+
+    fn recovered() -> NotifyJob {
+        NotifyJob::Recovered { endpoint_id: "ep_1".into() }
+    }
+
+    fn sends(v: Verdict) -> bool {
+        matches!(v, Verdict::Send { .. })
+    }
+
+    #[test]
+    fn a_flapping_endpoint_warns_once_an_hour() {
+        let now = Utc::now();
+        let mut ep = endpoint(EndpointStatus::Failing);
+        assert!(matches!(
+            worth_sending(&failing(), &ep, now),
+            Verdict::Send { note_at: Some(endpoint::Column::OwnersWarnedAt) }
+        ));
+        ep.owners_warned_at = Some(now - TimeDelta::minutes(59));
+        assert!(!sends(worth_sending(&failing(), &ep, now)), "warned 59 minutes ago");
+        ep.owners_warned_at = Some(now - WARN_EVERY);
+        assert!(sends(worth_sending(&failing(), &ep, now)), "an hour later it is news again");
+        ep.owners_warned_at = None;
+        ep.status = EndpointStatus::Healthy;
+        assert!(!sends(worth_sending(&failing(), &ep, now)), "recovered before the warning went out");
+        ep.status = EndpointStatus::Disabled;
+        assert!(sends(worth_sending(&failing(), &ep, now)), "disabled since: the warning is still the story");
+    }
+
+    #[test]
+    fn a_recovery_is_told_once_per_warning_and_only_while_healthy() {
+        let now = Utc::now();
+        let mut ep = endpoint(EndpointStatus::Healthy);
+        assert!(!sends(worth_sending(&recovered(), &ep, now)), "never warned: nothing to take back");
+        ep.owners_warned_at = Some(now - TimeDelta::minutes(10));
+        assert!(matches!(
+            worth_sending(&recovered(), &ep, now),
+            Verdict::Send { note_at: Some(endpoint::Column::OwnersToldRecoveredAt) }
+        ));
+        ep.owners_told_recovered_at = Some(now - TimeDelta::minutes(5));
+        assert!(!sends(worth_sending(&recovered(), &ep, now)), "this warning's recovery was told");
+        ep.owners_told_recovered_at = None;
+        ep.status = EndpointStatus::Failing;
+        assert!(!sends(worth_sending(&recovered(), &ep, now)), "failing again by the time the job ran");
+        let disabled = NotifyJob::Disabled { endpoint_id: "ep_1".into(), reason: "gone".into() };
+        assert!(matches!(worth_sending(&disabled, &ep, now), Verdict::Send { note_at: None }));
     }
 }

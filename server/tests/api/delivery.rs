@@ -569,4 +569,23 @@ async fn owners_warned_of_a_failing_endpoint_are_told_when_it_recovers() {
     app.until("the delivery went through", "SELECT status = 'delivered' FROM deliveries").await;
     let status: String = app.scalar(&format!("SELECT status FROM endpoints WHERE id = '{id}'")).await;
     assert_eq!(status, "healthy");
+
+    // It flaps: failing and back within the hour. The owners were warned and told already.
+    receiver.set_status(500);
+    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    app.until("failing again", &format!("SELECT status = 'failing' FROM endpoints WHERE id = '{id}'")).await;
+    receiver.set_status(200);
+    app.until("recovered again", &format!("SELECT status = 'healthy' FROM endpoints WHERE id = '{id}'")).await;
+    // A disable is always told; once every email job has run, it is the only new mail.
+    receiver.set_status(410);
+    app.publish(&acme.api_key, event("task.completed", 3)).await;
+    smtp.wait_for(3).await;
+    app.until(
+        "every email job has run",
+        "SELECT count(*) = 0 FROM apalis.jobs WHERE job_type LIKE '%NotifyJob' AND status <> 'Done'",
+    )
+    .await;
+    let subjects: Vec<String> = smtp.messages().iter().map(|m| m.subject().unwrap_or_default()).collect();
+    assert_eq!(subjects.len(), 3, "the flap sent no second warning or recovery: {subjects:?}");
+    assert!(subjects[2].contains("disabled"), "{subjects:?}");
 }
