@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod queue_vacuum;
 pub mod quota;
 pub mod retention;
 pub mod secrets;

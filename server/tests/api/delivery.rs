@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{assert_signed, spawn_app_with, spawn_app_with_workers},
+    helpers::{assert_signed, spawn_app, spawn_app_with, spawn_app_with_workers},
     receiver::{Reply, TestReceiver},
     smtp::SmtpSink,
 };
@@ -588,4 +588,38 @@ async fn owners_warned_of_a_failing_endpoint_are_told_when_it_recovers() {
     let subjects: Vec<String> = smtp.messages().iter().map(|m| m.subject().unwrap_or_default()).collect();
     assert_eq!(subjects.len(), 3, "the flap sent no second warning or recovery: {subjects:?}");
     assert!(subjects[2].contains("disabled"), "{subjects:?}");
+}
+
+/// Every finished delivery leaves a dead queue row; without a vacuum they pile up under the
+/// live ones and every fetch reads through them (this machine's PostgreSQL runs with
+/// autovacuum off). Past the threshold the delivering process vacuums the queue itself.
+#[tokio::test]
+async fn a_queue_that_is_mostly_dead_rows_is_vacuumed_and_one_that_is_not_is_left_alone() {
+    let app = spawn_app().await;
+    let pool = app.db.get_postgres_connection_pool().clone();
+    let stats = "SELECT n_dead_tup, vacuum_count + autovacuum_count FROM pg_stat_user_tables
+                 WHERE relname = 'delivery_queue'";
+    let mut conn = pool.acquire().await.unwrap();
+    let rows = server::queue_vacuum::MIN_DEAD_ROWS + 1_000;
+    sqlx::query(
+        "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
+         SELECT 'ep_vacuum', 'dl_' || n, now() FROM generate_series(1, $1) AS n",
+    )
+    .bind(rows)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM delivery_queue WHERE endpoint_id = 'ep_vacuum'").execute(&mut *conn).await.unwrap();
+    // Statistics reach the shared view when a session flushes them (at most once a second
+    // unless forced); the next statement's end is the flush.
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    let (dead, vacuums_before): (i64, i64) = sqlx::query_as(stats).fetch_one(&pool).await.unwrap();
+    assert!(dead >= rows, "the deleted rows are counted dead: {dead}");
+
+    assert!(server::queue_vacuum::vacuum_if_worth_it(&pool).await.unwrap(), "{dead} dead rows, none live");
+    let (dead, vacuums): (i64, i64) = sqlx::query_as(stats).fetch_one(&pool).await.unwrap();
+    assert_eq!((dead, vacuums), (0, vacuums_before + 1), "vacuumed once, nothing dead left");
+    assert!(!server::queue_vacuum::vacuum_if_worth_it(&pool).await.unwrap(), "nothing worth a second visit");
 }
