@@ -6,6 +6,13 @@ use entity::EndpointStatus;
 /// SPEC §6: this many consecutive failed attempts make an endpoint `failing`.
 pub const FAILING_AFTER: i32 = 5;
 
+/// A dead letter disables a failing endpoint only once it has failed this many attempts in a
+/// row: `FAILING_AFTER` to turn failing, then as many probes after the warning. Once an
+/// endpoint is failing, the delivery whose retry comes next is its probe, so with a short
+/// retry schedule a 30 %-flaky endpoint would often fail one delivery's last few retries
+/// (0.3³ ≈ 3 %) and be disabled; ten failures in a row at 30 % is six in a million.
+pub const DISABLE_AFTER: i32 = 2 * FAILING_AFTER;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     pub status: EndpointStatus,
@@ -68,10 +75,11 @@ pub fn after_attempt(
     // A dead letter disables only an endpoint that has stayed failing since the delivery's
     // previous try: its owners were warned and no attempt has succeeded since. One that
     // crosses the threshold on this attempt turns failing first, and a flapping endpoint
-    // (a success in between ends the spell) is not disabled by one unlucky delivery.
+    // (a success in between ends the spell) is not disabled by one unlucky delivery; nor is
+    // one whose warning came only a few probes ago (`DISABLE_AFTER`).
     let failing_throughout = health.status == EndpointStatus::Failing
         && health.failing_since.zip(tried.previous_at).is_some_and(|(since, previous)| since <= previous);
-    if tried.dead_lettered && failing_throughout {
+    if tried.dead_lettered && failing_throughout && failures >= DISABLE_AFTER {
         return disabled(format!(
             "A delivery failed every retry while the endpoint was failing ({failures} failed attempts in a row)."
         ));
@@ -97,8 +105,9 @@ mod tests {
         Health { consecutive_failures: failures, ..Health::healthy() }
     }
 
+    /// Failing since `since`, one failure short of `DISABLE_AFTER`.
     fn failing_since(since: DateTime<Utc>) -> Health {
-        Health { status: EndpointStatus::Failing, consecutive_failures: 7, failing_since: Some(since) }
+        Health { status: EndpointStatus::Failing, consecutive_failures: DISABLE_AFTER - 1, failing_since: Some(since) }
     }
 
     fn retry(previous_at: Option<DateTime<Utc>>) -> Tried {
@@ -110,15 +119,33 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_letter_on_the_attempt_that_crosses_the_threshold_warns_before_any_disable() {
+    fn a_dead_letter_disables_only_after_the_warning_and_as_many_failed_probes_again() {
         let t0 = Utc::now();
-        let (h, c) = after_attempt(&healthy(4), false, Some(500), dead(Some(t0 - Duration::seconds(1))), t0);
+        let (mut h, c) = after_attempt(&healthy(4), false, Some(500), dead(Some(t0 - Duration::seconds(1))), t0);
         assert_eq!((h.status, h.failing_since, c), (EndpointStatus::Failing, Some(t0), Change::BecameFailing));
-        // The next delivery's previous try came after the endpoint turned failing.
-        let t1 = t0 + Duration::seconds(5);
-        let (h, c) = after_attempt(&h, false, Some(500), dead(Some(t0)), t1);
+        // Every later dead letter's previous try came after the warning; the probes fail on.
+        for probe in 1..FAILING_AFTER {
+            let at = t0 + Duration::seconds(probe.into());
+            let change;
+            (h, change) = after_attempt(&h, false, Some(500), dead(Some(at - Duration::milliseconds(500))), at);
+            assert_eq!((h.status, change), (EndpointStatus::Failing, Change::None), "probe {probe}: too soon");
+        }
+        assert_eq!(h.consecutive_failures, DISABLE_AFTER - 1);
+        let at = t0 + Duration::minutes(1);
+        let (h, c) = after_attempt(&h, false, Some(500), dead(Some(t0)), at);
         assert_eq!((h.status, h.failing_since), (EndpointStatus::Disabled, Some(t0)), "still unhealthy since t0");
-        assert!(matches!(c, Change::Disable { .. }), "{c:?}");
+        assert!(matches!(c, Change::Disable { ref reason } if reason.contains("10 failed attempts")), "{c:?}");
+    }
+
+    #[test]
+    fn a_success_among_the_probes_starts_the_count_again() {
+        let t0 = Utc::now();
+        let (h, _) = after_attempt(&failing_since(t0), true, Some(200), retry(None), t0);
+        let (h, _) =
+            after_attempt(&Health { consecutive_failures: FAILING_AFTER - 1, ..h }, false, None, retry(None), t0);
+        assert_eq!(h.status, EndpointStatus::Failing);
+        let (h, c) = after_attempt(&h, false, Some(500), dead(Some(t0)), t0 + Duration::seconds(1));
+        assert_eq!((h.status, c), (EndpointStatus::Failing, Change::None), "six in a row, not ten");
     }
 
     #[test]

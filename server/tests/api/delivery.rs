@@ -277,8 +277,11 @@ async fn a_failing_endpoint_is_warned_about_then_disabled_and_resumes_when_re_en
     let smtp = SmtpSink::start().await;
     let url = smtp.url();
     let app = spawn_app_with_workers(move |c| {
-        // The last step is long so the breaker stays open while the test publishes behind it.
-        c.retry_schedule = server::config::parse_schedule("100ms,100ms,100ms,100ms,3s").unwrap();
+        // Ten tries for the first delivery: five turn the endpoint failing, five more probes
+        // fail after the warning (`DISABLE_AFTER`). The last step is long so the breaker stays
+        // open while the test publishes behind it.
+        c.retry_schedule =
+            server::config::parse_schedule("100ms,100ms,100ms,100ms,100ms,100ms,100ms,100ms,3s").unwrap();
         c.smtp_url = Some(url);
     })
     .await;
