@@ -223,7 +223,8 @@ async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
         };
         rows.push(row);
     }
-    let text = report::render(&rows, started.elapsed(), setup.statements);
+    let settings = pgstats::server_settings(&setup.args.admin_url)?;
+    let text = format!("{settings}.\n\n{}", report::render(&rows, started.elapsed(), setup.statements));
     std::fs::write(setup.args.out.join("report.md"), &text)?;
     println!("\n{text}");
     Ok(())

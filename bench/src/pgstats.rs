@@ -31,6 +31,15 @@ pub fn statements_loaded(admin_url: &str) -> bool {
     psql(admin_url, "SHOW shared_preload_libraries").is_ok_and(|s| s.contains("pg_stat_statements"))
 }
 
+/// The server settings a reader needs to compare runs on different machines: this workplace's
+/// shared server once ran with `autovacuum = off`, which changes what a queue costs.
+pub fn server_settings(admin_url: &str) -> anyhow::Result<String> {
+    let sql = "SELECT 'PostgreSQL ' || current_setting('server_version') || ': ' || string_agg(n || ' = ' || \
+               current_setting(n), ', ' ORDER BY n) FROM unnest(ARRAY['autovacuum', 'checkpoint_timeout', \
+               'max_wal_size', 'shared_buffers', 'synchronous_commit', 'max_connections']) AS n";
+    Ok(psql(admin_url, sql)?.trim().to_owned())
+}
+
 /// Cumulative counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
