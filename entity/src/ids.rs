@@ -44,8 +44,17 @@ macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "orm", derive(sea_orm::DeriveValueType))]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
+
+        // A primary key's type must say how to come from an auto-increment u64; ours never do.
+        #[cfg(feature = "orm")]
+        impl sea_orm::TryFromU64 for $name {
+            fn try_from_u64(_: u64) -> Result<Self, sea_orm::DbErr> {
+                Err(sea_orm::DbErr::ConvertFromU64(stringify!($name)))
+            }
+        }
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
@@ -81,6 +90,41 @@ macro_rules! prefixed_id {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        // An id reads as the text it is wherever text is wanted (a URL, a log line, a lookup
+        // in a map keyed by id); only the way in, text to id, is checked.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        // Lets `Entity::find_by_id(&id)` take a borrowed id.
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> $name {
+                id.clone()
+            }
+        }
+
+        #[cfg(feature = "orm")]
+        impl From<&$name> for sea_orm::Value {
+            fn from(id: &$name) -> sea_orm::Value {
+                id.0.as_str().into()
             }
         }
 

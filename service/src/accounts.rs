@@ -59,7 +59,7 @@ pub async fn create_account(
     let account_id = AccountId::generate();
     let txn = db.begin().await?;
     account::Entity::insert(account::ActiveModel {
-        id: Set(account_id.to_string()),
+        id: Set(account_id.clone()),
         name: Set(name.to_owned()),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -88,8 +88,8 @@ pub async fn create_user(
     let hash = passwords::hash_password(password).map_err(|e| AccountError::Hash(e.to_string()))?;
     let id = UserId::generate();
     user::Entity::insert(user::ActiveModel {
-        id: Set(id.to_string()),
-        account_id: Set(account.to_string()),
+        id: Set(id.clone()),
+        account_id: Set(account.clone()),
         email: Set(email),
         password_hash: Set(hash),
         role: Set(role),
@@ -108,7 +108,7 @@ pub async fn add_user(
     password: &str,
     role: Role,
 ) -> Result<UserId, AccountError> {
-    if account::Entity::find_by_id(account.as_str()).one(db).await?.is_none() {
+    if account::Entity::find_by_id(account).one(db).await?.is_none() {
         return Err(AccountError::UnknownAccount(account.to_string()));
     }
     create_user(db, account, email, password, role).await
@@ -149,19 +149,19 @@ pub async fn accept_invitation(
     let InvitationLookup::Open { email, role, .. } = state else {
         return Err(AcceptError::Closed(state));
     };
-    let account: AccountId = found.account_id.parse().map_err(|e| DbErr::Custom(format!("{e}")))?;
+    let account = found.account_id.clone();
     let user_id = create_user(&txn, &account, &email, password, role).await?;
     let mut accepted: invitation::ActiveModel = found.into();
     accepted.accepted_at = Set(Some(Utc::now()));
     sea_orm::ActiveModelTrait::update(accepted, &txn).await?;
-    let created = user::Entity::find_by_id(user_id.as_str()).one(&txn).await?;
+    let created = user::Entity::find_by_id(&user_id).one(&txn).await?;
     txn.commit().await?;
     created.ok_or_else(|| DbErr::RecordNotFound(user_id.to_string()).into())
 }
 
 /// A new API key for an existing account; the clear key is returned once.
 pub async fn create_api_key(db: &DatabaseConnection, account: &AccountId) -> Result<String, AccountError> {
-    if account::Entity::find_by_id(account.as_str()).one(db).await?.is_none() {
+    if account::Entity::find_by_id(account).one(db).await?.is_none() {
         return Err(AccountError::UnknownAccount(account.to_string()));
     }
     insert_api_key(db, account).await

@@ -24,7 +24,7 @@ const LAST_USE_PRECISION: Duration = Duration::minutes(1);
 
 fn to_info(k: api_key::Model) -> ApiKeyInfo {
     ApiKeyInfo {
-        id: k.id,
+        id: k.id.into(),
         prefix: k.key_prefix,
         created_at: k.created_at,
         last_used_at: k.last_used_at,
@@ -36,8 +36,8 @@ fn to_info(k: api_key::Model) -> ApiKeyInfo {
 pub async fn insert(db: &impl ConnectionTrait, account: &AccountId) -> Result<CreatedApiKey, DbErr> {
     let key = tokens::new_api_key();
     let row = api_key::Model {
-        id: ApiKeyId::generate().to_string(),
-        account_id: account.to_string(),
+        id: ApiKeyId::generate(),
+        account_id: account.clone(),
         key_hash: tokens::token_hash(&key),
         key_prefix: tokens::key_prefix(&key),
         created_at: Utc::now(),

@@ -207,14 +207,14 @@ pub async fn get(db: &impl ConnectionTrait, account_id: &str, id: &str) -> Resul
 
 /// The row a job works on, whichever the account.
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<bulk_retry::Model>, DbErr> {
-    bulk_retry::Entity::find_by_id(id).one(db).await
+    bulk_retry::Entity::find().filter(bulk_retry::Column::Id.eq(id)).one(db).await
 }
 
 pub fn to_resource(row: bulk_retry::Model) -> BulkRetry {
     BulkRetry {
-        id: row.id,
+        id: row.id.into(),
         kind: row.kind,
-        endpoint_id: row.endpoint_id,
+        endpoint_id: row.endpoint_id.into(),
         since: row.since,
         until: row.until,
         status: row.status,

@@ -50,7 +50,7 @@ pub async fn list(
     let mut rows = query.order_by_desc(delivery::Column::Id).limit(PAGE_SIZE + 1).all(db).await?;
     let next_cursor = (rows.len() as u64 > PAGE_SIZE).then(|| {
         rows.truncate(PAGE_SIZE as usize);
-        rows.last().map(|r| r.id.clone())
+        rows.last().map(|r| r.id.to_string())
     });
     let data = with_latest_attempts(db, actor, rows).await?;
     let throttled = match (&filter.cursor, endpoint.hold_reason()) {
@@ -82,8 +82,8 @@ async fn with_latest_attempts(
     actor: &Actor,
     rows: Vec<delivery::Model>,
 ) -> Result<Vec<Delivery>, ServiceError> {
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let mut latest: HashMap<String, attempt::Model> = HashMap::new();
+    let ids: Vec<entity::DeliveryId> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut latest: HashMap<entity::DeliveryId, attempt::Model> = HashMap::new();
     for a in attempt::find_in(&actor.account_id).filter(attempt::Column::DeliveryId.is_in(ids)).all(db).await? {
         let newer = latest.get(&a.delivery_id).is_none_or(|b| a.attempt_number > b.attempt_number);
         if newer {
@@ -113,7 +113,7 @@ pub async fn event(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<E
         .all(db)
         .await?;
     Ok(EventDetail {
-        id: row.id,
+        id: row.id.into(),
         event_type: row.event_type,
         created_at: row.created_at,
         payload: row.payload,
@@ -209,10 +209,10 @@ async fn find(db: &DatabaseConnection, actor: &Actor, id: &str) -> Result<delive
 fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<Delivery, ServiceError> {
     Ok(Delivery {
         status: row.status,
-        id: row.id,
-        event_id: row.event_id,
+        id: row.id.into(),
+        event_id: row.event_id.into(),
         event_type: row.event_type,
-        endpoint_id: row.endpoint_id,
+        endpoint_id: row.endpoint_id.into(),
         attempt_count: row.attempt_count,
         created_at: row.created_at,
         next_attempt_at: row.next_attempt_at,
@@ -230,7 +230,7 @@ fn to_resource(row: delivery::Model, last: Option<&attempt::Model>) -> Result<De
 /// body (the engine sends the payload byte for byte).
 fn to_attempt(a: attempt::Model, sent: &str) -> Attempt {
     Attempt {
-        id: a.id,
+        id: a.id.into(),
         attempted_at: a.attempted_at,
         attempt_number: a.attempt_number,
         status_code: a.status_code,

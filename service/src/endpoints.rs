@@ -25,7 +25,7 @@ pub const ROTATION_OVERLAP_HOURS: i64 = 24;
 
 pub async fn list(db: &DatabaseConnection, account: &AccountId) -> Result<Vec<Endpoint>, ServiceError> {
     let rows = endpoint::find_in(account).order_by_asc(endpoint::Column::CreatedAt).all(db).await?;
-    let mut types: HashMap<String, Vec<EventType>> = HashMap::new();
+    let mut types: HashMap<EndpointId, Vec<EventType>> = HashMap::new();
     for sub in endpoint_event_type::find_in(account).all(db).await? {
         if let Ok(t) = sub.event_type.parse() {
             types.entry(sub.endpoint_id).or_default().push(t);
@@ -56,8 +56,8 @@ pub async fn create(
     let now = Utc::now();
     let secret = engine.new_secret();
     let row = endpoint::ActiveModel {
-        id: Set(EndpointId::generate().to_string()),
-        account_id: Set(account.to_string()),
+        id: Set(EndpointId::generate()),
+        account_id: Set(account.clone()),
         url: Set(url),
         description: Set(input.description.trim().to_owned()),
         enabled: Set(input.enabled),
@@ -194,8 +194,8 @@ pub async fn send_test(
     let account = actor.writer()?;
     let row = find_row(db, account, id).await?;
     let target = TestTarget {
-        account_id: row.account_id.clone(),
-        endpoint_id: row.id.clone(),
+        account_id: row.account_id.to_string(),
+        endpoint_id: row.id.to_string(),
         url: row.url.clone(),
         secrets: signing_secrets(&row)?,
         rate_limit: row.rate_limit,

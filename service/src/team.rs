@@ -18,11 +18,17 @@ use crate::ServiceError;
 use crate::{outbox::Outbox, tokens, UserActor};
 
 fn to_member(u: user::Model) -> Result<Member, ServiceError> {
-    Ok(Member { role: u.role, id: u.id, email: u.email, joined_at: u.created_at })
+    Ok(Member { role: u.role, id: u.id.into(), email: u.email, joined_at: u.created_at })
 }
 
 fn to_pending(i: invitation::Model) -> Result<PendingInvitation, ServiceError> {
-    Ok(PendingInvitation { role: i.role, id: i.id, email: i.email, created_at: i.created_at, expires_at: i.expires_at })
+    Ok(PendingInvitation {
+        role: i.role,
+        id: i.id.into(),
+        email: i.email,
+        created_at: i.created_at,
+        expires_at: i.expires_at,
+    })
 }
 
 /// What an invitation row means now: open, or why its link no longer works.
@@ -60,7 +66,7 @@ pub async fn list(db: &DatabaseConnection, me: &UserActor) -> Result<Team, Servi
 
 /// Locks the account row for the rest of `txn`: team changes of one account take turns.
 async fn lock_account(txn: &impl ConnectionTrait, account: &AccountId) -> Result<(), ServiceError> {
-    account::Entity::find_by_id(account.as_str()).lock_exclusive().one(txn).await?.ok_or(ServiceError::NotFound)?;
+    account::Entity::find_by_id(account).lock_exclusive().one(txn).await?.ok_or(ServiceError::NotFound)?;
     Ok(())
 }
 
@@ -104,12 +110,12 @@ pub async fn invite(
         .exec(&txn)
         .await?;
     let row = invitation::Model {
-        id: InvitationId::generate().to_string(),
-        account_id: me.account_id.to_string(),
+        id: InvitationId::generate(),
+        account_id: me.account_id.clone(),
         email,
         role: input.role,
         token_hash: tokens::token_hash(&token),
-        invited_by: Some(me.user_id.to_string()),
+        invited_by: Some(me.user_id.clone()),
         created_at: now,
         expires_at: now + Duration::days(team::INVITATION_DAYS),
         accepted_at: None,
@@ -119,7 +125,7 @@ pub async fn invite(
     txn.commit().await?;
     if let Err(err) = outbox.invitation(&row.id, &token).await {
         // No email, no invitation: the page says it failed, and a retry starts clean.
-        invitation::Entity::delete_by_id(row.id.as_str()).exec(db).await?;
+        invitation::Entity::delete_by_id(&row.id).exec(db).await?;
         return Err(err);
     }
     to_pending(row)
@@ -160,7 +166,7 @@ pub async fn remove(db: &DatabaseConnection, me: &UserActor, id: &str) -> Result
     let role = target.role;
     team::check_remove(me.role, me.user_id.as_str(), Target { id, role }, owners(&txn, &me.account_id).await?)?;
     session::Entity::delete_many().filter(session::Column::UserId.eq(id)).exec(&txn).await?;
-    user::Entity::delete_by_id(id).exec(&txn).await?;
+    user::Entity::delete_many().filter(user::Column::Id.eq(id)).exec(&txn).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -193,7 +199,7 @@ pub async fn lookup(db: &DatabaseConnection, token: &str) -> Result<InvitationLo
     else {
         return Ok(InvitationLookup::Unknown);
     };
-    let name = account::Entity::find_by_id(found.account_id.as_str()).one(db).await?.map(|a| a.name);
+    let name = account::Entity::find_by_id(&found.account_id).one(db).await?.map(|a| a.name);
     Ok(match name {
         Some(name) => lookup_state(&found, name, Utc::now()),
         None => InvitationLookup::Unknown,

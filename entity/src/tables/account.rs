@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "accounts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: crate::ids::AccountId,
     pub name: String,
     /// Events per second this account may ingest; SPEC §6 ingest quota.
     pub ingest_rate_limit: i32,

@@ -4,8 +4,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "api_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
+    pub id: crate::ids::ApiKeyId,
+    pub account_id: crate::ids::AccountId,
     /// SHA-256 (hex) of the whole key; the key itself is shown once and never stored.
     #[sea_orm(unique)]
     pub key_hash: String,

@@ -5,10 +5,10 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "attempts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
-    pub delivery_id: String,
-    pub endpoint_id: String,
+    pub id: crate::ids::AttemptId,
+    pub account_id: crate::ids::AccountId,
+    pub delivery_id: crate::ids::DeliveryId,
+    pub endpoint_id: crate::ids::EndpointId,
     pub event_type: String,
     pub attempt_number: i32,
     pub attempted_at: DateTimeUtc,

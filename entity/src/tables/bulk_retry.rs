@@ -6,12 +6,12 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "bulk_retries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
+    pub id: crate::ids::BulkRetryId,
     /// `retry`: failed deliveries sent again; `recover`: deliveries created for the events
     /// the endpoint never got.
     pub kind: crate::BulkRetryKind,
-    pub account_id: String,
-    pub endpoint_id: String,
+    pub account_id: crate::ids::AccountId,
+    pub endpoint_id: crate::ids::EndpointId,
     pub since: DateTimeUtc,
     pub until: DateTimeUtc,
     /// The delivery status resent, `failed` or `pending` (`retry` only; `failed` otherwise).

@@ -6,10 +6,10 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "deliveries")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
-    pub event_id: String,
-    pub endpoint_id: String,
+    pub id: crate::ids::DeliveryId,
+    pub account_id: crate::ids::AccountId,
+    pub event_id: crate::ids::EventId,
+    pub endpoint_id: crate::ids::EndpointId,
     pub event_type: String,
     pub status: crate::DeliveryStatus,
     pub attempt_count: i32,

@@ -6,9 +6,9 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "delivery_queue")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub endpoint_id: String,
+    pub endpoint_id: crate::ids::EndpointId,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub delivery_id: String,
+    pub delivery_id: crate::ids::DeliveryId,
     /// When the next attempt is due: the delivery's creation, or its scheduled retry.
     pub due_at: DateTimeUtc,
 }

@@ -4,8 +4,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "endpoints")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
+    pub id: crate::ids::EndpointId,
+    pub account_id: crate::ids::AccountId,
     pub url: String,
     pub description: String,
     pub enabled: bool,

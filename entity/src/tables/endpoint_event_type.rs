@@ -5,10 +5,10 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "endpoint_event_types")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub endpoint_id: String,
+    pub endpoint_id: crate::ids::EndpointId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub event_type: String,
-    pub account_id: String,
+    pub account_id: crate::ids::AccountId,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,8 +4,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "events")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
+    pub id: crate::ids::EventId,
+    pub account_id: crate::ids::AccountId,
     pub event_type: String,
     /// The exact payload bytes that are signed and sent (SPEC §4); never re-serialised.
     pub payload: String,

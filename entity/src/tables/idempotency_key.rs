@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "idempotency_keys")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: String,
+    pub account_id: crate::ids::AccountId,
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
     pub event_ids: Json,

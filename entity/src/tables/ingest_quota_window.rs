@@ -8,7 +8,7 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "ingest_quota_windows")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub account_id: String,
+    pub account_id: crate::ids::AccountId,
     /// Unix seconds of the window.
     pub second: i64,
     /// Events reserved in that second, by every process together.

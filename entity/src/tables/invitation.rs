@@ -4,8 +4,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "invitations")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
+    pub id: crate::ids::InvitationId,
+    pub account_id: crate::ids::AccountId,
     /// Stored lowercased, like `users.email`.
     pub email: String,
     /// The role the new user gets.
@@ -14,7 +14,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub token_hash: String,
     /// The user who sent it; `None` once that user is removed.
-    pub invited_by: Option<String>,
+    pub invited_by: Option<crate::ids::UserId>,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     pub accepted_at: Option<DateTimeUtc>,

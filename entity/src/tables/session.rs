@@ -6,8 +6,8 @@ pub struct Model {
     /// SHA-256 (hex) of the cookie token: a database leak does not leak live sessions.
     #[sea_orm(primary_key, auto_increment = false)]
     pub token_hash: String,
-    pub user_id: String,
-    pub account_id: String,
+    pub user_id: crate::ids::UserId,
+    pub account_id: crate::ids::AccountId,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
 }

@@ -4,8 +4,8 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "users")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub id: String,
-    pub account_id: String,
+    pub id: crate::ids::UserId,
+    pub account_id: crate::ids::AccountId,
     /// Stored lowercased; unique across the platform so login needs no account name.
     pub email: String,
     /// PHC string (argon2id).

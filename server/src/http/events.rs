@@ -125,7 +125,7 @@ async fn account_quota(state: &AppState, account: &ApiAccount) -> Result<u64, Ap
     if let Some(limit) = state.quotas.get(&account.0, now) {
         return Ok(limit);
     }
-    let row = state.db_lookup(account::Entity::find_by_id(account.0.as_str()).one(&state.db)).await?;
+    let row = state.db_lookup(account::Entity::find_by_id(&account.0).one(&state.db)).await?;
     let limit = row.map_or(1, |a| a.ingest_rate_limit.max(1) as u64);
     state.quotas.put(account.0.clone(), limit, now);
     Ok(limit)

@@ -9,6 +9,7 @@ use apalis_postgres::PostgresStorage;
 use entity::{
     paths,
     tables::{account, endpoint, invitation, user},
+    EndpointId, InvitationId,
 };
 use sea_orm::{sea_query::Expr, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,8 @@ pub async fn run(
         | NotifyJob::Recovered { endpoint_id } => endpoint_id,
         NotifyJob::Invitation { invitation_id, token } => return invite(&db, &notifier, invitation_id, token).await,
     };
-    let Some(ep) = endpoint::Entity::find_by_id(endpoint_id.as_str()).one(&*db).await? else {
+    let endpoint_id: EndpointId = endpoint_id.parse()?;
+    let Some(ep) = endpoint::Entity::find_by_id(endpoint_id).one(&*db).await? else {
         return Ok(()); // deleted meanwhile: nobody to tell about it
     };
     let now = chrono::Utc::now();
@@ -130,16 +132,16 @@ fn worth_sending(job: &NotifyJob, ep: &endpoint::Model, now: chrono::DateTime<ch
 
 /// Mails an invitation's link, unless it was withdrawn, used or replaced meanwhile.
 async fn invite(db: &DatabaseConnection, notifier: &Notifier, id: &str, token: &str) -> Result<(), BoxDynError> {
-    let Some(inv) = invitation::Entity::find_by_id(id).one(db).await? else {
+    let Some(inv) = invitation::Entity::find_by_id(id.parse::<InvitationId>()?).one(db).await? else {
         return Ok(()); // its account was deleted
     };
     if inv.accepted_at.is_some() || inv.revoked_at.is_some() {
         tracing::info!(invitation = %inv.id, "invitation no longer pending; not mailed");
         return Ok(());
     }
-    let account = account::Entity::find_by_id(inv.account_id.as_str()).one(db).await?.map(|a| a.name);
+    let account = account::Entity::find_by_id(&inv.account_id).one(db).await?.map(|a| a.name);
     let inviter = match &inv.invited_by {
-        Some(by) => user::Entity::find_by_id(by.as_str()).one(db).await?.map(|u| u.email),
+        Some(by) => user::Entity::find_by_id(by).one(db).await?.map(|u| u.email),
         None => None,
     };
     let link = format!("{}/invite/{token}", notifier.public_url);
@@ -196,8 +198,8 @@ mod tests {
     fn endpoint(status: EndpointStatus) -> endpoint::Model {
         let now = Utc::now();
         endpoint::Model {
-            id: "ep_1".into(),
-            account_id: "acc_1".into(),
+            id: EndpointId::generate(),
+            account_id: entity::AccountId::generate(),
             url: "https://example.com/hook".into(),
             description: String::new(),
             enabled: status != EndpointStatus::Disabled,

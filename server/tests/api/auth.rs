@@ -111,8 +111,8 @@ async fn a_user_sees_only_their_own_accounts_endpoints() {
         [(&acme.account_id, "https://acme.example/hook"), (&globex.account_id, "https://globex.example/secret-hook")]
     {
         endpoint::Entity::insert(endpoint::ActiveModel {
-            id: Set(entity::EndpointId::generate().to_string()),
-            account_id: Set(account.to_string()),
+            id: Set(entity::EndpointId::generate()),
+            account_id: Set(account.clone()),
             url: Set(url.to_owned()),
             description: Set(String::new()),
             enabled: Set(true),

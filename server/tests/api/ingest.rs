@@ -346,7 +346,7 @@ async fn the_ingest_quota_holds_across_server_processes() {
         assert_eq!(second.headers()["retry-after"], "1");
         assert_eq!(second.headers()["ratelimit-limit"], "4");
         // The shared window holds the first server's reservation and not the refused one.
-        let window = ingest_quota_window::Entity::find_by_id(created.account_id.as_str())
+        let window = ingest_quota_window::Entity::find_by_id(&created.account_id)
             .one(&app.db)
             .await
             .unwrap()
