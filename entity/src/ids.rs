@@ -128,6 +128,43 @@ macro_rules! prefixed_id {
             }
         }
 
+        // The engine's hand-written statements (sqlx) read and bind ids as the text they are.
+        #[cfg(feature = "orm")]
+        impl sea_orm::sqlx::Type<sea_orm::sqlx::Postgres> for $name {
+            fn type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
+                <String as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sea_orm::sqlx::postgres::PgTypeInfo) -> bool {
+                <String as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "orm")]
+        impl sea_orm::sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
+                <String as sea_orm::sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        #[cfg(feature = "orm")]
+        impl<'r> sea_orm::sqlx::Decode<'r, sea_orm::sqlx::Postgres> for $name {
+            fn decode(
+                value: sea_orm::sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sea_orm::sqlx::error::BoxDynError> {
+                Ok(Self(<String as sea_orm::sqlx::Decode<sea_orm::sqlx::Postgres>>::decode(value)?))
+            }
+        }
+
+        #[cfg(feature = "orm")]
+        impl sea_orm::sqlx::Encode<'_, sea_orm::sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sea_orm::sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sea_orm::sqlx::encode::IsNull, sea_orm::sqlx::error::BoxDynError> {
+                <&str as sea_orm::sqlx::Encode<sea_orm::sqlx::Postgres>>::encode(self.0.as_str(), buf)
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

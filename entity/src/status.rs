@@ -6,6 +6,14 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+/// Text that is none of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownValue {
+    pub kind: &'static str,
+    pub value: String,
+}
+
 macro_rules! text_enum {
     ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,12 +30,33 @@ macro_rules! text_enum {
         }
 
         impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
                 match s {
                     $($text => Ok(Self::$variant),)*
-                    _ => Err(format!("unknown {} `{s}`", stringify!($name))),
+                    _ => Err(UnknownValue { kind: stringify!($name), value: s.to_owned() }),
                 }
+            }
+        }
+
+        // The engine's hand-written statements (sqlx) read the column typed too; its CHECK
+        // constraint keeps out any other text.
+        #[cfg(feature = "orm")]
+        impl sea_orm::sqlx::Type<sea_orm::sqlx::Postgres> for $name {
+            fn type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
+                <&str as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sea_orm::sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "orm")]
+        impl<'r> sea_orm::sqlx::Decode<'r, sea_orm::sqlx::Postgres> for $name {
+            fn decode(
+                value: sea_orm::sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sea_orm::sqlx::error::BoxDynError> {
+                Ok(<&str as sea_orm::sqlx::Decode<sea_orm::sqlx::Postgres>>::decode(value)?.parse()?)
             }
         }
 

@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
 use super::{
     attempt::{self, AttemptRequest},
+    error::EngineError,
     fetcher::Fetcher,
     health::{Change, Health},
     rate_limit::SlidingWindow,
@@ -179,12 +180,9 @@ impl Dispatcher {
         }
     }
 
-    async fn drain_inner(&self, mut endpoint: ClaimedEndpoint, ctx: &mut DrainContext) -> Result<(), String> {
-        let db = |e: sqlx::Error| e.to_string();
-        let mut window = SlidingWindow::new(
-            endpoint.rate_limit.max(1) as u32,
-            store::recent_sends(&self.pool, &endpoint.id).await.map_err(db)?,
-        );
+    async fn drain_inner(&self, mut endpoint: ClaimedEndpoint, ctx: &mut DrainContext) -> Result<(), EngineError> {
+        let mut window =
+            SlidingWindow::new(endpoint.rate_limit.max(1) as u32, store::recent_sends(&self.pool, &endpoint.id).await?);
         // The claim just set the lease.
         let mut refreshed = Instant::now();
         let mut idle_since: Option<Instant> = None;
@@ -203,9 +201,7 @@ impl Dispatcher {
             // The read joins the other drains' in one statement (`fetcher`).
             let renew = refreshed.elapsed() >= self.lease / 4;
             let fetched = if renew {
-                store::renew_and_fetch(&self.pool, &endpoint.id, &self.worker_id, self.lease, batch)
-                    .await
-                    .map_err(db)?
+                store::renew_and_fetch(&self.pool, &endpoint.id, &self.worker_id, self.lease, batch).await?
             } else {
                 ctx.fetcher.fetch(&endpoint.id, batch).await?
             };
@@ -216,7 +212,7 @@ impl Dispatcher {
                 refreshed = Instant::now();
             }
             if current.rate_limit as u32 != window.limit() {
-                let recent = store::recent_sends(&self.pool, &current.id).await.map_err(db)?;
+                let recent = store::recent_sends(&self.pool, &current.id).await?;
                 window = SlidingWindow::new(current.rate_limit.max(1) as u32, recent);
             }
             endpoint = current;
@@ -253,7 +249,7 @@ impl Dispatcher {
         window: &mut SlidingWindow,
         refreshed: &mut Instant,
         ctx: &mut DrainContext,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EngineError> {
         let secrets: Vec<WebhookSecret> =
             endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
         let mut health = Health {
@@ -261,7 +257,7 @@ impl Dispatcher {
             consecutive_failures: endpoint.consecutive_failures,
             failing_since: endpoint.failing_since,
         };
-        let mut uncommitted: VecDeque<oneshot::Receiver<Result<(), String>>> = VecDeque::new();
+        let mut uncommitted: VecDeque<oneshot::Receiver<Result<(), EngineError>>> = VecDeque::new();
         let mut keep_sending = true;
         for delivery in due {
             if *ctx.shutdown.borrow() {
@@ -269,7 +265,7 @@ impl Dispatcher {
             }
             while uncommitted.len() >= self.max_uncommitted {
                 if let Some(commit) = uncommitted.pop_front() {
-                    commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
+                    commit.await.map_err(|_| EngineError::RecorderStopped)??;
                 }
             }
             let wait = window.wait(Instant::now());
@@ -278,11 +274,7 @@ impl Dispatcher {
             }
             // A slow batch (a low rate limit, slow receivers) renews its lease as it goes.
             if refreshed.elapsed() >= self.lease / 4 {
-                if store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_none()
-                {
+                if store::renew(&self.pool, &endpoint.id, &self.worker_id, self.lease).await?.is_none() {
                     tracing::warn!("lease lost; another worker owns this endpoint now");
                     keep_sending = false;
                     break;
@@ -335,7 +327,7 @@ impl Dispatcher {
         endpoint.failing_since = health.failing_since;
         // One recorder commits in queue order: once the last outcome is on disk, all are.
         if let Some(commit) = uncommitted.pop_back() {
-            commit.await.map_err(|_| "the recorder has stopped".to_owned())??;
+            commit.await.map_err(|_| EngineError::RecorderStopped)??;
         }
         Ok(keep_sending)
     }

@@ -8,17 +8,21 @@
 
 use std::collections::HashMap;
 
+use entity::EndpointId;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::store::{self, ClaimedEndpoint, DueDelivery};
+use super::{
+    error::EngineError,
+    store::{self, ClaimedEndpoint, DueDelivery},
+};
 
 /// Most endpoints answered by one statement.
 const MAX_ROUND: usize = 512;
 
 /// What a drain gets: its endpoint as it is now and its due deliveries, `None` when the
 /// endpoint was disabled meanwhile or the lease was lost; `Err` is a database error.
-pub type Fetched = Result<Option<(ClaimedEndpoint, Vec<DueDelivery>)>, String>;
+pub type Fetched = Result<Option<(ClaimedEndpoint, Vec<DueDelivery>)>, EngineError>;
 
 struct Request {
     endpoint_id: String,
@@ -43,8 +47,8 @@ impl Fetcher {
     pub async fn fetch(&self, endpoint_id: &str, limit: i64) -> Fetched {
         let (reply, answer) = oneshot::channel();
         let request = Request { endpoint_id: endpoint_id.to_owned(), limit, reply };
-        self.tx.send(request).await.map_err(|_| "the fetcher has stopped".to_owned())?;
-        answer.await.map_err(|_| "the fetcher has stopped".to_owned())?
+        self.tx.send(request).await.map_err(|_| EngineError::FetcherStopped)?;
+        answer.await.map_err(|_| EngineError::FetcherStopped)?
     }
 }
 
@@ -56,14 +60,14 @@ async fn run(pool: PgPool, worker: String, mut rx: mpsc::Receiver<Request>) {
         let result = store::fetch_many(&pool, &worker, &ids, &limits).await;
         match result {
             Ok(found) => {
-                let mut found: HashMap<String, (ClaimedEndpoint, Vec<DueDelivery>)> =
+                let mut found: HashMap<EndpointId, (ClaimedEndpoint, Vec<DueDelivery>)> =
                     found.into_iter().map(|(e, due)| (e.id.clone(), (e, due))).collect();
                 for request in round.drain(..) {
-                    let _ = request.reply.send(Ok(found.remove(&request.endpoint_id)));
+                    let _ = request.reply.send(Ok(found.remove(request.endpoint_id.as_str())));
                 }
             }
             Err(err) => {
-                let err = err.to_string();
+                let err = EngineError::from(err);
                 for request in round.drain(..) {
                     let _ = request.reply.send(Err(err.clone()));
                 }

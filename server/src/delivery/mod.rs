@@ -6,6 +6,7 @@
 pub mod attempt;
 pub mod client;
 pub mod dispatcher;
+pub mod error;
 pub mod fetcher;
 pub mod health;
 pub mod payload;

@@ -12,7 +12,7 @@ use std::{
 };
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use entity::{AttemptId, EndpointStatus};
+use entity::{AccountId, AttemptId, EndpointId, EndpointStatus};
 use serde_json::{Map, Value};
 use sqlx::{postgres::PgArguments, query::Query, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     attempt::AttemptResult,
     dispatcher::HealthEvents,
+    error::EngineError,
     health::{self, Change, Health},
     retry::{self, Decision},
     store::DueDelivery,
@@ -120,14 +121,14 @@ pub struct QueuedJob {
 /// One attempt to write: the attempt row, and the plan for its delivery and endpoint.
 #[derive(Debug)]
 pub struct Outcome {
-    pub endpoint_id: String,
-    pub account_id: String,
+    pub endpoint_id: EndpointId,
+    pub account_id: AccountId,
     pub delivery: DueDelivery,
     pub result: AttemptResult,
     pub started_at: DateTime<Utc>,
     pub plan: Plan,
     /// Answered once the transaction holding this outcome has committed (or given up).
-    pub committed: Option<oneshot::Sender<Result<(), String>>>,
+    pub committed: Option<oneshot::Sender<Result<(), EngineError>>>,
 }
 
 /// The sending side of the process's recorder.
@@ -139,13 +140,13 @@ pub struct RecorderHandle {
 impl RecorderHandle {
     /// Queues an outcome; the returned receiver answers when it is committed. Outcomes of
     /// one endpoint are committed in the order they were submitted.
-    pub async fn submit(&self, mut outcome: Outcome) -> oneshot::Receiver<Result<(), String>> {
+    pub async fn submit(&self, mut outcome: Outcome) -> oneshot::Receiver<Result<(), EngineError>> {
         let (done, rx) = oneshot::channel();
         outcome.committed = Some(done);
         let writer = &self.writers[writer_of(&outcome.endpoint_id, self.writers.len())];
         if let Err(mpsc::error::SendError(mut lost)) = writer.send(outcome).await {
             if let Some(done) = lost.committed.take() {
-                let _ = done.send(Err("the recorder has stopped".into()));
+                let _ = done.send(Err(EngineError::RecorderStopped));
             }
         }
         rx
@@ -201,7 +202,7 @@ async fn run(
         }
         let result = write_batch(&pool, events.as_ref(), &mut batch, &shutdown).await;
         let mut recorded: Vec<String> =
-            batch.iter().zip(&result).filter(|(_, r)| r.is_ok()).map(|(o, _)| o.endpoint_id.clone()).collect();
+            batch.iter().zip(&result).filter(|(_, r)| r.is_ok()).map(|(o, _)| o.endpoint_id.to_string()).collect();
         recorded.dedup();
         live.announce(recorded);
         for (mut outcome, result) in batch.drain(..).zip(result) {
@@ -228,7 +229,7 @@ async fn write_batch(
     events: &dyn HealthEvents,
     batch: &mut [Outcome],
     shutdown: &watch::Receiver<bool>,
-) -> Vec<Result<(), String>> {
+) -> Vec<Result<(), EngineError>> {
     let mut delay = Duration::from_millis(100);
     let mut stopping_since: Option<Instant> = None;
     loop {
@@ -237,7 +238,7 @@ async fn write_batch(
             Err(err) if is_refusal(&err) => break,
             Err(err) if give_up(&mut stopping_since, *shutdown.borrow(), Instant::now()) => {
                 tracing::warn!(%err, outcomes = batch.len(), "stopping with the database unreachable; these will be re-sent");
-                return vec![Err(err.to_string()); batch.len()];
+                return vec![Err(EngineError::from(err)); batch.len()];
             }
             Err(err) => {
                 tracing::warn!(%err, outcomes = batch.len(), "recording attempts failed; retrying");
@@ -260,7 +261,7 @@ async fn write_batch(
                 result = write(pool, events, one).await;
             }
         }
-        results.push(result.map_err(|e| e.to_string()));
+        results.push(result.map_err(EngineError::from));
     }
     results
 }
@@ -323,7 +324,7 @@ pub async fn write(pool: &PgPool, events: &dyn HealthEvents, batch: &[Outcome]) 
     }
     let mut tx = pool.begin().await?;
     let applied = record_attempts(&mut tx, batch).await?;
-    let fresh: Vec<&Outcome> = batch.iter().filter(|o| applied.contains(&o.delivery.id)).collect();
+    let fresh: Vec<&Outcome> = batch.iter().filter(|o| applied.contains(o.delivery.id.as_str())).collect();
     update_endpoints(&mut tx, &fresh).await?;
     let jobs: Vec<QueuedJob> = fresh
         .iter()

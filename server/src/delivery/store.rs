@@ -4,15 +4,15 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::EndpointStatus;
+use entity::{AccountId, DeliveryId, EndpointId, EndpointStatus, EventId};
 use sqlx::{PgPool, Row};
 
 /// An endpoint this worker holds the lease of, with what sending to it needs. Its `Debug`
 /// leaves the secrets out (SPEC §7: secrets never reach the logs).
 #[derive(Clone)]
 pub struct ClaimedEndpoint {
-    pub id: String,
-    pub account_id: String,
+    pub id: EndpointId,
+    pub account_id: AccountId,
     pub url: String,
     pub rate_limit: i32,
     pub status: EndpointStatus,
@@ -38,8 +38,8 @@ impl std::fmt::Debug for ClaimedEndpoint {
 
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
-    pub id: String,
-    pub event_id: String,
+    pub id: DeliveryId,
+    pub event_id: EventId,
     pub event_type: String,
     pub attempt_count: i32,
     /// `attempt_count` when the current attempt budget began (a manual or bulk retry).
@@ -102,7 +102,7 @@ fn to_claimed(r: &sqlx::postgres::PgRow) -> ClaimedEndpoint {
         rate_limit: r.get("rate_limit"),
         // The column's CHECK constraint allows only the three; a value this build does not know
         // is read as healthy, as the dispatcher always did.
-        status: r.get::<&str, _>("status").parse().unwrap_or(EndpointStatus::Healthy),
+        status: r.get("status"),
         consecutive_failures: r.get("consecutive_failures"),
         failing_since: r.get("failing_since"),
         secrets: service::secret_box::open_all(secrets), // SPEC §7: sealed at rest
@@ -215,7 +215,7 @@ pub async fn fetch_many(
     let mut out: Vec<(ClaimedEndpoint, Vec<DueDelivery>)> = Vec::new();
     for r in &rows {
         let id: &str = r.get("id");
-        if out.last().is_none_or(|(e, _)| e.id != id) {
+        if out.last().is_none_or(|(e, _)| e.id.as_str() != id) {
             out.push((to_claimed(r), Vec::new()));
         }
         if let (Some(due), Some((_, list))) = (to_due(r), out.last_mut()) {
@@ -228,7 +228,7 @@ pub async fn fetch_many(
 /// The delivery columns of a fetch row; `None` on the row of an endpoint with nothing due.
 fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
     Some(DueDelivery {
-        id: r.get::<Option<String>, _>("delivery_id")?,
+        id: r.get::<Option<DeliveryId>, _>("delivery_id")?,
         event_id: r.get("event_id"),
         event_type: r.get("event_type"),
         attempt_count: r.get("attempt_count"),

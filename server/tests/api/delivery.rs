@@ -464,48 +464,50 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
     app.publish(&acme.api_key, event("task.completed", 1)).await;
     app.publish(&acme.api_key, event("task.completed", 2)).await;
     let pool = app.db.get_postgres_connection_pool();
-    let due: Vec<(String, String, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT d.id, d.event_id, d.event_type, e.payload, d.created_at
+    let due: Vec<(entity::DeliveryId, entity::EventId, String, String, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as(
+            "SELECT d.id, d.event_id, d.event_type, e.payload, d.created_at
          FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 2);
     let schedule = server::config::parse_schedule("1h").unwrap();
-    let outcome = |(id, event_id, event_type, payload, created_at): &(String, String, String, String, _),
-                   status: u16,
-                   failures_before: i32| {
-        let result = AttemptResult {
-            status: Some(status),
-            elapsed: Duration::from_millis(3),
-            request_headers: vec![],
-            response_headers: vec![],
-            response_body: Some("answer".into()),
-            retry_after: None,
-            error: None,
+    let outcome =
+        |(id, event_id, event_type, payload, created_at): &(entity::DeliveryId, entity::EventId, String, String, _),
+         status: u16,
+         failures_before: i32| {
+            let result = AttemptResult {
+                status: Some(status),
+                elapsed: Duration::from_millis(3),
+                request_headers: vec![],
+                response_headers: vec![],
+                response_body: Some("answer".into()),
+                retry_after: None,
+                error: None,
+            };
+            let before = Health { consecutive_failures: failures_before, ..Health::healthy() };
+            let plan = record::plan(&before, 0, None, &result, &schedule, 0.0, std::time::SystemTime::now());
+            Outcome {
+                endpoint_id: endpoint_id.parse().unwrap(),
+                account_id: acme.account_id.clone(),
+                delivery: DueDelivery {
+                    id: id.clone(),
+                    event_id: event_id.clone(),
+                    event_type: event_type.clone(),
+                    attempt_count: 0,
+                    budget_from: 0,
+                    previous_try_at: None,
+                    payload: payload.clone(),
+                    created_at: *created_at,
+                },
+                result,
+                started_at: chrono::Utc::now(),
+                plan,
+                committed: None,
+            }
         };
-        let before = Health { consecutive_failures: failures_before, ..Health::healthy() };
-        let plan = record::plan(&before, 0, None, &result, &schedule, 0.0, std::time::SystemTime::now());
-        Outcome {
-            endpoint_id: endpoint_id.clone(),
-            account_id: acme.account_id.to_string(),
-            delivery: DueDelivery {
-                id: id.clone(),
-                event_id: event_id.clone(),
-                event_type: event_type.clone(),
-                attempt_count: 0,
-                budget_from: 0,
-                previous_try_at: None,
-                payload: payload.clone(),
-                created_at: *created_at,
-            },
-            result,
-            started_at: chrono::Utc::now(),
-            plan,
-            committed: None,
-        }
-    };
     let events = server::jobs::notify::QueueNotifications;
     let jobs = "SELECT count(*) FROM apalis.jobs WHERE job_type LIKE '%NotifyJob'";
     let jobs_before: i64 = app.scalar(jobs).await;

@@ -150,12 +150,13 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
     let (endpoint, _) = app.endpoint(&key, &receiver.url(), &["task.updated"], 100).await;
     app.publish(&key, event(1)).await;
     let pool = app.db.get_postgres_connection_pool().clone();
-    let (id, event_id, account_id, payload): (String, String, String, String) = sqlx::query_as(
-        "SELECT d.id, d.event_id, d.account_id, ev.payload FROM deliveries d JOIN events ev ON ev.id = d.event_id",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (id, event_id, account_id, payload): (entity::DeliveryId, entity::EventId, entity::AccountId, String) =
+        sqlx::query_as(
+            "SELECT d.id, d.event_id, d.account_id, ev.payload FROM deliveries d JOIN events ev ON ev.id = d.event_id",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     // The batch was sent while the endpoint was enabled; the user disables it now.
     let patch = app.api(&key, reqwest::Method::PATCH, &format!("/api/v1/endpoints/{endpoint}"));
     assert_eq!(patch.json(&json!({ "enabled": false })).send().await.unwrap().status(), 200);
@@ -190,7 +191,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         created_at: chrono::Utc::now(),
     };
     let outcome = record::Outcome {
-        endpoint_id: endpoint.clone(),
+        endpoint_id: endpoint.parse().unwrap(),
         account_id,
         delivery,
         result: failed,
@@ -198,7 +199,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         plan,
         committed: None,
     };
-    assert_eq!(recorder.submit(outcome).await.await.unwrap(), Ok(()));
+    recorder.submit(outcome).await.await.unwrap().expect("the outcome is committed");
     drop(recorder);
     task.await.unwrap();
     let got: Value = app
@@ -239,8 +240,8 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
     let plan =
         record::plan(&healthy, 0, None, &ok, &server::config::RetrySchedule(vec![]), 0.0, std::time::SystemTime::now());
     let delivery = DueDelivery {
-        id: "dlv_x".into(),
-        event_id: "evt_x".into(),
+        id: entity::DeliveryId::generate(),
+        event_id: entity::EventId::generate(),
         event_type: "task.updated".into(),
         attempt_count: 0,
         budget_from: 0,
@@ -249,8 +250,8 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
         created_at: chrono::Utc::now(),
     };
     let outcome = record::Outcome {
-        endpoint_id: "ep_x".into(),
-        account_id: "acc_x".into(),
+        endpoint_id: entity::EndpointId::generate(),
+        account_id: entity::AccountId::generate(),
         delivery,
         result: ok,
         started_at: chrono::Utc::now(),
