@@ -26,6 +26,10 @@ ensure_rust_tools() {
     log "installing wasm-bindgen-cli 0.2.130 (~2 min, once)"
     cargo install wasm-bindgen-cli --version 0.2.130
   fi
+  if ! leptosfmt --version 2>/dev/null | grep -q '0.1.33'; then
+    log "installing leptosfmt 0.1.33 (~3 min on 2 cores, once)"
+    cargo install leptosfmt --locked --version 0.1.33
+  fi
   if ! cargo leptos --version 2>/dev/null | grep -q '0.3.10'; then
     log "installing cargo-leptos 0.3.10 (~19 min on 2 cores, once)"
     cargo install cargo-leptos --locked --version 0.3.10

@@ -11,6 +11,13 @@ log "formatting (cargo fmt --check; rustfmt.toml holds stable options only)"
 (cd "$ROOT" && cargo fmt --all --check)
 
 ensure_rust_tools
+log "formatting of view! macros (leptosfmt --check; leptosfmt.toml, the width of rustfmt.toml)"
+# It prints its settings and a line per file; show only what fails.
+mkdir -p "$DATA_DIR"
+if ! (cd "$ROOT" && leptosfmt --check --config-file leptosfmt.toml app/src >"$DATA_DIR/leptosfmt.log" 2>&1); then
+  grep -v '^✅' "$DATA_DIR/leptosfmt.log" >&2
+  exit 1
+fi
 ensure_chromium
 ensure_node_modules
 provision_postgres

@@ -42,22 +42,36 @@ pub fn ApiKeysPage() -> impl IntoView {
                     <h1>"API keys"</h1>
                     <p class="lead">
                         "Your application publishes events with an API key: "
-                        <code>"Authorization: Bearer whk_…"</code>
-                        ". A key acts for the whole account."
+                        <code>"Authorization: Bearer whk_…"</code> ". A key acts for the whole account."
                     </p>
                 </div>
             </header>
-            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            <Suspense fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match me.await {
                         Ok(u) if u.role.can_write() => view! { <KeyManager /> }.into_any(),
-                        Ok(_) => view! {
-                            <p class="notice info" role="status">
-                                "Only owners and admins of the account can see and manage API keys."
-                            </p>
+                        Ok(_) => {
+                            view! {
+                                <p class="notice info" role="status">
+                                    "Only owners and admins of the account can see and manage API keys."
+                                </p>
+                            }
+                                .into_any()
                         }
-                        .into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Suspense>
@@ -88,41 +102,80 @@ fn KeyManager() -> impl IntoView {
         <section class="card" aria-labelledby="keys-heading">
             <div class="card-header">
                 <h2 id="keys-heading">"Keys"</h2>
-                <button class="button primary" type="button" disabled=move || create.pending().get()
-                    on:click=move |_| { create.dispatch(()); }>
+                <button
+                    class="button primary"
+                    type="button"
+                    disabled=move || create.pending().get()
+                    on:click=move |_| {
+                        create.dispatch(());
+                    }
+                >
                     {move || if create.pending().get() { "Creating…" } else { "Create API key" }}
                 </button>
             </div>
-            {move || created().map(|c| view! {
-                <div class="notice success new-key" role="status" data-testid="new-key">
-                    <p>"New key created. Copy it now: it is shown only this once."</p>
-                    <code class="secret-value">{c.key}</code>
-                </div>
-            })}
-            {move || error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
-            <Transition fallback=|| view! { <p class="loading" role="status">"Loading keys…"</p> }>
+            {move || {
+                created()
+                    .map(|c| {
+                        view! {
+                            <div class="notice success new-key" role="status" data-testid="new-key">
+                                <p>"New key created. Copy it now: it is shown only this once."</p>
+                                <code class="secret-value">{c.key}</code>
+                            </div>
+                        }
+                    })
+            }}
+            {move || {
+                error()
+                    .map(|e| {
+                        view! {
+                            <p class="notice error" role="alert">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
+            <Transition fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading keys…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match keys.await {
-                        Ok(list) if list.is_empty() => view! {
-                            <p class="empty-log">"No API keys yet. Create one to publish events."</p>
-                        }.into_any(),
-                        Ok(list) => view! {
-                            <table class="api-keys">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">"Key"</th>
-                                        <th scope="col">{move || format!("Created ({})", zone_now())}</th>
-                                        <th scope="col">{move || format!("Last used ({})", zone_now())}</th>
-                                        <th scope="col">"Status"</th>
-                                        <th scope="col"><span class="visually-hidden">"Actions"</span></th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {list.into_iter().map(|k| view! { <KeyRow k revoke /> }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => {
+                            view! { <p class="empty-log">"No API keys yet. Create one to publish events."</p> }
+                                .into_any()
+                        }
+                        Ok(list) => {
+                            view! {
+                                <table class="api-keys">
+                                    <thead>
+                                        <tr>
+                                            <th scope="col">"Key"</th>
+                                            <th scope="col">{move || format!("Created ({})", zone_now())}</th>
+                                            <th scope="col">{move || format!("Last used ({})", zone_now())}</th>
+                                            <th scope="col">"Status"</th>
+                                            <th scope="col">
+                                                <span class="visually-hidden">"Actions"</span>
+                                            </th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>
+                                        {list.into_iter().map(|k| view! { <KeyRow k revoke /> }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }
+                                .into_any()
+                        }
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>
@@ -142,15 +195,26 @@ fn KeyRow(k: ApiKeyInfo, revoke: Action<String, Result<ApiKeyInfo, AppError>>) -
     let (created, last_used) = (k.created_at, k.last_used_at);
     view! {
         <tr data-key=k.id.clone()>
-            <td><code>{format!("{}…", k.prefix)}</code></td>
+            <td>
+                <code>{format!("{}…", k.prefix)}</code>
+            </td>
             <td data-label="Created">{move || when(created)}</td>
             <td data-label="Last used">{move || last_used.map(when).unwrap_or_else(|| "Never".to_owned())}</td>
             <td>{status}</td>
             <td class="row-actions">
-                {active.then(|| view! {
-                    <ConfirmInline label="Revoke" warning="Requests with this key will be refused." confirm="Revoke key"
-                        on_confirm=move || { revoke.dispatch(id.get_value()); } />
-                })}
+                {active
+                    .then(|| {
+                        view! {
+                            <ConfirmInline
+                                label="Revoke"
+                                warning="Requests with this key will be refused."
+                                confirm="Revoke key"
+                                on_confirm=move || {
+                                    revoke.dispatch(id.get_value());
+                                }
+                            />
+                        }
+                    })}
             </td>
         </tr>
     }

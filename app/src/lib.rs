@@ -97,7 +97,9 @@ fn NotFound() -> impl IntoView {
             <div class="card narrow">
                 <h1>"Page not found"</h1>
                 <p>"There is nothing at this address."</p>
-                <a class="button" href=paths::webhooks()>"Go to your webhooks"</a>
+                <a class="button" href=paths::webhooks()>
+                    "Go to your webhooks"
+                </a>
             </div>
         </main>
     }

@@ -48,23 +48,9 @@ pub fn LoginPage() -> impl IntoView {
                         })
                 }}
                 <label for="email">"Email"</label>
-                <input
-                    id="email"
-                    name="email"
-                    type="email"
-                    autocomplete="username"
-                    required
-                    autofocus
-                    value=email
-                />
+                <input id="email" name="email" type="email" autocomplete="username" required autofocus value=email />
                 <label for="password">"Password"</label>
-                <input
-                    id="password"
-                    name="password"
-                    type="password"
-                    autocomplete="current-password"
-                    required
-                />
+                <input id="password" name="password" type="password" autocomplete="current-password" required />
                 <input type="hidden" name="next" value=next />
                 <button class="button primary" type="submit">
                     "Log in"

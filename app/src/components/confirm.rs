@@ -20,19 +20,37 @@ pub fn ConfirmInline(
     let confirming = RwSignal::new(false);
     let aria_label = StoredValue::new(aria_label);
     view! {
-        <Show when=move || confirming.get()
-            fallback=move || view! {
-                <button class="button danger-outline" type="button" aria-label=aria_label.get_value()
-                    on:click=move |_| confirming.set(true)>
-                    {label}
-                </button>
-            }>
+        <Show
+            when=move || confirming.get()
+            fallback=move || {
+                view! {
+                    <button
+                        class="button danger-outline"
+                        type="button"
+                        aria-label=aria_label.get_value()
+                        on:click=move |_| confirming.set(true)
+                    >
+                        {label}
+                    </button>
+                }
+            }
+        >
             <span class="confirm-inline" role="alertdialog" aria-label=format!("Confirm {}", label.to_lowercase())>
-                {warning} " "
-                <button class="button danger" type="button" on:click=move |_| { on_confirm.run(()); confirming.set(false); }>
+                {warning}
+                " "
+                <button
+                    class="button danger"
+                    type="button"
+                    on:click=move |_| {
+                        on_confirm.run(());
+                        confirming.set(false);
+                    }
+                >
                     {confirm}
                 </button>
-                <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>
+                    "Cancel"
+                </button>
             </span>
         </Show>
     }

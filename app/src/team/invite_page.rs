@@ -26,21 +26,40 @@ pub fn InvitePage() -> impl IntoView {
     view! {
         <Title text="Invitation · Webhooks" />
         <main class="centered">
-            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            <Suspense fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match found.await {
                         Ok(InvitationLookup::Open { account_name, email, role }) => {
                             view! { <AcceptForm token=token() account_name email role=role_label(role) /> }.into_any()
                         }
-                        Ok(dead) => view! {
-                            <div class="card narrow invite">
-                                <h1>"Invitation"</h1>
-                                <p class="notice error" role="alert">{dead.refusal().unwrap_or_default()}</p>
-                                <a class="button" href="/login">"Go to the login page"</a>
-                            </div>
+                        Ok(dead) => {
+                            view! {
+                                <div class="card narrow invite">
+                                    <h1>"Invitation"</h1>
+                                    <p class="notice error" role="alert">
+                                        {dead.refusal().unwrap_or_default()}
+                                    </p>
+                                    <a class="button" href="/login">
+                                        "Go to the login page"
+                                    </a>
+                                </div>
+                            }
+                                .into_any()
                         }
-                        .into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Suspense>
@@ -73,10 +92,23 @@ fn AcceptForm(token: String, account_name: String, email: String, role: &'static
                 aria-describedby="password-hint password-error"
                 aria-invalid=move || error().is_some().to_string()
             />
-            <p class="muted" id="password-hint">{format!("At least {MIN_PASSWORD_CHARS} characters.")}</p>
-            {move || error().map(|m| view! { <p class="field-error" id="password-error" role="alert">{m}</p> })}
+            <p class="muted" id="password-hint">
+                {format!("At least {MIN_PASSWORD_CHARS} characters.")}
+            </p>
+            {move || {
+                error()
+                    .map(|m| {
+                        view! {
+                            <p class="field-error" id="password-error" role="alert">
+                                {m}
+                            </p>
+                        }
+                    })
+            }}
             <input type="hidden" name="token" value=token />
-            <button class="button primary" type="submit">"Accept invitation"</button>
+            <button class="button primary" type="submit">
+                "Accept invitation"
+            </button>
         </form>
     }
 }

@@ -121,11 +121,24 @@ pub fn TeamPage() -> impl IntoView {
                     <p class="lead">"The people who can log in to this account, and what each may do."</p>
                 </div>
             </header>
-            <Transition fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            <Transition fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match team.await {
                         Ok(team) => view! { <TeamView team changes /> }.into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>
@@ -146,18 +159,37 @@ fn TeamView(team: Team, changes: Changes) -> impl IntoView {
                     "Only owners and admins of the account can invite people, change roles and remove members."
                 </p>
             }
-            .into_any()
+                .into_any()
         }}
-        {move || changes.row_error().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
+        {move || {
+            changes
+                .row_error()
+                .map(|e| {
+                    view! {
+                        <p class="notice error" role="alert">
+                            {e}
+                        </p>
+                    }
+                })
+        }}
         <section class="card" aria-labelledby="members-heading">
-            <div class="card-header"><h2 id="members-heading">"Members"</h2></div>
+            <div class="card-header">
+                <h2 id="members-heading">"Members"</h2>
+            </div>
             <table class="team-members">
                 <thead>
                     <tr>
                         <th scope="col">"Email"</th>
                         <th scope="col">"Role"</th>
                         <th scope="col">{move || format!("Joined ({})", zone_now())}</th>
-                        {manager.then(|| view! { <th scope="col"><span class="visually-hidden">"Actions"</span></th> })}
+                        {manager
+                            .then(|| {
+                                view! {
+                                    <th scope="col">
+                                        <span class="visually-hidden">"Actions"</span>
+                                    </th>
+                                }
+                            })}
                     </tr>
                 </thead>
                 <tbody>
@@ -203,26 +235,63 @@ fn InviteForm(your_role: Role, changes: Changes) -> impl IntoView {
         <form class="card invite-form" on:submit=on_submit novalidate>
             <h2>"Invite someone"</h2>
             <p class="muted">"They get an email with a link to choose a password. The link works for 7 days."</p>
-            {move || sent().map(|i| view! {
-                <p class="notice success" role="status">{format!("Invitation sent to {}.", i.email)}</p>
-            })}
-            {move || other_error().map(|e| view! { <p class="notice error" role="alert">{e.to_string()}</p> })}
+            {move || {
+                sent()
+                    .map(|i| {
+                        view! {
+                            <p class="notice success" role="status">
+                                {format!("Invitation sent to {}.", i.email)}
+                            </p>
+                        }
+                    })
+            }}
+            {move || {
+                other_error()
+                    .map(|e| {
+                        view! {
+                            <p class="notice error" role="alert">
+                                {e.to_string()}
+                            </p>
+                        }
+                    })
+            }}
             <div class="invite-fields">
                 <div class="invite-email">
                     <label for="invite-email">"Email"</label>
-                    <input id="invite-email" type="email" autocomplete="off" required
+                    <input
+                        id="invite-email"
+                        type="email"
+                        autocomplete="off"
+                        required
                         prop:value=move || email.get()
                         on:input=move |ev| email.set(event_target_value(&ev))
                         aria-invalid=move || error("email")().is_some().to_string()
-                        aria-describedby="invite-email-error" />
-                    {move || error("email")().map(|m| view! {
-                        <p class="field-error" id="invite-email-error" role="alert">{m}</p>
-                    })}
+                        aria-describedby="invite-email-error"
+                    />
+                    {move || {
+                        error("email")()
+                            .map(|m| {
+                                view! {
+                                    <p class="field-error" id="invite-email-error" role="alert">
+                                        {m}
+                                    </p>
+                                }
+                            })
+                    }}
                 </div>
                 <div>
                     <label for="invite-role">"Role"</label>
                     <RoleSelect id="invite-role" options=grantable_roles(your_role) selected=role />
-                    {move || error("role")().map(|m| view! { <p class="field-error" role="alert">{m}</p> })}
+                    {move || {
+                        error("role")()
+                            .map(|m| {
+                                view! {
+                                    <p class="field-error" role="alert">
+                                        {m}
+                                    </p>
+                                }
+                            })
+                    }}
                 </div>
                 <button class="button primary" type="submit" disabled=move || invite.pending().get()>
                     {move || if invite.pending().get() { "Sending…" } else { "Send invitation" }}
@@ -235,15 +304,25 @@ fn InviteForm(your_role: Role, changes: Changes) -> impl IntoView {
 #[component]
 fn RoleSelect(#[prop(into)] id: String, options: &'static [Role], selected: RwSignal<Role>) -> impl IntoView {
     view! {
-        <select id=id on:change=move |ev| {
-            if let Ok(r) = event_target_value(&ev).parse() {
-                selected.set(r);
+        <select
+            id=id
+            on:change=move |ev| {
+                if let Ok(r) = event_target_value(&ev).parse() {
+                    selected.set(r);
+                }
             }
-        }>
-            {options.iter().map(|r| {
-                let r = *r;
-                view! { <option value=r.as_str() selected=move || selected.get() == r>{role_label(r)}</option> }
-            }).collect_view()}
+        >
+            {options
+                .iter()
+                .map(|r| {
+                    let r = *r;
+                    view! {
+                        <option value=r.as_str() selected=move || selected.get() == r>
+                            {role_label(r)}
+                        </option>
+                    }
+                })
+                .collect_view()}
         </select>
     }
 }
@@ -262,13 +341,20 @@ fn MemberRow(m: Member, me: bool, your_role: Role, changes: Changes) -> impl Int
     let select_id = format!("role-{}", m.id);
     let role_cell = if touchable {
         view! {
-            <form class="role-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
-                ev.prevent_default();
-                changes.role.dispatch((id.get_value(), role.get_untracked()));
-            }>
-                <label class="visually-hidden" for=select_id.clone()>{format!("Role of {}", m.email)}</label>
+            <form
+                class="role-form"
+                on:submit=move |ev: leptos::ev::SubmitEvent| {
+                    ev.prevent_default();
+                    changes.role.dispatch((id.get_value(), role.get_untracked()));
+                }
+            >
+                <label class="visually-hidden" for=select_id.clone()>
+                    {format!("Role of {}", m.email)}
+                </label>
                 <RoleSelect id=select_id options=grantable_roles(your_role) selected=role />
-                <button class="button subtle" type="submit" disabled=move || role.get() == current>"Save role"</button>
+                <button class="button subtle" type="submit" disabled=move || role.get() == current>
+                    "Save role"
+                </button>
             </form>
         }
         .into_any()
@@ -277,21 +363,30 @@ fn MemberRow(m: Member, me: bool, your_role: Role, changes: Changes) -> impl Int
     };
     view! {
         <tr data-member=m.id.clone()>
-            <td class="member-email">
-                {m.email.clone()}
-                {me.then(|| view! { <span class="badge you">"You"</span> })}
-            </td>
+            <td class="member-email">{m.email.clone()} {me.then(|| view! { <span class="badge you">"You"</span> })}</td>
             <td>{role_cell}</td>
             <td data-label="Joined">{move || show_bare(joined, "%Y-%m-%d")}</td>
-            {manager.then(|| view! {
-                <td class="row-actions">
-                    {removable.then(|| view! {
-                        <ConfirmInline label="Remove" aria_label=format!("Remove {}", email.get_value())
-                            warning="They are logged out at once." confirm="Remove member"
-                            on_confirm=move || { changes.remove.dispatch(id.get_value()); } />
-                    })}
-                </td>
-            })}
+            {manager
+                .then(|| {
+                    view! {
+                        <td class="row-actions">
+                            {removable
+                                .then(|| {
+                                    view! {
+                                        <ConfirmInline
+                                            label="Remove"
+                                            aria_label=format!("Remove {}", email.get_value())
+                                            warning="They are logged out at once."
+                                            confirm="Remove member"
+                                            on_confirm=move || {
+                                                changes.remove.dispatch(id.get_value());
+                                            }
+                                        />
+                                    }
+                                })}
+                        </td>
+                    }
+                })}
         </tr>
     }
 }
@@ -301,7 +396,9 @@ fn Invitations(invitations: Vec<PendingInvitation>, your_role: Role, changes: Ch
     let when = |t: chrono::DateTime<chrono::Utc>| show_bare(t, "%Y-%m-%d %H:%M");
     view! {
         <section class="card" aria-labelledby="invitations-heading">
-            <div class="card-header"><h2 id="invitations-heading">"Pending invitations"</h2></div>
+            <div class="card-header">
+                <h2 id="invitations-heading">"Pending invitations"</h2>
+            </div>
             {if invitations.is_empty() {
                 view! { <p class="empty-log">"No pending invitations."</p> }.into_any()
             } else {
@@ -312,34 +409,48 @@ fn Invitations(invitations: Vec<PendingInvitation>, your_role: Role, changes: Ch
                                 <th scope="col">"Email"</th>
                                 <th scope="col">"Role"</th>
                                 <th scope="col">{move || format!("Expires ({})", zone_now())}</th>
-                                <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                                <th scope="col">
+                                    <span class="visually-hidden">"Actions"</span>
+                                </th>
                             </tr>
                         </thead>
                         <tbody>
-                            {invitations.into_iter().map(|i| {
-                                let expires = i.expires_at;
-                                let id = StoredValue::new(i.id.clone());
-                                let allowed = i.role != Role::Owner || your_role == Role::Owner;
-                                view! {
-                                    <tr data-invitation=i.id.clone()>
-                                        <td class="member-email">{i.email.clone()}</td>
-                                        <td>{role_label(i.role)}</td>
-                                        <td>{move || when(expires)}</td>
-                                        <td class="row-actions">
-                                            {allowed.then(|| view! {
-                                                <button class="button danger-outline" type="button"
-                                                    aria-label=format!("Revoke the invitation of {}", i.email)
-                                                    on:click=move |_| { changes.revoke.dispatch(id.get_value()); }>
-                                                    "Revoke"
-                                                </button>
-                                            })}
-                                        </td>
-                                    </tr>
-                                }
-                            }).collect_view()}
+                            {invitations
+                                .into_iter()
+                                .map(|i| {
+                                    let expires = i.expires_at;
+                                    let id = StoredValue::new(i.id.clone());
+                                    let allowed = i.role != Role::Owner || your_role == Role::Owner;
+                                    view! {
+                                        <tr data-invitation=i.id.clone()>
+                                            <td class="member-email">{i.email.clone()}</td>
+                                            <td>{role_label(i.role)}</td>
+                                            <td>{move || when(expires)}</td>
+                                            <td class="row-actions">
+                                                {allowed
+                                                    .then(|| {
+                                                        view! {
+                                                            <button
+                                                                class="button danger-outline"
+                                                                type="button"
+                                                                aria-label=format!("Revoke the invitation of {}", i.email)
+                                                                on:click=move |_| {
+                                                                    changes.revoke.dispatch(id.get_value());
+                                                                }
+                                                            >
+                                                                "Revoke"
+                                                            </button>
+                                                        }
+                                                    })}
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
                         </tbody>
                     </table>
-                }.into_any()
+                }
+                    .into_any()
             }}
         </section>
     }

@@ -62,39 +62,97 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
             <h3>"Bulk retry"</h3>
             <div class="bulk-fields">
                 <label for="bulk-since">{move || format!("From ({})", zone_now())}</label>
-                <input id="bulk-since" type="datetime-local" prop:value=move || since.get().map(to_input).unwrap_or_default()
-                    on:input=move |ev| since.set(from_input(&event_target_value(&ev))) />
+                <input
+                    id="bulk-since"
+                    type="datetime-local"
+                    prop:value=move || since.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| since.set(from_input(&event_target_value(&ev)))
+                />
                 <label for="bulk-until">{move || format!("To ({})", zone_now())}</label>
-                <input id="bulk-until" type="datetime-local" prop:value=move || until.get().map(to_input).unwrap_or_default()
-                    on:input=move |ev| until.set(from_input(&event_target_value(&ev))) />
+                <input
+                    id="bulk-until"
+                    type="datetime-local"
+                    prop:value=move || until.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| until.set(from_input(&event_target_value(&ev)))
+                />
                 <label for="bulk-status">"Resend"</label>
-                <select id="bulk-status" on:change=move |ev| {
-                    status.set(if event_target_value(&ev) == "pending" { DeliveryStatus::Pending } else { DeliveryStatus::Failed })
-                }>
+                <select
+                    id="bulk-status"
+                    on:change=move |ev| {
+                        status
+                            .set(
+                                if event_target_value(&ev) == "pending" {
+                                    DeliveryStatus::Pending
+                                } else {
+                                    DeliveryStatus::Failed
+                                },
+                            )
+                    }
+                >
                     <option value="failed">"Failed deliveries"</option>
                     <option value="pending">"Deliveries waiting for a retry"</option>
                 </select>
                 <label for="bulk-type">"Of event type"</label>
                 <select id="bulk-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
                     <option value="">"All"</option>
-                    {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
+                    {EventType::ALL
+                        .into_iter()
+                        .map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> })
+                        .collect_view()}
                 </select>
-                <button class="button" type="button" on:click=ask>{move || format!("Count {}…", what())}</button>
+                <button class="button" type="button" on:click=ask>
+                    {move || format!("Count {}…", what())}
+                </button>
             </div>
-            {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="notice error" role="alert">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
             {move || match (count.value().get(), job.get()) {
                 (_, Some(j)) => view! { <JobProgress j /> }.into_any(),
-                (Some(Ok(0)), None) => view! { <p class="muted" role="status">{format!("No {} in that range.", what())}</p> }.into_any(),
-                (Some(Ok(n)), None) => view! {
-                    <div class="confirm" role="alertdialog" aria-label="Confirm bulk retry">
-                        <p>{format!("Resend {n} of the {} from this range now?", what())}</p>
-                        <button class="button danger" type="button" disabled=move || start.pending().get()
-                            on:click=move |_| { if let Ok(r) = range() { start.dispatch(r); } }>
-                            {format!("Resend {n}")}
-                        </button>
-                    </div>
-                }.into_any(),
-                (Some(Err(e)), None) => view! { <p class="notice error" role="alert">{e.to_string()}</p> }.into_any(),
+                (Some(Ok(0)), None) => {
+                    view! {
+                        <p class="muted" role="status">
+                            {format!("No {} in that range.", what())}
+                        </p>
+                    }
+                        .into_any()
+                }
+                (Some(Ok(n)), None) => {
+                    view! {
+                        <div class="confirm" role="alertdialog" aria-label="Confirm bulk retry">
+                            <p>{format!("Resend {n} of the {} from this range now?", what())}</p>
+                            <button
+                                class="button danger"
+                                type="button"
+                                disabled=move || start.pending().get()
+                                on:click=move |_| {
+                                    if let Ok(r) = range() {
+                                        start.dispatch(r);
+                                    }
+                                }
+                            >
+                                {format!("Resend {n}")}
+                            </button>
+                        </div>
+                    }
+                        .into_any()
+                }
+                (Some(Err(e)), None) => {
+                    view! {
+                        <p class="notice error" role="alert">
+                            {e.to_string()}
+                        </p>
+                    }
+                        .into_any()
+                }
                 (None, None) => ().into_any(),
             }}
         </div>

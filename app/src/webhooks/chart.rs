@@ -29,19 +29,48 @@ pub fn HealthChart(endpoint_id: String) -> impl IntoView {
             <div class="log-header">
                 <h2 id="chart-heading">"Health"</h2>
                 <div class="filters" role="group" aria-label="Period">
-                    <button class="button" type="button" aria-pressed=move || (days.get() == 1).to_string() on:click=move |_| days.set(1)>"24 hours"</button>
-                    <button class="button" type="button" aria-pressed=move || (days.get() == 7).to_string() on:click=move |_| days.set(7)>"7 days"</button>
+                    <button
+                        class="button"
+                        type="button"
+                        aria-pressed=move || (days.get() == 1).to_string()
+                        on:click=move |_| days.set(1)
+                    >
+                        "24 hours"
+                    </button>
+                    <button
+                        class="button"
+                        type="button"
+                        aria-pressed=move || (days.get() == 7).to_string()
+                        on:click=move |_| days.set(7)
+                    >
+                        "7 days"
+                    </button>
                 </div>
             </div>
-            <Transition fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            <Transition fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match stats.await {
-                        Ok(buckets) if buckets.is_empty() => view! { <p class="empty-log">"No attempts in this period."</p> }.into_any(),
+                        Ok(buckets) if buckets.is_empty() => {
+                            view! { <p class="empty-log">"No attempts in this period."</p> }.into_any()
+                        }
                         Ok(buckets) => {
                             let d = days.get_untracked();
                             view! { <Chart slots=series(&buckets, d, Utc::now()) hourly=d <= 1 /> }.into_any()
                         }
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>
@@ -123,49 +152,117 @@ fn Chart(slots: Vec<StatBucket>, hourly: bool) -> impl IntoView {
     let tooltip =
         move || hovered.get().and_then(|i| slots.with_value(|s| s.get(i).map(|b| (i, describe(b, &period(b))))));
     view! {
-        <p class="chart-summary" data-testid="chart-summary">{summary}</p>
+        <p class="chart-summary" data-testid="chart-summary">
+            {summary}
+        </p>
         <div class="chart-frame" on:mouseleave=move |_| hovered.set(None)>
-            <svg class="health-chart" viewBox=format!("0 0 {W} {H}") role="img" aria-label="Success rate and response time">
-                {[1.0, 0.5, 0.0].into_iter().map(|rate| view! {
-                    <line class="grid" x1=LEFT x2=LEFT + PLOT_W y1=y_rate(rate) y2=y_rate(rate) />
-                    <text class="axis rate" x=LEFT - 6.0 y=y_rate(rate) + 4.0 text-anchor="end">{format!("{:.0} %", rate * 100.0)}</text>
-                    <text class="axis ms" x=LEFT + PLOT_W + 6.0 y=y_rate(rate) + 4.0>{format!("{:.0} ms", top_ms * rate)}</text>
-                }).collect_view()}
-                {slots.with_value(|s| s.iter().enumerate().map(|(i, b)| {
-                    let rate = b.succeeded as f64 / b.total.max(1) as f64;
-                    let label = (i % label_every == 0).then(|| {
-                        let start = b.start;
+            <svg
+                class="health-chart"
+                viewBox=format!("0 0 {W} {H}")
+                role="img"
+                aria-label="Success rate and response time"
+            >
+                {[1.0, 0.5, 0.0]
+                    .into_iter()
+                    .map(|rate| {
                         view! {
-                            <text class="axis time" x=x(i) + slot_w / 2.0 y=H - 6.0 text-anchor="middle">
-                                {move || show_bare(start, label_format)}
+                            <line class="grid" x1=LEFT x2=LEFT + PLOT_W y1=y_rate(rate) y2=y_rate(rate) />
+                            <text class="axis rate" x=LEFT - 6.0 y=y_rate(rate) + 4.0 text-anchor="end">
+                                {format!("{:.0} %", rate * 100.0)}
+                            </text>
+                            <text class="axis ms" x=LEFT + PLOT_W + 6.0 y=y_rate(rate) + 4.0>
+                                {format!("{:.0} ms", top_ms * rate)}
                             </text>
                         }
-                    });
-                    let bars = (b.total > 0).then(|| view! {
-                        <rect class="failed" x=x(i) + 1.0 y=TOP width=(slot_w - 2.0).max(1.0) height=PLOT_H />
-                        <rect class="ok" x=x(i) + 1.0 y=y_rate(rate) width=(slot_w - 2.0).max(1.0) height=PLOT_H * rate />
-                    });
-                    view! {
-                        {bars}
-                        {label}
-                        <rect class="hit" x=x(i) y=TOP width=slot_w height=PLOT_H tabindex="0"
-                            data-slot=i aria-label=describe(b, &entity::api::utc(b.start, period_format))
-                            on:mouseenter=move |_| hovered.set(Some(i))
-                            on:focus=move |_| hovered.set(Some(i))
-                            on:blur=move |_| hovered.set(None) />
-                    }
-                }).collect_view())}
+                    })
+                    .collect_view()}
+                {slots
+                    .with_value(|buckets| {
+                        buckets
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| {
+                                let rate = b.succeeded as f64 / b.total.max(1) as f64;
+                                let label = (i % label_every == 0)
+                                    .then(|| {
+                                        let start = b.start;
+                                        view! {
+                                            <text
+                                                class="axis time"
+                                                x=x(i) + slot_w / 2.0
+                                                y=H - 6.0
+                                                text-anchor="middle"
+                                            >
+                                                {move || show_bare(start, label_format)}
+                                            </text>
+                                        }
+                                    });
+                                let bars = (b.total > 0)
+                                    .then(|| {
+                                        view! {
+                                            <rect
+                                                class="failed"
+                                                x=x(i) + 1.0
+                                                y=TOP
+                                                width=(slot_w - 2.0).max(1.0)
+                                                height=PLOT_H
+                                            />
+                                            <rect
+                                                class="ok"
+                                                x=x(i) + 1.0
+                                                y=y_rate(rate)
+                                                width=(slot_w - 2.0).max(1.0)
+                                                height=PLOT_H * rate
+                                            />
+                                        }
+                                    });
+                                view! {
+                                    {bars}
+                                    {label}
+                                    <rect
+                                        class="hit"
+                                        x=x(i)
+                                        y=TOP
+                                        width=slot_w
+                                        height=PLOT_H
+                                        tabindex="0"
+                                        data-slot=i
+                                        aria-label=describe(b, &entity::api::utc(b.start, period_format))
+                                        on:mouseenter=move |_| hovered.set(Some(i))
+                                        on:focus=move |_| hovered.set(Some(i))
+                                        on:blur=move |_| hovered.set(None)
+                                    />
+                                }
+                            })
+                            .collect_view()
+                    })}
                 <polyline class="latency" points=line />
             </svg>
-            {move || tooltip().map(|(i, text)| {
-                let left = (x(i) + slot_w / 2.0) / W * 100.0;
-                view! {
-                    <div class="chart-tooltip" role="status" data-testid="chart-tooltip"
-                        style=format!("left: clamp(9rem, {left:.1}%, calc(100% - 9rem))")>{text}</div>
-                }
-            })}
+            {move || {
+                tooltip()
+                    .map(|(i, text)| {
+                        let left = (x(i) + slot_w / 2.0) / W * 100.0;
+                        view! {
+                            <div
+                                class="chart-tooltip"
+                                role="status"
+                                data-testid="chart-tooltip"
+                                style=format!("left: clamp(9rem, {left:.1}%, calc(100% - 9rem))")
+                            >
+                                {text}
+                            </div>
+                        }
+                    })
+            }}
         </div>
-        <p class="chart-legend"><span class="key ok"></span>"delivered" <span class="key failed"></span>"failed" <span class="key latency"></span>"average response time"</p>
+        <p class="chart-legend">
+            <span class="key ok"></span>
+            "delivered"
+            <span class="key failed"></span>
+            "failed"
+            <span class="key latency"></span>
+            "average response time"
+        </p>
     }
 }
 

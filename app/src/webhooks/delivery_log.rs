@@ -106,14 +106,32 @@ pub fn DeliveryLog(
                 <h2 id="log-heading">"Delivery log"</h2>
                 <LogFilters filters refresh />
             </div>
-            <Transition fallback=|| view! { <p class="loading" role="status">"Loading deliveries…"</p> }>
+            <Transition fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading deliveries…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match first.await {
-                        Ok(page) if page.data.is_empty() => view! {
-                            <p class="empty-log">"No deliveries match. Events sent to this endpoint appear here."</p>
-                        }.into_any(),
+                        Ok(page) if page.data.is_empty() => {
+                            view! {
+                                <p class="empty-log">
+                                    "No deliveries match. Events sent to this endpoint appear here."
+                                </p>
+                            }
+                                .into_any()
+                        }
                         Ok(page) => view! { <DeliveryTable first=page.data more rows /> }.into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>
@@ -140,16 +158,27 @@ fn LogFilters(filters: Filters, refresh: RwSignal<u32>) -> impl IntoView {
             <label for="filter-type">"Event type"</label>
             <select id="filter-type" on:change=move |ev| event_type.set(event_target_value(&ev).parse().ok())>
                 <option value="">"All"</option>
-                {EventType::ALL.into_iter().map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> }).collect_view()}
+                {EventType::ALL
+                    .into_iter()
+                    .map(|t| view! { <option value=t.as_str()>{t.as_str()}</option> })
+                    .collect_view()}
             </select>
             <label for="filter-since">{move || format!("Created from ({})", zone_now())}</label>
             <input id="filter-since" type="datetime-local" on:change=move |ev| since.set(event_target_value(&ev)) />
             <label for="filter-until">{move || format!("Created to ({})", zone_now())}</label>
             <input id="filter-until" type="datetime-local" on:change=move |ev| until.set(event_target_value(&ev)) />
             <label for="filter-event">"Event id"</label>
-            <input id="filter-event" type="search" placeholder="evt_…" autocomplete="off" spellcheck="false"
-                on:change=move |ev| event_id.set(event_target_value(&ev)) />
-            <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
+            <input
+                id="filter-event"
+                type="search"
+                placeholder="evt_…"
+                autocomplete="off"
+                spellcheck="false"
+                on:change=move |ev| event_id.set(event_target_value(&ev))
+            />
+            <button class="button" type="button" on:click=move |_| refresh.update(|n| *n += 1)>
+                "Refresh"
+            </button>
         </div>
     }
 }
@@ -167,7 +196,9 @@ fn DeliveryTable(first: Vec<Delivery>, more: RwSignal<Vec<Delivery>>, rows: RowC
                     <th scope="col">"Time"</th>
                     <th scope="col">"Attempts"</th>
                     <th scope="col">"Status"</th>
-                    <th scope="col"><span class="visually-hidden">"Details"</span></th>
+                    <th scope="col">
+                        <span class="visually-hidden">"Details"</span>
+                    </th>
                 </tr>
             </thead>
             <tbody>
@@ -185,8 +216,16 @@ fn DeliveryTable(first: Vec<Delivery>, more: RwSignal<Vec<Delivery>>, rows: RowC
 fn LoadOlderButton(cursor: RwSignal<Option<String>>, load_more: PageAction) -> impl IntoView {
     view! {
         <Show when=move || cursor.get().is_some()>
-            <button class="button" type="button" disabled=move || load_more.pending().get()
-                on:click=move |_| { if let Some(c) = cursor.get_untracked() { load_more.dispatch(c); } }>
+            <button
+                class="button"
+                type="button"
+                disabled=move || load_more.pending().get()
+                on:click=move |_| {
+                    if let Some(c) = cursor.get_untracked() {
+                        load_more.dispatch(c);
+                    }
+                }
+            >
                 "Load older deliveries"
             </button>
         </Show>
@@ -239,22 +278,42 @@ fn DeliveryRow(d: Delivery, rows: RowContext) -> impl IntoView {
             <td title=utc>{time}</td>
             <td>
                 <code>{d.event_type.clone()}</code>
-                {d.test.then(|| view! { <span class="badge test" title="A test send from this page or the API">"test"</span> })}
+                {d
+                    .test
+                    .then(|| {
+                        view! {
+                            <span class="badge test" title="A test send from this page or the API">
+                                "test"
+                            </span>
+                        }
+                    })}
             </td>
-            <td class="response">{move || response_summary(&summary_of, held.get().as_deref(), throttled.get().as_ref())}</td>
+            <td class="response">
+                {move || response_summary(&summary_of, held.get().as_deref(), throttled.get().as_ref())}
+            </td>
             <td>{ms}</td>
             <td>{d.attempt_count}</td>
-            <td><span class=badge>{status}</span></td>
+            <td>
+                <span class=badge>{status}</span>
+            </td>
             <td class="row-actions">
                 {can_write.then(|| view! { <RowAction d=d.clone() disabled /> })}
-                <button class="button" type="button" aria-expanded=move || open.get().to_string()
-                    on:click=move |_| open.update(|o| *o = !*o)>
+                <button
+                    class="button"
+                    type="button"
+                    aria-expanded=move || open.get().to_string()
+                    on:click=move |_| open.update(|o| *o = !*o)
+                >
                     {move || if open.get() { "Hide" } else { "Details" }}
                 </button>
             </td>
         </tr>
         <Show when=move || open.get()>
-            <tr class="detail-row"><td colspan="7"><DeliveryDetail id=id.clone() can_write /></td></tr>
+            <tr class="detail-row">
+                <td colspan="7">
+                    <DeliveryDetail id=id.clone() can_write />
+                </td>
+            </tr>
         </Show>
     }
 }
@@ -270,12 +329,37 @@ fn RowAction(d: Delivery, disabled: bool) -> impl IntoView {
     let resend = Action::new(move |_: &()| resend_delivery(id.clone(), replay));
     view! {
         {move || match resend.value().get() {
-            Some(Ok(_)) => view! { <span class="muted" role="status">"Queued"</span> }.into_any(),
-            Some(Err(err)) => view! { <span class="field-error" role="alert">{err.to_string()}</span> }.into_any(),
-            None => view! {
-                <button class="button" type="button" disabled=move || resend.pending().get()
-                    on:click=move |_| { resend.dispatch(()); }>{label}</button>
-            }.into_any(),
+            Some(Ok(_)) => {
+                view! {
+                    <span class="muted" role="status">
+                        "Queued"
+                    </span>
+                }
+                    .into_any()
+            }
+            Some(Err(err)) => {
+                view! {
+                    <span class="field-error" role="alert">
+                        {err.to_string()}
+                    </span>
+                }
+                    .into_any()
+            }
+            None => {
+                view! {
+                    <button
+                        class="button"
+                        type="button"
+                        disabled=move || resend.pending().get()
+                        on:click=move |_| {
+                            resend.dispatch(());
+                        }
+                    >
+                        {label}
+                    </button>
+                }
+                    .into_any()
+            }
         }}
     }
     .into_any()
@@ -299,17 +383,40 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
     let detail = Resource::new(move || resend.version().get(), move |_| get_delivery(id.get_value()));
     view! {
         <div class="delivery-detail" data-testid="delivery-detail">
-            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading attempts…"</p> }>
+            <Suspense fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading attempts…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     match detail.await {
                         Ok(d) => view! { <DetailBody d can_write resend /> }.into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Suspense>
-            {move || resend.value().get().and_then(|r| r.err()).map(|err| view! {
-                <p class="notice error" role="alert">{err.to_string()}</p>
-            })}
+            {move || {
+                resend
+                    .value()
+                    .get()
+                    .and_then(|r| r.err())
+                    .map(|err| {
+                        view! {
+                            <p class="notice error" role="alert">
+                                {err.to_string()}
+                            </p>
+                        }
+                    })
+            }}
         </div>
     }
 }
@@ -324,14 +431,30 @@ fn DetailBody(d: Delivery, can_write: bool, resend: Action<bool, Result<Delivery
     view! {
         <div class="detail-actions">
             <span class="muted">"webhook-id " <code>{d.event_id.clone()}</code></span>
-            {(can_write && action.is_some()).then(|| {
-                let (label, replay) = action.unwrap_or(("Retry", false));
-                view! {
-                    <button class="button primary" type="button" disabled=move || resend.pending().get()
-                        on:click=move |_| { resend.dispatch(replay); }>{label}</button>
-                }
-            })}
-            {queued.map(|text| view! { <span class="muted" data-testid="waiting">{text}</span> })}
+            {(can_write && action.is_some())
+                .then(|| {
+                    let (label, replay) = action.unwrap_or(("Retry", false));
+                    view! {
+                        <button
+                            class="button primary"
+                            type="button"
+                            disabled=move || resend.pending().get()
+                            on:click=move |_| {
+                                resend.dispatch(replay);
+                            }
+                        >
+                            {label}
+                        </button>
+                    }
+                })}
+            {queued
+                .map(|text| {
+                    view! {
+                        <span class="muted" data-testid="waiting">
+                            {text}
+                        </span>
+                    }
+                })}
         </div>
         {d.attempts.into_iter().rev().map(|a| view! { <AttemptDetail a /> }).collect_view()}
     }
@@ -360,7 +483,9 @@ fn AttemptDetail(a: Attempt) -> impl IntoView {
                 <strong>{format!("Attempt {}", a.attempt_number)}</strong>
                 <span class=badge>{if a.success { "success" } else { "failed" }}</span>
                 <span>{outcome}</span>
-                <span class="muted">{move || format!("{} ms · {}", a.response_time_ms, show(a.attempted_at, "%Y-%m-%d %H:%M:%S"))}</span>
+                <span class="muted">
+                    {move || format!("{} ms · {}", a.response_time_ms, show(a.attempted_at, "%Y-%m-%d %H:%M:%S"))}
+                </span>
             </header>
             <div class="attempt-grid">
                 <MessagePane title="Request" headers=headers_text(&a.request_headers) body=pretty(&a.request_body) />

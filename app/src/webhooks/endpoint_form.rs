@@ -119,7 +119,11 @@ fn save_action(id: Option<String>, feedback: Feedback) -> Action<EndpointInput, 
 
 #[component]
 fn ReadOnlyNotice() -> impl IntoView {
-    view! { <p class="notice info" role="status">"You have read-only access. Ask an owner or admin to change webhooks."</p> }
+    view! {
+        <p class="notice info" role="status">
+            "You have read-only access. Ask an owner or admin to change webhooks."
+        </p>
+    }
 }
 
 /// The message beside one field, from the browser's check or the server's answer.
@@ -128,7 +132,9 @@ fn FieldErrorMessage(field: &'static str, feedback: Feedback) -> impl IntoView {
     let message = feedback.error_for(field);
     view! {
         <Show when=move || message().is_some()>
-            <p class="field-error" id=format!("{field}-error") role="alert">{message}</p>
+            <p class="field-error" id=format!("{field}-error") role="alert">
+                {message}
+            </p>
         </Show>
     }
 }
@@ -233,10 +239,14 @@ fn SaveOutcome(feedback: Feedback) -> impl IntoView {
     let Feedback { form_error, saved, .. } = feedback;
     view! {
         <Show when=move || form_error.get().is_some()>
-            <p class="notice error" role="alert">{move || form_error.get()}</p>
+            <p class="notice error" role="alert">
+                {move || form_error.get()}
+            </p>
         </Show>
         <Show when=move || saved.get()>
-            <p class="notice success" role="status">"Changes saved."</p>
+            <p class="notice success" role="status">
+                "Changes saved."
+            </p>
         </Show>
     }
 }
@@ -252,7 +262,9 @@ fn FormActions(#[prop(into)] pending: Signal<bool>, is_new: bool) -> impl IntoVi
                     (false, false) => "Save changes",
                 }}
             </button>
-            <a class="button subtle" href=paths::webhooks()>"Cancel"</a>
+            <a class="button subtle" href=paths::webhooks()>
+                "Cancel"
+            </a>
         </div>
     }
 }

@@ -14,7 +14,10 @@ pub fn EventPicker(selected: RwSignal<BTreeSet<EventType>>, #[prop(into)] disabl
                 {move || format!("{} of {} events selected", count(), EventType::ALL.len())}
             </p>
             <div class="groups">
-                {EventCategory::ALL.into_iter().map(|category| view! { <EventGroup category selected disabled /> }).collect_view()}
+                {EventCategory::ALL
+                    .into_iter()
+                    .map(|category| view! { <EventGroup category selected disabled /> })
+                    .collect_view()}
             </div>
         </div>
     }
@@ -74,10 +77,7 @@ fn EventGroup(
                     <span class="muted">{move || format!("{}/{}", chosen(), total)}</span>
                 </label>
             </legend>
-            {types
-                .into_iter()
-                .map(|t| view! { <EventChoice t selected disabled /> })
-                .collect_view()}
+            {types.into_iter().map(|t| view! { <EventChoice t selected disabled /> }).collect_view()}
         </fieldset>
     }
 }
@@ -97,20 +97,25 @@ fn EventChoice(t: EventType, selected: RwSignal<BTreeSet<EventType>>, disabled: 
                     aria-describedby=described_by.clone()
                     prop:checked=move || selected.with(|s| s.contains(&t))
                     on:change=move |_| {
-                        selected.update(|s| {
-                            if !s.remove(&t) {
-                                s.insert(t);
-                            }
-                        })
+                        selected
+                            .update(|s| {
+                                if !s.remove(&t) {
+                                    s.insert(t);
+                                }
+                            })
                     }
                     disabled=move || disabled.get()
                 />
                 <code>{t.as_str()}</code>
             </label>
-            <p class="event-description muted" id=described_by>{t.description()}</p>
+            <p class="event-description muted" id=described_by>
+                {t.description()}
+            </p>
             <details class="event-sample">
                 <summary>"Sample payload"</summary>
-                <pre><code>{sample}</code></pre>
+                <pre>
+                    <code>{sample}</code>
+                </pre>
             </details>
         </div>
     }

@@ -16,14 +16,22 @@ pub fn NewWebhookPage() -> impl IntoView {
     view! {
         <Title text="Add webhook · Settings" />
         <section class="page">
-            <a class="back" href=paths::webhooks()>"← All webhooks"</a>
+            <a class="back" href=paths::webhooks()>
+                "← All webhooks"
+            </a>
             <header class="page-header">
                 <div>
                     <h1>"Add webhook"</h1>
                     <p class="lead">"We check that the URL answers before saving it."</p>
                 </div>
             </header>
-            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            <Suspense fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
                     view! { <EndpointForm initial=EndpointInput::default() id=None can_write /> }
@@ -46,8 +54,16 @@ pub fn EditWebhookPage() -> impl IntoView {
     view! {
         <Title text="Edit webhook · Settings" />
         <section class="page">
-            <a class="back" href=paths::webhooks()>"← All webhooks"</a>
-            <Suspense fallback=|| view! { <p class="loading" role="status">"Loading webhook…"</p> }>
+            <a class="back" href=paths::webhooks()>
+                "← All webhooks"
+            </a>
+            <Suspense fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading webhook…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
                     match endpoint.await {
@@ -60,12 +76,21 @@ pub fn EditWebhookPage() -> impl IntoView {
                                 <div class="empty-state">
                                     <h2>"Webhook not found"</h2>
                                     <p>"It may have been deleted."</p>
-                                    <a class="button" href=paths::webhooks()>"Back to webhooks"</a>
+                                    <a class="button" href=paths::webhooks()>
+                                        "Back to webhooks"
+                                    </a>
                                 </div>
                             }
                                 .into_any()
                         }
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Suspense>
@@ -99,13 +124,21 @@ fn EditView(
             </div>
             <span class=format!("badge {status}")>{status}</span>
         </header>
-        {created.then(|| view! {
-            <p class="notice success" role="status">
-                "Webhook created. Its signing secret is shown below: copy it now to verify deliveries."
-            </p>
-        })}
+        {created
+            .then(|| {
+                view! {
+                    <p class="notice success" role="status">
+                        "Webhook created. Its signing secret is shown below: copy it now to verify deliveries."
+                    </p>
+                }
+            })}
         <HealthNotice ep=ep.clone() can_write on_change=reload recover_from />
-        {move || recover_from.get().filter(|_| can_write).map(|t| view! { <RecoverPanel endpoint_id=id_for_offer.clone() offer=t /> })}
+        {move || {
+            recover_from
+                .get()
+                .filter(|_| can_write)
+                .map(|t| view! { <RecoverPanel endpoint_id=id_for_offer.clone() offer=t /> })
+        }}
         <EndpointForm initial id=Some(id.clone()) can_write />
         <SecretPanel id=id.clone() can_write fresh=created />
         <HealthChart endpoint_id=id.clone() />

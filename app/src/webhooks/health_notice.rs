@@ -35,18 +35,25 @@ pub fn HealthNotice(
         view! {
             <div class=class role="status" data-testid="health-notice">
                 <p>{note}</p>
-                {(disabled && can_write).then(|| view! {
-                    <button
-                        class="button primary"
-                        type="button"
-                        disabled=move || enable.pending().get()
-                        on:click=move |_| { enable.dispatch(()); }
-                    >
-                        {move || if enable.pending().get() { "Re-enabling…" } else { "Re-enable" }}
-                    </button>
-                })}
+                {(disabled && can_write)
+                    .then(|| {
+                        view! {
+                            <button
+                                class="button primary"
+                                type="button"
+                                disabled=move || enable.pending().get()
+                                on:click=move |_| {
+                                    enable.dispatch(());
+                                }
+                            >
+                                {move || if enable.pending().get() { "Re-enabling…" } else { "Re-enable" }}
+                            </button>
+                        }
+                    })}
                 <Show when=move || error().is_some()>
-                    <p class="field-error" role="alert">{error}</p>
+                    <p class="field-error" role="alert">
+                        {error}
+                    </p>
                 </Show>
             </div>
         }

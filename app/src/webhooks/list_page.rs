@@ -23,18 +23,35 @@ pub fn WebhooksPage() -> impl IntoView {
                     <h1>"Webhooks"</h1>
                     <p class="lead">"Endpoints receive a signed HTTP POST when events happen in your account."</p>
                 </div>
-                <a class="button primary" href=paths::new_endpoint()>"Add webhook"</a>
+                <a class="button primary" href=paths::new_endpoint()>
+                    "Add webhook"
+                </a>
             </header>
             <Show when=move || action_error().is_some()>
-                <p class="notice error" role="alert">{action_error}</p>
+                <p class="notice error" role="alert">
+                    {action_error}
+                </p>
             </Show>
-            <Transition fallback=|| view! { <p class="loading" role="status">"Loading webhooks…"</p> }>
+            <Transition fallback=|| {
+                view! {
+                    <p class="loading" role="status">
+                        "Loading webhooks…"
+                    </p>
+                }
+            }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
                     match endpoints.await {
                         Ok(list) if list.is_empty() => view! { <EmptyState /> }.into_any(),
                         Ok(list) => view! { <EndpointTable list can_write toggle delete /> }.into_any(),
-                        Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
+                        Err(err) => {
+                            view! {
+                                <p class="notice error" role="alert">
+                                    {err.to_string()}
+                                </p>
+                            }
+                                .into_any()
+                        }
                     }
                 })}
             </Transition>
@@ -48,7 +65,9 @@ fn EmptyState() -> impl IntoView {
         <div class="empty-state">
             <h2>"No webhooks yet"</h2>
             <p>"Add an endpoint to start receiving events such as task.completed or payment.failed."</p>
-            <a class="button primary" href=paths::new_endpoint()>"Add webhook"</a>
+            <a class="button primary" href=paths::new_endpoint()>
+                "Add webhook"
+            </a>
         </div>
     }
 }
@@ -66,7 +85,9 @@ fn EndpointTable(list: Vec<Endpoint>, can_write: bool, toggle: ToggleAction, del
                     <th scope="col">"Events"</th>
                     <th scope="col">"Status"</th>
                     <th scope="col">"Enabled"</th>
-                    <th scope="col"><span class="visually-hidden">"Actions"</span></th>
+                    <th scope="col">
+                        <span class="visually-hidden">"Actions"</span>
+                    </th>
                 </tr>
             </thead>
             <tbody>
@@ -90,16 +111,21 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
     view! {
         <tr data-endpoint=id.clone()>
             <td>
-                <a class="url" href=edit_href.clone()>{ep.url.clone()}</a>
+                <a class="url" href=edit_href.clone()>
+                    {ep.url.clone()}
+                </a>
                 <div class="description">{ep.description.clone()}</div>
             </td>
             <td>{summarize(&ep.event_types)}</td>
             <td>
                 <span class=format!("badge {status}")>{status}</span>
-                {ep.health_note().is_some().then(|| {
-                    let ep = ep.clone();
-                    view! { <div class="health-note">{move || ep.health_note_in(&crate::time::show)}</div> }
-                })}
+                {ep
+                    .health_note()
+                    .is_some()
+                    .then(|| {
+                        let ep = ep.clone();
+                        view! { <div class="health-note">{move || ep.health_note_in(&crate::time::show)}</div> }
+                    })}
             </td>
             <td data-label="Enabled">
                 <input
@@ -108,34 +134,65 @@ fn EndpointRow(ep: Endpoint, can_write: bool, toggle: ToggleAction, delete: Dele
                     aria-label=format!("Enabled: {}", ep.url)
                     prop:checked=enabled
                     disabled=!can_write
-                    on:change=move |ev| { toggle.dispatch((toggle_id.clone(), event_target_checked(&ev))); }
+                    on:change=move |ev| {
+                        toggle.dispatch((toggle_id.clone(), event_target_checked(&ev)));
+                    }
                 />
             </td>
             <td class="row-actions">
-                <a class="button" href=edit_href>{if can_write { "Edit" } else { "View" }}</a>
-                {can_write.then(|| view! {
-                    <button class="button" type="button" aria-expanded=move || testing.get().to_string() on:click=move |_| testing.update(|t| *t = !*t)>"Test"</button>
-                    <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>"Delete"</button>
-                })}
+                <a class="button" href=edit_href>
+                    {if can_write { "Edit" } else { "View" }}
+                </a>
+                {can_write
+                    .then(|| {
+                        view! {
+                            <button
+                                class="button"
+                                type="button"
+                                aria-expanded=move || testing.get().to_string()
+                                on:click=move |_| testing.update(|t| *t = !*t)
+                            >
+                                "Test"
+                            </button>
+                            <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>
+                                "Delete"
+                            </button>
+                        }
+                    })}
             </td>
         </tr>
         <Show when=move || confirming.get()>
             <tr class="confirm-row">
                 <td colspan="5">
                     <div class="confirm" role="alertdialog" aria-label="Confirm deletion">
-                        <p>"Delete the webhook " <strong>{url.clone()}</strong> "? Deliveries to it stop and its logs are removed."</p>
-                        <button class="button danger" type="button" on:click={
-                            let delete_id = delete_id.clone();
-                            move |_| { delete.dispatch(delete_id.clone()); }
-                        }>"Delete webhook"</button>
-                        <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                        <p>
+                            "Delete the webhook " <strong>{url.clone()}</strong>
+                            "? Deliveries to it stop and its logs are removed."
+                        </p>
+                        <button
+                            class="button danger"
+                            type="button"
+                            on:click={
+                                let delete_id = delete_id.clone();
+                                move |_| {
+                                    delete.dispatch(delete_id.clone());
+                                }
+                            }
+                        >
+                            "Delete webhook"
+                        </button>
+                        <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>
+                            "Cancel"
+                        </button>
                     </div>
                 </td>
             </tr>
         </Show>
         <Show when=move || testing.get()>
             <tr class="test-row">
-                <td colspan="5"><TestPanel id=test_id.get_value() /></td>
+                <td colspan="5">
+                    <TestPanel id=test_id.get_value() />
+                </td>
             </tr>
         </Show>
     }

@@ -45,10 +45,12 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
     let body = match offer {
         Some(t) => view! {
             <p>
-                {move || format!(
-                    "Events published while the endpoint was disabled (since {}) were not sent to it. Send them now, oldest first?",
-                    show(t, "%Y-%m-%d %H:%M"),
-                )}
+                {move || {
+                    format!(
+                        "Events published while the endpoint was disabled (since {}) were not sent to it. Send them now, oldest first?",
+                        show(t, "%Y-%m-%d %H:%M"),
+                    )
+                }}
             </p>
             {button()}
         }
@@ -60,8 +62,12 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
             </p>
             <div class="bulk-fields">
                 <label for="recover-since">{move || format!("Since ({})", zone_now())}</label>
-                <input id="recover-since" type="datetime-local" prop:value=move || since.get().map(to_input).unwrap_or_default()
-                    on:input=move |ev| since.set(from_input(&event_target_value(&ev))) />
+                <input
+                    id="recover-since"
+                    type="datetime-local"
+                    prop:value=move || since.get().map(to_input).unwrap_or_default()
+                    on:input=move |ev| since.set(from_input(&event_target_value(&ev)))
+                />
                 {button()}
             </div>
         }
@@ -71,7 +77,17 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
     view! {
         <div class=class data-testid="recover">
             {body}
-            {move || error.get().map(|e| view! { <p class="notice error" role="alert">{e}</p> })}
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p class="notice error" role="alert">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
             {move || job.get().map(|j| view! { <JobProgress j /> })}
         </div>
     }

@@ -84,7 +84,9 @@ fn OwnerSecretPanel(id: String, fresh: bool) -> impl IntoView {
             </p>
             <SecretValueRow revealed reveal copy confirming />
             <RegenerateConfirm confirming rotate />
-            <p class="status-line" role="status">{move || status.get()}</p>
+            <p class="status-line" role="status">
+                {move || status.get()}
+            </p>
         </section>
     }
 }
@@ -115,7 +117,9 @@ fn SecretValueRow(
             >
                 {move || if revealed.get().is_some() { "Hide" } else { "Reveal" }}
             </button>
-            <button class="button" type="button" on:click=move |_| copy.run(())>"Copy"</button>
+            <button class="button" type="button" on:click=move |_| copy.run(())>
+                "Copy"
+            </button>
             <button class="button danger-outline" type="button" on:click=move |_| confirming.set(true)>
                 "Regenerate"
             </button>
@@ -132,10 +136,18 @@ fn RegenerateConfirm(confirming: RwSignal<bool>, rotate: SecretAction) -> impl I
                 <p id="regen-question">
                     "Generate a new secret? Deliveries are signed with both the old and the new secret for 24 hours, then only with the new one."
                 </p>
-                <button class="button danger" type="button" on:click=move |_| { rotate.dispatch(()); }>
+                <button
+                    class="button danger"
+                    type="button"
+                    on:click=move |_| {
+                        rotate.dispatch(());
+                    }
+                >
                     "Regenerate secret"
                 </button>
-                <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                <button class="button subtle" type="button" on:click=move |_| confirming.set(false)>
+                    "Cancel"
+                </button>
             </div>
         </Show>
     }

@@ -8,8 +8,8 @@ use super::send_test_event;
 pub fn TestPanel(id: String) -> impl IntoView {
     let event_type = RwSignal::new(EventType::TaskCompleted);
     let id = StoredValue::new(id);
-    let send = Action::new(move |t: &EventType| send_test_event(id.get_value(), *t));
-    let pending = send.pending();
+    let test_send = Action::new(move |t: &EventType| send_test_event(id.get_value(), *t));
+    let pending = test_send.pending();
     let select_id = format!("test-type-{}", id.get_value());
     view! {
         <div class="test-panel">
@@ -24,17 +24,42 @@ pub fn TestPanel(id: String) -> impl IntoView {
             >
                 {EventType::ALL
                     .into_iter()
-                    .map(|t| view! { <option value=t.as_str() selected=t == EventType::TaskCompleted>{t.as_str()}</option> })
+                    .map(|t| {
+                        view! {
+                            <option value=t.as_str() selected=t == EventType::TaskCompleted>
+                                {t.as_str()}
+                            </option>
+                        }
+                    })
                     .collect_view()}
             </select>
-            <button class="button primary" type="button" disabled=move || pending.get() on:click=move |_| { send.dispatch(event_type.get_untracked()); }>
+            <button
+                class="button primary"
+                type="button"
+                disabled=move || pending.get()
+                on:click=move |_| {
+                    test_send.dispatch(event_type.get_untracked());
+                }
+            >
                 {move || if pending.get() { "Sending…" } else { "Send test event" }}
             </button>
             <div class="test-result" aria-live="polite">
-                {move || send.value().get().map(|result| match result {
-                    Ok(outcome) => view! { <Outcome outcome /> }.into_any(),
-                    Err(err) => view! { <p class="notice error" role="alert">{err.to_string()}</p> }.into_any(),
-                })}
+                {move || {
+                    test_send
+                        .value()
+                        .get()
+                        .map(|result| match result {
+                            Ok(outcome) => view! { <Outcome outcome /> }.into_any(),
+                            Err(err) => {
+                                view! {
+                                    <p class="notice error" role="alert">
+                                        {err.to_string()}
+                                    </p>
+                                }
+                                    .into_any()
+                            }
+                        })
+                }}
             </div>
         </div>
     }
@@ -52,7 +77,8 @@ fn Outcome(outcome: TestOutcome) -> impl IntoView {
         <div class="outcome" data-testid="test-outcome">
             <span class=class>{label}</span>
             <span class="summary">{summary}</span>
-            {(!outcome.body_excerpt.is_empty()).then(|| view! { <pre class="excerpt">{outcome.body_excerpt.clone()}</pre> })}
+            {(!outcome.body_excerpt.is_empty())
+                .then(|| view! { <pre class="excerpt">{outcome.body_excerpt.clone()}</pre> })}
             <p class="muted">
                 "Logged in the delivery log as a test of event " <code>{outcome.event_id.clone()}</code> "."
             </p>
