@@ -9,6 +9,7 @@ use leptos_meta::Title;
 use crate::{
     auth::whoami,
     components::confirm::ConfirmInline,
+    components::notice::{ErrorNotice, Loading},
     time::{show_bare, zone_now},
     AppError,
 };
@@ -47,11 +48,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                 </div>
             </header>
             <Suspense fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading…"
-                    </p>
-                }
+                view! { <Loading what="Loading…" /> }
             }>
                 {move || Suspend::new(async move {
                     match me.await {
@@ -64,14 +61,7 @@ pub fn ApiKeysPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -127,19 +117,11 @@ fn KeyManager() -> impl IntoView {
             {move || {
                 error()
                     .map(|e| {
-                        view! {
-                            <p class="notice error" role="alert">
-                                {e}
-                            </p>
-                        }
+                        view! { <ErrorNotice message=e /> }
                     })
             }}
             <Transition fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading keys…"
-                    </p>
-                }
+                view! { <Loading what="Loading keys…" /> }
             }>
                 {move || Suspend::new(async move {
                     match keys.await {
@@ -168,14 +150,7 @@ fn KeyManager() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Transition>

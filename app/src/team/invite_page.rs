@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::{invitation, role_label};
+use crate::components::notice::{ErrorNotice, Loading};
 
 /// The sentence for the `?error=` code the accept route redirected with.
 fn error_text(code: &str) -> String {
@@ -27,11 +28,7 @@ pub fn InvitePage() -> impl IntoView {
         <Title text="Invitation · Webhooks" />
         <main class="centered">
             <Suspense fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading…"
-                    </p>
-                }
+                view! { <Loading what="Loading…" /> }
             }>
                 {move || Suspend::new(async move {
                     match found.await {
@@ -52,14 +49,7 @@ pub fn InvitePage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Suspense>

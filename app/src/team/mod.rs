@@ -14,6 +14,7 @@ use leptos_meta::Title;
 
 use crate::{
     components::confirm::ConfirmInline,
+    components::notice::{ErrorNotice, Loading},
     time::{show_bare, zone_now},
     AppError,
 };
@@ -122,23 +123,12 @@ pub fn TeamPage() -> impl IntoView {
                 </div>
             </header>
             <Transition fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading…"
-                    </p>
-                }
+                view! { <Loading what="Loading…" /> }
             }>
                 {move || Suspend::new(async move {
                     match team.await {
                         Ok(team) => view! { <TeamView team changes /> }.into_any(),
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Transition>
@@ -165,11 +155,7 @@ fn TeamView(team: Team, changes: Changes) -> impl IntoView {
             changes
                 .row_error()
                 .map(|e| {
-                    view! {
-                        <p class="notice error" role="alert">
-                            {e}
-                        </p>
-                    }
+                    view! { <ErrorNotice message=e /> }
                 })
         }}
         <section class="card" aria-labelledby="members-heading">
@@ -248,11 +234,7 @@ fn InviteForm(your_role: Role, changes: Changes) -> impl IntoView {
             {move || {
                 other_error()
                     .map(|e| {
-                        view! {
-                            <p class="notice error" role="alert">
-                                {e.to_string()}
-                            </p>
-                        }
+                        view! { <ErrorNotice message=e.to_string() /> }
                     })
             }}
             <div class="invite-fields">

@@ -6,6 +6,7 @@ use entity::{
 use leptos::prelude::*;
 
 use super::{bulk_retry_count, bulk_retry_start, bulk_retry_status};
+use crate::components::notice::ErrorNotice;
 use crate::time::{from_input, to_input, zone_now};
 
 /// Bulk retry for a time range, of failed deliveries or of those waiting for a retry, of
@@ -108,11 +109,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
                 error
                     .get()
                     .map(|e| {
-                        view! {
-                            <p class="notice error" role="alert">
-                                {e}
-                            </p>
-                        }
+                        view! { <ErrorNotice message=e /> }
                     })
             }}
             {move || match (count.value().get(), job.get()) {
@@ -145,14 +142,7 @@ pub fn BulkRetryPanel(endpoint_id: String) -> impl IntoView {
                     }
                         .into_any()
                 }
-                (Some(Err(e)), None) => {
-                    view! {
-                        <p class="notice error" role="alert">
-                            {e.to_string()}
-                        </p>
-                    }
-                        .into_any()
-                }
+                (Some(Err(e)), None) => view! { <ErrorNotice message=e.to_string() /> }.into_any(),
                 (None, None) => ().into_any(),
             }}
         </div>

@@ -7,7 +7,10 @@ use entity::api::StatBucket;
 use leptos::prelude::*;
 
 use super::endpoint_stats;
-use crate::time::show_bare;
+use crate::{
+    components::notice::{ErrorNotice, Loading},
+    time::show_bare,
+};
 
 const W: f64 = 640.0;
 const H: f64 = 180.0;
@@ -48,11 +51,7 @@ pub fn HealthChart(endpoint_id: String) -> impl IntoView {
                 </div>
             </div>
             <Transition fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading…"
-                    </p>
-                }
+                view! { <Loading what="Loading…" /> }
             }>
                 {move || Suspend::new(async move {
                     match stats.await {
@@ -63,14 +62,7 @@ pub fn HealthChart(endpoint_id: String) -> impl IntoView {
                             let d = days.get_untracked();
                             view! { <Chart slots=series(&buckets, d, Utc::now()) hourly=d <= 1 /> }.into_any()
                         }
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Transition>

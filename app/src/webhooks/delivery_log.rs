@@ -6,6 +6,7 @@ use entity::{
 use leptos::prelude::*;
 
 use crate::{
+    components::notice::{ErrorNotice, Loading},
     time::{from_input, show, show_bare, zone_now},
     AppError,
 };
@@ -107,11 +108,7 @@ pub fn DeliveryLog(
                 <LogFilters filters refresh />
             </div>
             <Transition fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading deliveries…"
-                    </p>
-                }
+                view! { <Loading what="Loading deliveries…" /> }
             }>
                 {move || Suspend::new(async move {
                     match first.await {
@@ -124,14 +121,7 @@ pub fn DeliveryLog(
                                 .into_any()
                         }
                         Ok(page) => view! { <DeliveryTable first=page.data more rows /> }.into_any(),
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Transition>
@@ -384,23 +374,12 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
     view! {
         <div class="delivery-detail" data-testid="delivery-detail">
             <Suspense fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading attempts…"
-                    </p>
-                }
+                view! { <Loading what="Loading attempts…" /> }
             }>
                 {move || Suspend::new(async move {
                     match detail.await {
                         Ok(d) => view! { <DetailBody d can_write resend /> }.into_any(),
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -410,11 +389,7 @@ fn DeliveryDetail(id: String, can_write: bool) -> impl IntoView {
                     .get()
                     .and_then(|r| r.err())
                     .map(|err| {
-                        view! {
-                            <p class="notice error" role="alert">
-                                {err.to_string()}
-                            </p>
-                        }
+                        view! { <ErrorNotice message=err.to_string() /> }
                     })
             }}
         </div>

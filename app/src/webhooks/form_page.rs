@@ -8,6 +8,7 @@ use super::{
     chart::HealthChart, delivery_log::DeliveryLog, endpoint_form::EndpointForm, get_endpoint,
     health_notice::HealthNotice, recover::RecoverPanel, secret_panel::SecretPanel,
 };
+use crate::components::notice::{ErrorNotice, Loading};
 use crate::{auth::whoami, AppError};
 
 #[component]
@@ -26,11 +27,7 @@ pub fn NewWebhookPage() -> impl IntoView {
                 </div>
             </header>
             <Suspense fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading…"
-                    </p>
-                }
+                view! { <Loading what="Loading…" /> }
             }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
@@ -58,11 +55,7 @@ pub fn EditWebhookPage() -> impl IntoView {
                 "← All webhooks"
             </a>
             <Suspense fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading webhook…"
-                    </p>
-                }
+                view! { <Loading what="Loading webhook…" /> }
             }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
@@ -83,14 +76,7 @@ pub fn EditWebhookPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Suspense>

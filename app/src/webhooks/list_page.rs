@@ -3,7 +3,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::{delete_endpoint, list_endpoints, set_endpoint_enabled, test_panel::TestPanel};
-use crate::auth::whoami;
+use crate::{
+    auth::whoami,
+    components::notice::{ErrorNotice, Loading},
+};
 
 #[component]
 pub fn WebhooksPage() -> impl IntoView {
@@ -33,25 +36,14 @@ pub fn WebhooksPage() -> impl IntoView {
                 </p>
             </Show>
             <Transition fallback=|| {
-                view! {
-                    <p class="loading" role="status">
-                        "Loading webhooks…"
-                    </p>
-                }
+                view! { <Loading what="Loading webhooks…" /> }
             }>
                 {move || Suspend::new(async move {
                     let can_write = me.await.map(|u| u.role.can_write()).unwrap_or(false);
                     match endpoints.await {
                         Ok(list) if list.is_empty() => view! { <EmptyState /> }.into_any(),
                         Ok(list) => view! { <EndpointTable list can_write toggle delete /> }.into_any(),
-                        Err(err) => {
-                            view! {
-                                <p class="notice error" role="alert">
-                                    {err.to_string()}
-                                </p>
-                            }
-                                .into_any()
-                        }
+                        Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                     }
                 })}
             </Transition>

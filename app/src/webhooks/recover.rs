@@ -9,6 +9,7 @@ use super::{
     bulk_retry::{follow, JobProgress},
     recover_start,
 };
+use crate::components::notice::ErrorNotice;
 use crate::time::{from_input, show, to_input, zone_now};
 
 /// With `offer` (just re-enabled after being disabled automatically): one button that
@@ -81,11 +82,7 @@ pub fn RecoverPanel(endpoint_id: String, #[prop(optional)] offer: Option<DateTim
                 error
                     .get()
                     .map(|e| {
-                        view! {
-                            <p class="notice error" role="alert">
-                                {e}
-                            </p>
-                        }
+                        view! { <ErrorNotice message=e /> }
                     })
             }}
             {move || job.get().map(|j| view! { <JobProgress j /> })}

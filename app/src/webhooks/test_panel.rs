@@ -2,6 +2,7 @@ use entity::{api::TestOutcome, EventType};
 use leptos::prelude::*;
 
 use super::send_test_event;
+use crate::components::notice::ErrorNotice;
 
 /// Sends a signed sample event of a chosen type and shows what the receiver answered.
 #[component]
@@ -50,14 +51,7 @@ pub fn TestPanel(id: String) -> impl IntoView {
                         .get()
                         .map(|result| match result {
                             Ok(outcome) => view! { <Outcome outcome /> }.into_any(),
-                            Err(err) => {
-                                view! {
-                                    <p class="notice error" role="alert">
-                                        {err.to_string()}
-                                    </p>
-                                }
-                                    .into_any()
-                            }
+                            Err(err) => view! { <ErrorNotice message=err.to_string() /> }.into_any(),
                         })
                 }}
             </div>
