@@ -78,6 +78,13 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub dispatch_max_uncommitted: u16,
 
+    /// Vacuum the delivery queue from the delivering processes once its dead rows outnumber
+    /// the live ones (`queue_vacuum`): on by default, since autovacuum's naptime lets a
+    /// minute of them pile up, and it may be off altogether. `false` where autovacuum is tuned
+    /// for the queue (`autovacuum_naptime` of a second or so).
+    #[arg(long, env = "WEBHOOKS_QUEUE_VACUUM", default_value_t = true, action = clap::ArgAction::Set)]
+    pub queue_vacuum: bool,
+
     /// Sender of notification emails.
     #[arg(long, env = "WEBHOOKS_MAIL_FROM", default_value = "Webhooks <webhooks@localhost>")]
     pub mail_from: String,
@@ -194,6 +201,12 @@ mod tests {
         let parse = |n: &str| Config::try_parse_from(["webhooks", "--dispatch-max-uncommitted", n]);
         assert!(parse("0").is_err_and(|e| e.to_string().contains("0 is not in 1..")), "0 would never send");
         assert_eq!(parse("32").unwrap().dispatch_max_uncommitted, 32);
+    }
+
+    #[test]
+    fn the_queue_vacuum_is_on_unless_turned_off() {
+        assert!(Config::parse_from(["webhooks"]).queue_vacuum);
+        assert!(!Config::parse_from(["webhooks", "--queue-vacuum", "false"]).queue_vacuum);
     }
 
     #[test]
