@@ -103,7 +103,7 @@ impl Engine for EnginePort {
             AttemptRequest {
                 url: &target.url,
                 msg_id: id.as_str(),
-                body: &body,
+                body: body.clone().into(),
                 secrets: &secrets,
                 rate_limit: Some((limit, limit.saturating_sub(1))),
             },

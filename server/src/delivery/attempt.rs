@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use entity::endpoint_url::EndpointUrl;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
@@ -17,7 +18,8 @@ pub use entity::body::{truncate_body, BODY_LIMIT, TRUNCATION_MARKER};
 pub struct AttemptRequest<'a> {
     pub url: &'a str,
     pub msg_id: &'a str,
-    pub body: &'a str,
+    /// Shared, not copied: the body is handed to the client as it is.
+    pub body: Bytes,
     pub secrets: &'a [WebhookSecret],
     pub rate_limit: Option<(u32, u32)>,
 }
@@ -26,7 +28,8 @@ pub struct AttemptRequest<'a> {
 pub struct AttemptResult {
     pub status: Option<u16>,
     pub elapsed: Duration,
-    pub request_headers: Vec<(String, String)>,
+    /// The headers sent, names as written (every name the attempt sends is a constant).
+    pub request_headers: Vec<(&'static str, String)>,
     pub response_headers: Vec<(String, String)>,
     pub response_body: Option<String>,
     pub retry_after: Option<String>,
@@ -42,16 +45,15 @@ impl AttemptResult {
 pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'_>) -> AttemptResult {
     let timestamp = chrono::Utc::now().timestamp();
     let secrets: Vec<&WebhookSecret> = req.secrets.iter().collect();
-    let mut headers: Vec<(String, String)> = vec![("content-type".into(), "application/json".into())];
-    for (name, value) in signature_headers(&secrets, req.msg_id, timestamp, req.body.as_bytes()) {
-        headers.push((name.to_owned(), value));
-    }
+    let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(7);
+    headers.push(("content-type", "application/json".into()));
+    headers.extend(signature_headers(&secrets, req.msg_id, timestamp, &req.body));
     if let Some((limit, remaining)) = req.rate_limit {
-        headers.push(("X-Webhook-RateLimit-Limit".into(), limit.to_string()));
-        headers.push(("X-Webhook-RateLimit-Remaining".into(), remaining.to_string()));
+        headers.push(("X-Webhook-RateLimit-Limit", limit.to_string()));
+        headers.push(("X-Webhook-RateLimit-Remaining", remaining.to_string()));
     }
     let started = Instant::now();
-    let failed = |error: String, headers: Vec<(String, String)>| AttemptResult {
+    let failed = |error: String, headers: Vec<(&'static str, String)>| AttemptResult {
         status: None,
         elapsed: started.elapsed(),
         request_headers: headers,
@@ -69,7 +71,7 @@ pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'
     if let Err(error) = checked {
         return failed(error, headers);
     }
-    let response = client.post(req.url).headers(header_map(&headers)).body(req.body.to_owned()).send().await;
+    let response = client.post(req.url).headers(header_map(&headers)).body(req.body).send().await;
     match response {
         Ok(response) => read_response(response, started, headers).await,
         Err(err) => failed(describe_error(&err), headers),
@@ -79,7 +81,7 @@ pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'
 async fn read_response(
     mut response: reqwest::Response,
     started: Instant,
-    request_headers: Vec<(String, String)>,
+    request_headers: Vec<(&'static str, String)>,
 ) -> AttemptResult {
     let status = response.status().as_u16();
     let response_headers: Vec<(String, String)> =
@@ -126,13 +128,18 @@ async fn read_response(
 /// Receiver bytes as text PostgreSQL accepts: invalid UTF-8 and NUL (which `text` and
 /// `jsonb` refuse, failing the whole record) become U+FFFD.
 fn storable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\0', "\u{FFFD}")
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
 }
 
-fn header_map(headers: &[(String, String)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
+fn header_map(headers: &[(&'static str, String)]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(*name), HeaderValue::from_str(value)) {
             map.append(name, value);
         }
     }

@@ -289,7 +289,7 @@ impl Dispatcher {
                 AttemptRequest {
                     url: &endpoint.url,
                     msg_id: &delivery.event_id,
-                    body: &delivery.payload,
+                    body: delivery.payload.clone(),
                     secrets: &secrets,
                     rate_limit: Some((window.limit(), remaining)),
                 },

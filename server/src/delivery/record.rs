@@ -6,6 +6,7 @@
 //! logs and completions in batches").
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     sync::Arc,
     time::{Duration, Instant},
@@ -13,7 +14,7 @@ use std::{
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{AccountId, AttemptId, EndpointId, EndpointStatus};
-use serde_json::{Map, Value};
+use serde::Serialize;
 use sqlx::{postgres::PgArguments, query::Query, PgPool, Postgres, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -442,45 +443,50 @@ struct AttemptOf<'a> {
     at: DateTime<Utc>,
 }
 
-/// The attempts table's columns, one array each, for `insert_attempts!`.
+/// The attempts table's columns, one array each, for `insert_attempts!`. They borrow from
+/// the outcomes being written: an attempt's ids, error and answer are bound as they are,
+/// not copied once more for the statement.
 #[derive(Default)]
-struct AttemptColumns {
+struct AttemptColumns<'a> {
     id: Vec<String>,
-    account_id: Vec<String>,
-    delivery_id: Vec<String>,
-    endpoint_id: Vec<String>,
-    event_type: Vec<String>,
+    account_id: Vec<&'a str>,
+    delivery_id: Vec<&'a str>,
+    endpoint_id: Vec<&'a str>,
+    event_type: Vec<&'a str>,
     attempt_number: Vec<i32>,
     attempted_at: Vec<DateTime<Utc>>,
     status_code: Vec<Option<i32>>,
     response_time_ms: Vec<i32>,
     success: Vec<bool>,
-    error: Vec<Option<String>>,
+    error: Vec<Option<&'a str>>,
     request_headers: Vec<String>,
     response_headers: Vec<Option<String>>,
-    response_body: Vec<Option<String>>,
+    response_body: Vec<Option<&'a str>>,
 }
 
-impl AttemptColumns {
-    fn push(&mut self, of: AttemptOf<'_>, r: &AttemptResult) {
+impl<'a> AttemptColumns<'a> {
+    fn push(&mut self, of: AttemptOf<'a>, r: &'a AttemptResult) {
         self.id.push(AttemptId::generate().to_string());
-        self.account_id.push(of.account_id.to_owned());
-        self.delivery_id.push(of.delivery_id.to_owned());
-        self.endpoint_id.push(of.endpoint_id.to_owned());
-        self.event_type.push(of.event_type.to_owned());
+        self.account_id.push(of.account_id);
+        self.delivery_id.push(of.delivery_id);
+        self.endpoint_id.push(of.endpoint_id);
+        self.event_type.push(of.event_type);
         self.attempt_number.push(of.number);
         self.attempted_at.push(of.at);
         self.status_code.push(r.status.map(i32::from));
         self.response_time_ms.push(r.elapsed.as_millis().min(i32::MAX as u128) as i32);
         self.success.push(r.success());
-        self.error.push(r.error.clone());
-        self.request_headers.push(headers_json(&r.request_headers).to_string());
-        self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers).to_string()));
-        self.response_body.push(r.response_body.clone());
+        self.error.push(r.error.as_deref());
+        self.request_headers.push(headers_json(&r.request_headers));
+        self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers)));
+        self.response_body.push(r.response_body.as_deref());
     }
 
     /// Binds `$1`..`$14` of a statement built around `insert_attempts!`.
-    fn bind(self, query: Query<'_, Postgres, PgArguments>) -> Query<'_, Postgres, PgArguments> {
+    fn bind<'q>(self, query: Query<'q, Postgres, PgArguments>) -> Query<'q, Postgres, PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(self.id)
             .bind(self.account_id)
@@ -602,7 +608,7 @@ pub async fn write_test_send(pool: &PgPool, sent: &TestSend<'_>) -> sqlx::Result
         .bind(sent.event_type)
         .bind(sent.payload)
         .bind(sent.created)
-        .bind(delivery_id)
+        .bind(delivery_id.as_str())
         .bind(sent.endpoint_id)
         .bind(status)
         .execute(pool)
@@ -610,12 +616,24 @@ pub async fn write_test_send(pool: &PgPool, sent: &TestSend<'_>) -> sqlx::Result
     Ok(())
 }
 
-fn headers_json(headers: &[(String, String)]) -> Value {
-    let mut map = Map::new();
-    for (k, v) in headers {
-        map.insert(k.to_lowercase(), Value::String(v.clone()));
+/// Header pairs as the text of a JSON object with lowercased names, written straight into
+/// one string (no `serde_json::Value` per attempt). A repeated name is written twice and
+/// the `jsonb` column keeps its last value.
+fn headers_json<N: AsRef<str>>(headers: &[(N, String)]) -> String {
+    struct Pairs<'h, N>(&'h [(N, String)]);
+    impl<N: AsRef<str>> Serialize for Pairs<'_, N> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(name, value)| (lowercase(name.as_ref()), value)))
+        }
     }
-    Value::Object(map)
+    fn lowercase(name: &str) -> Cow<'_, str> {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        }
+    }
+    serde_json::to_string(&Pairs(headers)).expect("string pairs serialise")
 }
 
 fn describe(result: &AttemptResult) -> String {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entity::{AccountId, DeliveryId, EndpointId, EndpointStatus, EventId};
 use sqlx::{PgPool, Row};
@@ -47,7 +48,8 @@ pub struct DueDelivery {
     /// When the delivery's previous try in its current budget was recorded; `None` before
     /// its first (the endpoint's disable rule compares it with the failing spell).
     pub previous_try_at: Option<DateTime<Utc>>,
-    pub payload: String,
+    /// The bytes to send, shared by every attempt without a copy (reqwest takes `Bytes` as is).
+    pub payload: Bytes,
     pub created_at: DateTime<Utc>,
 }
 
@@ -234,7 +236,7 @@ fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
         attempt_count: r.get("attempt_count"),
         budget_from: r.get("budget_from"),
         previous_try_at: r.get("previous_try_at"),
-        payload: r.get("payload"),
+        payload: Bytes::from(r.get::<String, _>("payload")),
         created_at: r.get("delivery_created_at"),
     })
 }

@@ -499,7 +499,7 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
                     attempt_count: 0,
                     budget_from: 0,
                     previous_try_at: None,
-                    payload: payload.clone(),
+                    payload: payload.clone().into(),
                     created_at: *created_at,
                 },
                 result,

@@ -187,7 +187,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         attempt_count: 0,
         budget_from: 0,
         previous_try_at: None,
-        payload,
+        payload: payload.into(),
         created_at: chrono::Utc::now(),
     };
     let outcome = record::Outcome {

@@ -175,7 +175,7 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
             attempt_count: 0,
             budget_from: 0,
             previous_try_at: None,
-            payload,
+            payload: payload.into(),
             created_at: chrono::Utc::now(),
         };
         let outcome = record::Outcome {
