@@ -75,9 +75,18 @@ impl InvitationLookup {
     }
 }
 
+/// An email or password the sign-up and invitation forms refuse, worded for the form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error("`{0}` is not an email address")]
+    NotAnEmail(String),
+    #[error("the password needs at least {MIN_PASSWORD_CHARS} characters")]
+    PasswordTooShort,
+}
+
 /// Trimmed and lowercased (emails are unique platform-wide, compared lowercased); `Err` says
 /// why it is not an address.
-pub fn normalize_email(email: &str) -> Result<String, String> {
+pub fn normalize_email(email: &str) -> Result<String, CredentialError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email
@@ -86,13 +95,13 @@ pub fn normalize_email(email: &str) -> Result<String, String> {
     if valid {
         Ok(email)
     } else {
-        Err(format!("`{email}` is not an email address"))
+        Err(CredentialError::NotAnEmail(email))
     }
 }
 
-pub fn check_password(password: &str) -> Result<(), String> {
+pub fn check_password(password: &str) -> Result<(), CredentialError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(format!("the password needs at least {MIN_PASSWORD_CHARS} characters"));
+        return Err(CredentialError::PasswordTooShort);
     }
     Ok(())
 }

@@ -134,12 +134,19 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrySchedule(pub Vec<Duration>);
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like 500ms, 30s, 5m, 2h or 30d: {e}"))
+/// A setting that should be a duration and is not; clap prints it under the setting's name.
+#[derive(Debug, thiserror::Error)]
+#[error("`{input}` is not a duration like 500ms, 30s, 5m, 2h or 30d: {reason}")]
+pub struct DurationError {
+    input: String,
+    reason: humantime::DurationError,
 }
 
-pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(s.trim()).map_err(|reason| DurationError { input: s.to_owned(), reason })
+}
+
+pub fn parse_schedule(s: &str) -> Result<RetrySchedule, DurationError> {
     let delays =
         s.split(',').filter(|part| !part.trim().is_empty()).map(parse_duration).collect::<Result<Vec<_>, _>>()?;
     Ok(RetrySchedule(delays))
@@ -220,8 +227,8 @@ mod tests {
 
     #[test]
     fn a_bad_duration_names_the_culprit() {
-        let err = parse_schedule("1m,soon").unwrap_err();
-        assert!(err.contains("`soon`"), "{err}");
+        let err = parse_schedule("1m,soon").unwrap_err().to_string();
+        assert!(err.contains("`soon`") && err.contains("like 500ms"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use serde_json::value::to_raw_value;
 use service::{
     bulk_retries,
-    engine::{Engine, TestTarget},
+    engine::{Engine, TestTarget, Unreachable},
     ServiceError,
 };
 
@@ -79,14 +79,14 @@ impl EnginePort {
 
 #[async_trait::async_trait]
 impl Engine for EnginePort {
-    async fn check_reachable(&self, url: &str) -> Result<(), String> {
-        let parsed = EndpointUrl::parse(url).map_err(|e| e.to_string())?;
-        self.guard.resolve(&parsed).await.map_err(|e| e.to_string())?;
+    async fn check_reachable(&self, url: &str) -> Result<(), Unreachable> {
+        let parsed = EndpointUrl::parse(url).map_err(|e| Unreachable(e.to_string()))?;
+        self.guard.resolve(&parsed).await.map_err(|e| Unreachable(e.to_string()))?;
         // Any HTTP answer proves DNS, TLS and a listening server; many receivers answer a
         // GET with 405, which is fine.
         match self.probe.get(parsed.as_str()).send().await {
             Ok(_) => Ok(()),
-            Err(err) => Err(describe_error(&err)),
+            Err(err) => Err(Unreachable(describe_error(&err))),
         }
     }
 

@@ -38,11 +38,11 @@ pub struct CreatedAccount {
 }
 
 pub fn normalize_email(email: &str) -> Result<String, AccountError> {
-    entity::team::normalize_email(email).map_err(AccountError::Invalid)
+    entity::team::normalize_email(email).map_err(|e| AccountError::Invalid(e.to_string()))
 }
 
 fn check_password(password: &str) -> Result<(), AccountError> {
-    entity::team::check_password(password).map_err(AccountError::Invalid)
+    entity::team::check_password(password).map_err(|e| AccountError::Invalid(e.to_string()))
 }
 
 /// Creates an account, its owner and a first API key in one transaction.

@@ -231,7 +231,7 @@ async fn checked_url(
     }
     let url = input.normalized_url().ok_or_else(|| ServiceError::invalid("url", "Enter a valid https:// URL."))?;
     if current != Some(url.as_str()) {
-        engine.check_reachable(&url).await.map_err(|reason| ServiceError::invalid("url", reason))?;
+        engine.check_reachable(&url).await.map_err(|reason| ServiceError::invalid("url", reason.to_string()))?;
     }
     Ok(url)
 }

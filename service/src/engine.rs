@@ -10,11 +10,17 @@ use entity::{
 
 use crate::ServiceError;
 
+/// Why an endpoint URL did not answer the reachability check, as the sentence the form shows
+/// beside the field (the address was refused, did not resolve, TLS failed, no answer in time).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
 #[async_trait::async_trait]
 pub trait Engine: Send + Sync + 'static {
     /// SPEC §7: DNS resolves to allowed addresses, TLS verifies, any HTTP answer within
-    /// 10 s. `Err` is a sentence for the user saying what failed.
-    async fn check_reachable(&self, url: &str) -> Result<(), String>;
+    /// 10 s. `Err` says in a sentence for the user what failed.
+    async fn check_reachable(&self, url: &str) -> Result<(), Unreachable>;
 
     /// Sends a signed sample event of `event_type`, exactly as a real delivery would be.
     async fn send_test(&self, target: TestTarget, event_type: EventType) -> TestOutcome;

@@ -92,7 +92,7 @@ pub async fn invite(
         TeamRuleError::OwnersOnly => ServiceError::invalid("role", e.to_string()),
         e => e.into(),
     })?;
-    let email = team::normalize_email(&input.email).map_err(|m| ServiceError::invalid("email", m))?;
+    let email = team::normalize_email(&input.email).map_err(|e| ServiceError::invalid("email", e.to_string()))?;
     let token = tokens::random_token(32);
     let txn = db.begin().await?;
     lock_account(&txn, &me.account_id).await?;
