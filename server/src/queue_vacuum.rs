@@ -6,6 +6,15 @@
 //! autovacuum off: 280,000 dead rows under ~15,000 live ones after 60 s, and delivery sagging
 //! as they grew). So every process that delivers looks at the queue's dead rows every
 //! `CHECK_EVERY` and vacuums it once they outnumber the live ones (ENGINE.md, "Traps").
+//!
+//! A vacuum also tells the planner how many rows the table holds, and a queue swings from
+//! empty to tens of thousands of rows within seconds. One vacuumed while nearly empty leaves
+//! the planner sure that the queue has a row or so however large it grows, and then the
+//! recorder's completion statement scans the whole queue once per outcome it writes instead of
+//! looking each one up (the bench's fan-out: 1,000-outcome flushes taking 1-2 s, deliveries
+//! falling from 10,000/s to a few hundred, BENCHMARKS.md, 6 Dec 2026). Autovacuum and
+//! autoanalyze can leave the same estimate behind. So each check also compares the live rows
+//! with the planner's estimate and analyzes the table when the estimate is far too low.
 
 use std::time::Duration;
 
@@ -17,10 +26,27 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Below this many dead rows a vacuum is not worth its fixed cost, however small the queue.
 pub const MIN_DEAD_ROWS: i64 = 5_000;
 
+/// Below this many live rows a wrong estimate cannot make a plan expensive.
+pub const MIN_LIVE_ROWS_FOR_ESTIMATE: i64 = 1_000;
+
 /// Whether the queue is worth vacuuming: its dead rows outnumber its live ones (it is more
 /// than half garbage), and there are enough of them to pay for the visit.
 pub fn worth_vacuuming(dead: i64, live: i64) -> bool {
     dead >= MIN_DEAD_ROWS && dead >= live
+}
+
+/// The rows the planner believes the table holds, as PostgreSQL estimates them: the density
+/// of the last vacuum or analyze (`reltuples / relpages`) times the pages the table has now.
+/// `None` when neither has run (`reltuples` -1) or the table had no pages then: the planner
+/// then estimates from the row width and the current size, which follows the table.
+pub fn planner_estimate(reltuples: f64, relpages: i64, pages_now: i64) -> Option<f64> {
+    (reltuples >= 0.0 && relpages > 0).then(|| reltuples / relpages as f64 * pages_now as f64)
+}
+
+/// Whether the planner's estimate is low enough to pick a plan that scans the queue once per
+/// outcome: the queue holds enough rows for that to hurt, and ten times what it is thought to.
+pub fn estimate_too_low(live: i64, estimate: Option<f64>) -> bool {
+    estimate.is_some_and(|estimate| live >= MIN_LIVE_ROWS_FOR_ESTIMATE && estimate * 10.0 < live as f64)
 }
 
 /// Runs until `stop` turns true. Errors are logged and the next check tries again: a vacuum
@@ -35,6 +61,9 @@ pub async fn run(pool: PgPool, mut stop: watch::Receiver<bool>) {
         }
         if let Err(err) = vacuum_if_worth_it(&pool).await {
             tracing::warn!(%err, "looking after the delivery queue's dead rows failed");
+        }
+        if let Err(err) = analyze_if_misjudged(&pool).await {
+            tracing::warn!(%err, "refreshing the delivery queue's statistics failed");
         }
     }
 }
@@ -62,6 +91,28 @@ pub async fn vacuum_if_worth_it(pool: &PgPool) -> sqlx::Result<bool> {
     Ok(true)
 }
 
+/// Reads the queue's live rows and the planner's estimate of them, and analyzes the table
+/// when `estimate_too_low`; true when it did.
+pub async fn analyze_if_misjudged(pool: &PgPool) -> sqlx::Result<bool> {
+    let row: Option<(i64, f32, i32, i64)> = sqlx::query_as(
+        "SELECT s.n_live_tup, c.reltuples, c.relpages,
+                pg_relation_size(c.oid) / current_setting('block_size')::int8
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.relid = 'delivery_queue'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some((live, reltuples, relpages, pages_now)) = row else { return Ok(false) };
+    let estimate = planner_estimate(f64::from(reltuples), i64::from(relpages), pages_now);
+    if !estimate_too_low(live, estimate) {
+        return Ok(false);
+    }
+    // ANALYZE samples at most 30,000 rows and does not block inserts or deletes.
+    sqlx::raw_sql("ANALYZE delivery_queue").execute(pool).await?;
+    tracing::debug!(live, ?estimate, "analyzed the delivery queue");
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +124,21 @@ mod tests {
         assert!(!worth_vacuuming(20_000, 30_000), "a long backlog is mostly live rows");
         assert!(worth_vacuuming(30_000, 30_000));
         assert!(worth_vacuuming(280_000, 15_000), "the bench's e2e-100 after 60 s");
+    }
+
+    #[test]
+    fn the_planners_estimate_scales_the_last_density_to_the_current_size() {
+        assert_eq!(planner_estimate(-1.0, 0, 500), None, "never vacuumed nor analyzed");
+        assert_eq!(planner_estimate(0.0, 0, 500), None, "vacuumed while it had no pages");
+        assert_eq!(planner_estimate(0.0, 400, 500), Some(0.0), "vacuumed while empty");
+        assert_eq!(planner_estimate(2_000.0, 100, 300), Some(6_000.0));
+    }
+
+    #[test]
+    fn a_queue_thought_empty_while_it_holds_thousands_is_misjudged() {
+        assert!(estimate_too_low(20_000, Some(1.0)), "the bench's fan-out after a vacuum at an empty moment");
+        assert!(!estimate_too_low(20_000, Some(5_000.0)), "within ten times: plans stay index lookups");
+        assert!(!estimate_too_low(MIN_LIVE_ROWS_FOR_ESTIMATE - 1, Some(0.0)), "too small to matter");
+        assert!(!estimate_too_low(20_000, None), "no estimate kept: the planner goes by the table's size");
     }
 }

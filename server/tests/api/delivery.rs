@@ -628,3 +628,40 @@ async fn a_queue_that_is_mostly_dead_rows_is_vacuumed_and_one_that_is_not_is_lef
     assert_eq!((dead, vacuums), (0, vacuums_before + 1), "vacuumed once, nothing dead left");
     assert!(!server::queue_vacuum::vacuum_if_worth_it(&pool).await.unwrap(), "nothing worth a second visit");
 }
+
+#[tokio::test]
+async fn a_queue_vacuumed_while_empty_is_analyzed_once_it_fills_up_again() {
+    let app = spawn_app().await;
+    let pool = app.db.get_postgres_connection_pool().clone();
+    let estimate = "SELECT reltuples::int8 FROM pg_class WHERE relname = 'delivery_queue'";
+    let fill = |n: i64| {
+        sqlx::query(
+            "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
+             SELECT 'ep_estimate', 'dl_' || n, now() FROM generate_series(1, $1) AS n",
+        )
+        .bind(n)
+    };
+    // A queue that drained: pages on disk, and a vacuum that counted no rows in them. One
+    // connection, its statistics flushed (as in the test above) before the vacuum counts.
+    let mut conn = pool.acquire().await.unwrap();
+    fill(6_000).execute(&mut *conn).await.unwrap();
+    sqlx::query("DELETE FROM delivery_queue WHERE endpoint_id = 'ep_estimate'").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql("VACUUM (TRUNCATE false) delivery_queue").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    let (reltuples,): (i64,) = sqlx::query_as(estimate).fetch_one(&pool).await.unwrap();
+    assert_eq!(reltuples, 0, "the vacuum left the planner believing the queue empty");
+    assert!(!server::queue_vacuum::analyze_if_misjudged(&pool).await.unwrap(), "empty is right while it is empty");
+
+    // It fills up again into the same pages; the estimate stays at nothing until analyzed.
+    let mut conn = pool.acquire().await.unwrap();
+    fill(5_000).execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    assert!(server::queue_vacuum::analyze_if_misjudged(&pool).await.unwrap(), "5,000 rows thought to be 0");
+    let (reltuples,): (i64,) = sqlx::query_as(estimate).fetch_one(&pool).await.unwrap();
+    assert_eq!(reltuples, 5_000, "the planner knows the queue's size again");
+    assert!(!server::queue_vacuum::analyze_if_misjudged(&pool).await.unwrap(), "once is enough");
+}
