@@ -82,7 +82,8 @@ pub struct Config {
     /// Vacuum the delivery queue from the delivering processes once its dead rows outnumber
     /// the live ones (`queue_vacuum`): on by default, since autovacuum's naptime lets a
     /// minute of them pile up, and it may be off altogether. `false` where autovacuum is tuned
-    /// for the queue (`autovacuum_naptime` of a second or so).
+    /// for the queue (`autovacuum_naptime` of a second or so). The planner's estimate of the
+    /// queue is watched either way.
     #[arg(long, env = "WEBHOOKS_QUEUE_VACUUM", default_value_t = true, action = clap::ArgAction::Set)]
     pub queue_vacuum: bool,
 

@@ -55,8 +55,9 @@ pub fn estimate_too_low(live: i64, estimate: Option<f64>) -> bool {
 }
 
 /// Runs until `stop` turns true. Errors are logged and the next check tries again: a vacuum
-/// is an optimisation, never a reason to stop delivering.
-pub async fn run(pool: PgPool, mut stop: watch::Receiver<bool>) {
+/// is an optimisation, never a reason to stop delivering. Without `vacuum` (autovacuum looks
+/// after the dead rows) it still watches the estimate, which autovacuum can leave wrong too.
+pub async fn run(pool: PgPool, vacuum: bool, mut stop: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(ESTIMATE_CHECK_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut vacuum_checked = tokio::time::Instant::now();
@@ -65,7 +66,7 @@ pub async fn run(pool: PgPool, mut stop: watch::Receiver<bool>) {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if vacuum_checked.elapsed() >= VACUUM_CHECK_EVERY {
+        if vacuum && vacuum_checked.elapsed() >= VACUUM_CHECK_EVERY {
             vacuum_checked = tokio::time::Instant::now();
             if let Err(err) = vacuum_if_worth_it(&pool).await {
                 tracing::warn!(%err, "looking after the delivery queue's dead rows failed");

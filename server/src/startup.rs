@@ -145,8 +145,8 @@ pub async fn run_workers(
         events: Arc::new(jobs::notify::QueueNotifications),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if config.dispatch_concurrency > 0 && config.queue_vacuum {
-        tokio::spawn(crate::queue_vacuum::run(dispatcher.pool.clone(), stop_rx.clone()));
+    if config.dispatch_concurrency > 0 {
+        tokio::spawn(crate::queue_vacuum::run(dispatcher.pool.clone(), config.queue_vacuum, stop_rx.clone()));
     }
     let dispatching = tokio::spawn(dispatcher.supervise(stop_rx.clone()));
     let jobs = Jobs::start(&db, &config, &instance, &stop_rx)?;
