@@ -66,27 +66,63 @@ pub async fn run(pool: PgPool, vacuum: bool, mut stop: watch::Receiver<bool>) {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
-        if vacuum && vacuum_checked.elapsed() >= VACUUM_CHECK_EVERY {
+        let vacuum_due = vacuum && vacuum_checked.elapsed() >= VACUUM_CHECK_EVERY;
+        if vacuum_due {
             vacuum_checked = tokio::time::Instant::now();
-            if let Err(err) = vacuum_if_worth_it(&pool).await {
-                tracing::warn!(%err, "looking after the delivery queue's dead rows failed");
-            }
         }
-        if let Err(err) = analyze_if_misjudged(&pool).await {
-            tracing::warn!(%err, "refreshing the delivery queue's statistics failed");
+        if let Err(err) = look_after(&pool, vacuum_due).await {
+            tracing::warn!(%err, "looking after the delivery queue failed");
         }
     }
 }
 
-/// Reads the queue's statistics and vacuums it when `worth_vacuuming`; true when it did.
-pub async fn vacuum_if_worth_it(pool: &PgPool) -> sqlx::Result<bool> {
-    let counts: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables
-         WHERE relid = 'delivery_queue'::regclass",
-    )
-    .fetch_optional(pool)
-    .await?;
-    let Some((dead, live)) = counts else { return Ok(false) };
+/// One check: reads the queue's statistics once, vacuums it when `vacuum_due` and it is
+/// `worth_vacuuming`, and otherwise analyzes it when the planner's estimate is far too low (a
+/// vacuum leaves a fresh estimate behind).
+async fn look_after(pool: &PgPool, vacuum_due: bool) -> sqlx::Result<()> {
+    let Some(stats) = QueueStats::read(pool).await? else { return Ok(()) };
+    if vacuum_due && vacuum_if_worth_it(pool, &stats).await? {
+        return Ok(());
+    }
+    analyze_if_misjudged(pool, &stats).await?;
+    Ok(())
+}
+
+/// What PostgreSQL's statistics say of the queue, read in one catalog query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueStats {
+    /// Live and dead rows, as sessions have reported them (lags by up to a second).
+    pub live: i64,
+    pub dead: i64,
+    /// The planner's `reltuples` and `relpages`, as the last vacuum or analyze left them.
+    pub reltuples: f32,
+    pub relpages: i32,
+    /// The table's size now, in pages.
+    pub pages_now: i64,
+}
+
+impl QueueStats {
+    /// `None` when the queue table does not exist (a database not migrated yet).
+    pub async fn read(pool: &PgPool) -> sqlx::Result<Option<Self>> {
+        let row: Option<(i64, i64, f32, i32, i64)> = sqlx::query_as(
+            "SELECT s.n_live_tup, s.n_dead_tup, c.reltuples, c.relpages,
+                    pg_relation_size(c.oid) / current_setting('block_size')::int8
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+             WHERE s.relid = to_regclass('delivery_queue')",
+        )
+        .fetch_optional(pool)
+        .await?;
+        Ok(row.map(|(live, dead, reltuples, relpages, pages_now)| Self { live, dead, reltuples, relpages, pages_now }))
+    }
+
+    fn estimate(&self) -> Option<f64> {
+        planner_estimate(f64::from(self.reltuples), i64::from(self.relpages), self.pages_now)
+    }
+}
+
+/// Vacuums the queue when `stats` say it is `worth_vacuuming`; true when it did.
+pub async fn vacuum_if_worth_it(pool: &PgPool, stats: &QueueStats) -> sqlx::Result<bool> {
+    let QueueStats { dead, live, .. } = *stats;
     if !worth_vacuuming(dead, live) {
         return Ok(false);
     }
@@ -101,19 +137,10 @@ pub async fn vacuum_if_worth_it(pool: &PgPool) -> sqlx::Result<bool> {
     Ok(true)
 }
 
-/// Reads the queue's live rows and the planner's estimate of them, and analyzes the table
-/// when `estimate_too_low`; true when it did.
-pub async fn analyze_if_misjudged(pool: &PgPool) -> sqlx::Result<bool> {
-    let row: Option<(i64, f32, i32, i64)> = sqlx::query_as(
-        "SELECT s.n_live_tup, c.reltuples, c.relpages,
-                pg_relation_size(c.oid) / current_setting('block_size')::int8
-         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-         WHERE s.relid = 'delivery_queue'::regclass",
-    )
-    .fetch_optional(pool)
-    .await?;
-    let Some((live, reltuples, relpages, pages_now)) = row else { return Ok(false) };
-    let estimate = planner_estimate(f64::from(reltuples), i64::from(relpages), pages_now);
+/// Analyzes the queue when `stats` show the planner's estimate `estimate_too_low`; true when
+/// it did.
+pub async fn analyze_if_misjudged(pool: &PgPool, stats: &QueueStats) -> sqlx::Result<bool> {
+    let (live, estimate) = (stats.live, stats.estimate());
     if !estimate_too_low(live, estimate) {
         return Ok(false);
     }

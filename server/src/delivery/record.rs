@@ -368,6 +368,12 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
 /// time). An outcome applies only while its delivery is still pending at the attempt count
 /// it was sent at: that fences a replayed batch, and a send whose delivery was meanwhile
 /// deleted. Returns the deliveries it moved.
+///
+/// The queue rows are found one by one from the outcomes (`queued`: a lookup by key each)
+/// and then deleted or moved by their row address, so no plan can read the queue through
+/// whatever the planner believes of its size. A join of the queue with the batch left that
+/// choice to the planner, and a queue vacuumed while empty (`reltuples` 0) made it put the
+/// queue outside a nested loop: 1-2 s per 1,000-outcome flush (BENCHMARKS.md, 6 Dec 2026).
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<HashSet<String>> {
     let mut cols = AttemptColumns::default();
     let (mut delivery_status, mut next_attempt_at) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
@@ -397,14 +403,16 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
              ), attempt AS (",
             insert_attempts!(),
             "    WHERE a.delivery_id IN (SELECT id FROM moved)
+             ), queued AS (
+                 SELECT x.status, COALESCE(x.next, now()) AS due,
+                        (SELECT q.ctid FROM delivery_queue q WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id) AS row
+                 FROM x WHERE x.id IN (SELECT id FROM moved)
              ), done AS (
-                 DELETE FROM delivery_queue q USING x
-                 WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status <> 'pending'
-                   AND x.id IN (SELECT id FROM moved)
+                 DELETE FROM delivery_queue
+                 WHERE ctid = ANY (ARRAY(SELECT row FROM queued WHERE status <> 'pending'))
              ), later AS (
-                 UPDATE delivery_queue q SET due_at = COALESCE(x.next, now()) FROM x
-                 WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id AND x.status = 'pending'
-                   AND x.id IN (SELECT id FROM moved)
+                 UPDATE delivery_queue q SET due_at = queued.due FROM queued
+                 WHERE q.ctid = ANY (ARRAY(SELECT row FROM queued WHERE status = 'pending')) AND q.ctid = queued.row
              )
              SELECT id FROM moved",
         )))
