@@ -128,30 +128,14 @@ macro_rules! prefixed_id {
             }
         }
 
-        // The engine's hand-written statements (sqlx) read and bind ids as the text they are.
-        #[cfg(feature = "orm")]
-        impl sea_orm::sqlx::Type<sea_orm::sqlx::Postgres> for $name {
-            fn type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
-                <String as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::type_info()
-            }
-            fn compatible(ty: &sea_orm::sqlx::postgres::PgTypeInfo) -> bool {
-                <String as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::compatible(ty)
-            }
-        }
+        // The engine's hand-written statements (sqlx) read and bind ids as the text they are;
+        // what the database holds was checked on its way in.
+        sqlx_text!($name, |text: &str| Ok::<_, std::convert::Infallible>(Self(text.to_owned())));
 
         #[cfg(feature = "orm")]
         impl sea_orm::sqlx::postgres::PgHasArrayType for $name {
             fn array_type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
                 <String as sea_orm::sqlx::postgres::PgHasArrayType>::array_type_info()
-            }
-        }
-
-        #[cfg(feature = "orm")]
-        impl<'r> sea_orm::sqlx::Decode<'r, sea_orm::sqlx::Postgres> for $name {
-            fn decode(
-                value: sea_orm::sqlx::postgres::PgValueRef<'r>,
-            ) -> Result<Self, sea_orm::sqlx::error::BoxDynError> {
-                Ok(Self(<String as sea_orm::sqlx::Decode<sea_orm::sqlx::Postgres>>::decode(value)?))
             }
         }
 

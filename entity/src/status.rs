@@ -41,24 +41,7 @@ macro_rules! text_enum {
 
         // The engine's hand-written statements (sqlx) read the column typed too; its CHECK
         // constraint keeps out any other text.
-        #[cfg(feature = "orm")]
-        impl sea_orm::sqlx::Type<sea_orm::sqlx::Postgres> for $name {
-            fn type_info() -> sea_orm::sqlx::postgres::PgTypeInfo {
-                <&str as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::type_info()
-            }
-            fn compatible(ty: &sea_orm::sqlx::postgres::PgTypeInfo) -> bool {
-                <&str as sea_orm::sqlx::Type<sea_orm::sqlx::Postgres>>::compatible(ty)
-            }
-        }
-
-        #[cfg(feature = "orm")]
-        impl<'r> sea_orm::sqlx::Decode<'r, sea_orm::sqlx::Postgres> for $name {
-            fn decode(
-                value: sea_orm::sqlx::postgres::PgValueRef<'r>,
-            ) -> Result<Self, sea_orm::sqlx::error::BoxDynError> {
-                Ok(<&str as sea_orm::sqlx::Decode<sea_orm::sqlx::Postgres>>::decode(value)?.parse()?)
-            }
-        }
+        sqlx_text!($name, |text: &str| text.parse::<Self>());
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
