@@ -629,6 +629,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     }
     std::fs::write(setup.args.out.join(format!("{}-series.csv", run.slug)), csv)?;
     let per_second = stats::spread(&deliveries, 5, load.secs.floor() as usize);
+    let accepted_per_second = stats::spread(&accepted, 5, load.secs.floor() as usize);
 
     let finished = delivered.delivered + delivered.dead_lettered;
     let fan = published.sent.values().next().map_or(1, |s| (load.fan_out)(s.account).len()) as f64;
@@ -639,6 +640,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
         refused: refused_of(&published),
         rate: delivered.delivered_per_sec_in_window,
         per_second,
+        accepted_per_second,
         backlog_at_end: Some(backlog_at_end),
         attempts: Some(receipts.len() as u64),
         drained: Some(drained),

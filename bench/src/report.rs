@@ -30,6 +30,9 @@ pub struct Row {
     pub rate: f64,
     /// Deliveries per second in each whole second of the load after the warm-up: min, median, max.
     pub per_second: Option<(u64, u64, u64)>,
+    /// Events answered 202 per second over the same seconds: min, median, max. The load is
+    /// offered at an exact rate, so this is what the slowest second is to be read against.
+    pub accepted_per_second: Option<(u64, u64, u64)>,
     /// Pending deliveries in the database when the load ended.
     pub backlog_at_end: Option<u64>,
     pub delivered: Option<Delivered>,
@@ -146,10 +149,16 @@ fn under(l: Latency, limit: Duration) -> bool {
 const SECOND: Duration = Duration::from_secs(1);
 
 /// The slowest second after warm-up against 10,000 deliveries/s (both end-to-end shapes).
+/// The measured text also gives the spread of the events accepted per second in the same
+/// seconds: with exactly 10,000/s offered, a second below it is judged against that spread.
 fn every_second(r: &Row) -> (String, bool) {
     let min = r.per_second.map(|(min, _, _)| min);
+    let accepted = r
+        .accepted_per_second
+        .map(|(min, _, max)| format!(" (events accepted per second in those seconds: {min}-{max})"))
+        .unwrap_or_default();
     (
-        min.map(|m| format!("{m} deliveries/s in the slowest second")).unwrap_or("no full second".into()),
+        min.map(|m| format!("{m} deliveries/s in the slowest second{accepted}")).unwrap_or("no full second".into()),
         min.is_some_and(|m| m >= 10_000),
     )
 }
@@ -277,6 +286,7 @@ mod tests {
             name: "end-to-end".into(),
             offered_per_sec: Some(10_000.0),
             per_second: Some((9_000, 10_500, 11_000)),
+            accepted_per_second: Some((8_900, 10_000, 11_100)),
             backlog_at_end: Some(12_000),
             delivered: Some(Delivered {
                 expected: 100,
@@ -301,6 +311,10 @@ mod tests {
         assert!(hundred_every.contains("10100 deliveries/s") && hundred_every.ends_with("yes |"), "{hundred_every}");
         let every_second = target_line(&text, "end-to-end ≥ 10,000 deliveries/s in every second");
         assert!(every_second.contains("9000 deliveries/s") && every_second.ends_with("**no** |"), "{every_second}");
+        assert!(
+            every_second.contains("accepted per second in those seconds: 8900-11100"),
+            "the slowest second is shown beside the load's own spread, and still judged against 10,000: {every_second}"
+        );
         let backlog = target_line(&text, "backlog at the end");
         assert!(backlog.ends_with("**no** |"), "12,000 pending is more than 1 s of 10,000/s: {backlog}");
         let p95 = target_line(&text, "p95 scheduled send");

@@ -9,14 +9,16 @@
 //!
 //! A vacuum also tells the planner how many rows the table holds, and a queue swings from
 //! empty to tens of thousands of rows within seconds. One vacuumed while nearly empty leaves
-//! the planner sure that the queue has a row or so however large it grows, and then the
-//! recorder's completion statement scans the whole queue once per outcome it writes instead of
-//! looking each one up (the bench's fan-out: 1,000-outcome flushes taking 1-2 s, deliveries
-//! falling from 10,000/s to a few hundred, BENCHMARKS.md, 6 Dec 2026). Autovacuum and
-//! autoanalyze can leave the same estimate behind. So each check also compares the live rows
-//! with the planner's estimate and analyzes the table when the estimate is far too low, every
-//! `ESTIMATE_CHECK_EVERY`: in the fan-out bench a queue refilled within a second of a vacuum,
-//! and checking every 2 s left 4 s of slow flushes (10,000 → 1,440 deliveries/s).
+//! the planner sure that the queue has a row or so however large it grows. The recorder's
+//! completion statement, when it still joined the queue with its outcomes, then scanned the
+//! whole queue once per outcome (the bench's fan-out: 1,000-outcome flushes taking 1-2 s,
+//! deliveries falling from 10,000/s to a few hundred, BENCHMARKS.md, 6 Dec 2026); it now
+//! looks each row up from its outcome, but the fetch and the admission counts still plan
+//! with the estimate. Autovacuum and autoanalyze can leave the same estimate behind. So each
+//! check also compares the live rows with the planner's estimate and analyzes the table when
+//! the estimate is far too low, every `ESTIMATE_CHECK_EVERY`: in the fan-out bench a queue
+//! refilled within a second of a vacuum, and checking every 2 s left 4 s of slow flushes
+//! (10,000 → 1,440 deliveries/s).
 
 use std::time::Duration;
 
