@@ -606,19 +606,9 @@ async fn a_queue_that_is_mostly_dead_rows_is_vacuumed_and_one_that_is_not_is_lef
                  WHERE relname = 'delivery_queue'";
     let mut conn = pool.acquire().await.unwrap();
     let rows = server::queue_vacuum::MIN_DEAD_ROWS + 1_000;
-    sqlx::query(
-        "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
-         SELECT 'ep_vacuum', 'dl_' || n, now() FROM generate_series(1, $1) AS n",
-    )
-    .bind(rows)
-    .execute(&mut *conn)
-    .await
-    .unwrap();
+    add_queue_rows(&mut conn, "ep_vacuum", rows).await;
     sqlx::query("DELETE FROM delivery_queue WHERE endpoint_id = 'ep_vacuum'").execute(&mut *conn).await.unwrap();
-    // Statistics reach the shared view when a session flushes them (at most once a second
-    // unless forced); the next statement's end is the flush.
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    flush_statistics(&mut conn).await;
     drop(conn);
     let (dead, vacuums_before): (i64, i64) = sqlx::query_as(stats).fetch_one(&pool).await.unwrap();
     assert!(dead >= rows, "the deleted rows are counted dead: {dead}");
@@ -640,29 +630,48 @@ async fn queue_stats(pool: &sqlx::PgPool) -> server::queue_vacuum::QueueStats {
     server::queue_vacuum::QueueStats::read(pool).await.unwrap().expect("the queue table exists")
 }
 
+/// Adds `n` queue rows for a made-up endpoint (the queue has no foreign keys), due now.
+async fn add_queue_rows(conn: &mut sqlx::PgConnection, endpoint: &str, n: i64) {
+    sqlx::query(
+        "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
+         SELECT $1, 'dl_' || n, now() FROM generate_series(1, $2) AS n",
+    )
+    .bind(endpoint)
+    .bind(n)
+    .execute(conn)
+    .await
+    .unwrap();
+}
+
+/// Statistics reach the shared view when a session flushes them (at most once a second
+/// unless forced); the end of the statement after the force is the flush.
+async fn flush_statistics(conn: &mut sqlx::PgConnection) {
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+}
+
+/// Leaves the queue as a drained one that was then vacuumed: pages on disk and `reltuples`
+/// 0, so the planner believes it empty however full it grows. One connection, its
+/// statistics flushed before the vacuum counts.
+async fn vacuum_queue_while_empty(pool: &sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    add_queue_rows(&mut conn, "ep_drained", 6_000).await;
+    sqlx::query("DELETE FROM delivery_queue").execute(&mut *conn).await.unwrap();
+    flush_statistics(&mut conn).await;
+    sqlx::raw_sql("VACUUM (TRUNCATE false) delivery_queue").execute(&mut *conn).await.unwrap();
+    let (reltuples,): (f32,) = sqlx::query_as("SELECT reltuples FROM pg_class WHERE relname = 'delivery_queue'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(reltuples, 0.0, "the vacuum left the planner believing the queue empty");
+}
+
 #[tokio::test]
 async fn a_queue_vacuumed_while_empty_is_analyzed_once_it_fills_up_again() {
     let app = spawn_app().await;
     let pool = app.db.get_postgres_connection_pool().clone();
     let estimate = "SELECT reltuples::int8 FROM pg_class WHERE relname = 'delivery_queue'";
-    let fill = |n: i64| {
-        sqlx::query(
-            "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
-             SELECT 'ep_estimate', 'dl_' || n, now() FROM generate_series(1, $1) AS n",
-        )
-        .bind(n)
-    };
-    // A queue that drained: pages on disk, and a vacuum that counted no rows in them. One
-    // connection, its statistics flushed (as in the test above) before the vacuum counts.
-    let mut conn = pool.acquire().await.unwrap();
-    fill(6_000).execute(&mut *conn).await.unwrap();
-    sqlx::query("DELETE FROM delivery_queue WHERE endpoint_id = 'ep_estimate'").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
-    sqlx::raw_sql("VACUUM (TRUNCATE false) delivery_queue").execute(&mut *conn).await.unwrap();
-    drop(conn);
-    let (reltuples,): (i64,) = sqlx::query_as(estimate).fetch_one(&pool).await.unwrap();
-    assert_eq!(reltuples, 0, "the vacuum left the planner believing the queue empty");
+    vacuum_queue_while_empty(&pool).await;
     assert!(
         !server::queue_vacuum::analyze_if_misjudged(&pool, &queue_stats(&pool).await).await.unwrap(),
         "empty is right while it is empty"
@@ -670,9 +679,8 @@ async fn a_queue_vacuumed_while_empty_is_analyzed_once_it_fills_up_again() {
 
     // It fills up again into the same pages; the estimate stays at nothing until analyzed.
     let mut conn = pool.acquire().await.unwrap();
-    fill(5_000).execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    add_queue_rows(&mut conn, "ep_estimate", 5_000).await;
+    flush_statistics(&mut conn).await;
     drop(conn);
     assert!(
         server::queue_vacuum::analyze_if_misjudged(&pool, &queue_stats(&pool).await).await.unwrap(),
@@ -713,27 +721,12 @@ async fn the_completion_statement_looks_each_outcome_up_however_small_the_planne
     let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
     let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
 
-    // The queue drained and was vacuumed while empty: pages kept, no rows counted in them.
-    let filler = |n: i64| {
-        sqlx::query(
-            "INSERT INTO delivery_queue (endpoint_id, delivery_id, due_at)
-             SELECT 'ep_filler', 'dl_' || n, now() + interval '1 hour' FROM generate_series(1, $1) AS n",
-        )
-        .bind(n)
-    };
-    let mut conn = pool.acquire().await.unwrap();
-    filler(6_000).execute(&mut *conn).await.unwrap();
-    sqlx::query("DELETE FROM delivery_queue").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&mut *conn).await.unwrap();
-    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
-    sqlx::raw_sql("VACUUM (TRUNCATE false) delivery_queue").execute(&mut *conn).await.unwrap();
-    drop(conn);
-    assert_eq!(app.scalar::<f32>("SELECT reltuples FROM pg_class WHERE relname = 'delivery_queue'").await, 0.0);
+    vacuum_queue_while_empty(&pool).await;
 
     // It fills up again: 100 deliveries of ours among 5,000 other rows.
     let events: Vec<Value> = (0..100).map(|n| event("task.completed", n)).collect();
     app.publish(&acme.api_key, json!({ "events": events })).await;
-    filler(5_000).execute(&pool).await.unwrap();
+    add_queue_rows(&mut pool.acquire().await.unwrap(), "ep_filler", 5_000).await;
     let due: Vec<(String, String, String, chrono::DateTime<chrono::Utc>)> =
         sqlx::query_as("SELECT id, event_id, event_type, created_at FROM deliveries ORDER BY id")
             .fetch_all(&pool)
@@ -791,8 +784,7 @@ async fn the_completion_statement_looks_each_outcome_up_however_small_the_planne
     let reads = "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_user_tables WHERE relname = 'delivery_queue'";
     let before = app.scalar::<i64>(reads).await;
     server::delivery::record::write(&one, &NoEmails, &batch).await.unwrap();
-    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&one).await.unwrap();
-    sqlx::query("SELECT 1").execute(&one).await.unwrap();
+    flush_statistics(&mut one.acquire().await.unwrap()).await;
     let read = app.scalar::<i64>(reads).await - before;
     // Each outcome's row found by its key and then taken by its address: two reads at most.
     assert!(read <= 200, "the completion statement read {read} queue rows for 100 outcomes: the queue through");
