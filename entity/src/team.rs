@@ -78,7 +78,7 @@ impl InvitationLookup {
 /// An email or password the sign-up and invitation forms refuse, worded for the form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    #[error("`{0}` is not an email address")]
+    #[error("“{0}” is not an email address")]
     NotAnEmail(String),
     #[error("the password needs at least {MIN_PASSWORD_CHARS} characters")]
     PasswordTooShort,
