@@ -633,6 +633,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
 
     let finished = delivered.delivered + delivered.dead_lettered;
     let fan = published.sent.values().next().map_or(1, |s| (load.fan_out)(s.account).len()) as f64;
+    let peak_owed = stats::peak_owed(&accepted, &deliveries, fan as u64, 5, load.secs.floor() as usize);
     let mut row = Row {
         name: load.name.into(),
         offered_per_sec: Some(published.offered as f64 * fan / load.secs),
@@ -641,6 +642,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
         rate: delivered.delivered_per_sec_in_window,
         per_second,
         accepted_per_second,
+        peak_owed,
         backlog_at_end: Some(backlog_at_end),
         attempts: Some(receipts.len() as u64),
         drained: Some(drained),

@@ -214,6 +214,24 @@ pub fn spread(series: &[u64], from: usize, to: usize) -> Option<(u64, u64, u64)>
     Some((window[0], median, window[window.len() - 1]))
 }
 
+/// The most deliveries owed at the end of any second in `from..to`: everything accepted so far
+/// (`accepted` events per second, each fanning out to `fan_out` deliveries) less everything
+/// delivered so far, both counted from the start of the load. Per-second counts of an exact
+/// offered rate scatter around it whatever the engine does; this says whether delivery kept
+/// up with what was accepted, second by second. `None` when that range is empty.
+pub fn peak_owed(accepted: &[u64], delivered: &[u64], fan_out: u64, from: usize, to: usize) -> Option<u64> {
+    let to = to.min(accepted.len()).min(delivered.len());
+    let (mut owed, mut peak) = (0i64, None);
+    for i in 0..to {
+        owed += (accepted[i] * fan_out) as i64 - delivered[i] as i64;
+        if i >= from {
+            // A delivery can reach the receiver before its 202 reaches the load generator.
+            peak = peak.max(Some(owed.max(0) as u64));
+        }
+    }
+    peak
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +332,17 @@ mod tests {
         assert_eq!(spread(&series, 0, 99), Some((0, 1, 3)), "clamped to the series");
         assert_eq!(spread(&series, 4, 9), None);
         assert_eq!(spread(&series, 5, 9), None);
+    }
+
+    #[test]
+    fn peak_owed_is_the_running_gap_between_accepted_and_delivered() {
+        // 10 accepted every second; delivery falls 4 behind in second 2 and catches up.
+        let accepted = [10, 10, 10, 10, 10];
+        let delivered = [10, 10, 6, 12, 12];
+        assert_eq!(peak_owed(&accepted, &delivered, 1, 1, 5), Some(4));
+        assert_eq!(peak_owed(&accepted, &delivered, 1, 3, 5), Some(2), "the gap at second 3 is 2, at 4 none");
+        assert_eq!(peak_owed(&accepted, &delivered, 2, 0, 1), Some(10), "each event owes two deliveries");
+        assert_eq!(peak_owed(&[1], &[3], 1, 0, 1), Some(0), "delivered before the 202 arrived: nothing owed");
+        assert_eq!(peak_owed(&accepted, &delivered, 1, 5, 9), None);
     }
 }
