@@ -36,6 +36,7 @@ pub mod body;
 pub mod endpoint_input;
 pub mod endpoint_url;
 pub mod event_type;
+pub mod header_lines;
 pub mod ids;
 pub mod paths;
 pub mod samples;

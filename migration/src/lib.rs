@@ -18,6 +18,7 @@ mod m20261130_000011_test_sends;
 mod m20261130_000012_invitations;
 mod m20261130_000013_bulk_retry_filters;
 mod m20261201_000014_owner_notices;
+mod m20261207_000015_sent_headers;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_invitations::Migration),
             Box::new(m20261130_000013_bulk_retry_filters::Migration),
             Box::new(m20261201_000014_owner_notices::Migration),
+            Box::new(m20261207_000015_sent_headers::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use entity::{
     api::{Attempt, Delivery, DeliveryFilter, DeliveryPage, Endpoint, EventDetail, Throttle},
+    header_lines,
     tables::{attempt, delivery, delivery_queue, endpoint, event},
     DeliveryStatus,
 };
@@ -237,7 +238,11 @@ fn to_attempt(a: attempt::Model, sent: &str) -> Attempt {
         response_time_ms: a.response_time_ms,
         success: a.success,
         error: a.error,
-        request_headers: a.request_headers,
+        // Rows written before `sent_headers` hold the JSON object instead.
+        request_headers: match a.sent_headers {
+            Some(lines) => header_lines::to_json(&lines),
+            None => a.request_headers.unwrap_or_else(|| header_lines::to_json("")),
+        },
         request_body: a.request_body.unwrap_or_else(|| sent.to_owned()),
         response_headers: a.response_headers,
         response_body: a.response_body,

@@ -16,7 +16,10 @@ pub struct Model {
     pub response_time_ms: i32,
     pub success: bool,
     pub error: Option<String>,
-    pub request_headers: Json,
+    /// The headers sent, as a JSON object: rows written before `sent_headers` existed.
+    pub request_headers: Option<Json>,
+    /// The headers sent, one `name: value` a line (`header_lines`); NULL in older rows.
+    pub sent_headers: Option<String>,
     /// NULL: the event's payload, which is what the engine sends (shown cut at 10 KB).
     pub request_body: Option<String>,
     pub response_headers: Option<Json>,

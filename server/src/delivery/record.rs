@@ -429,14 +429,13 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
 macro_rules! insert_attempts {
     () => {
         "INSERT INTO attempts (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-             status_code, response_time_ms, success, error, request_headers, response_headers, response_body)
+             status_code, response_time_ms, success, error, sent_headers, response_headers, response_body)
          SELECT id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                status_code, response_time_ms, success, error, request_headers::jsonb, response_headers::jsonb,
-                response_body
+                status_code, response_time_ms, success, error, sent_headers, response_headers::jsonb, response_body
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::timestamptz[],
                      $8::int4[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::text[], $14::text[])
               AS a(id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                   status_code, response_time_ms, success, error, request_headers, response_headers, response_body)"
+                   status_code, response_time_ms, success, error, sent_headers, response_headers, response_body)"
     };
 }
 use insert_attempts;
@@ -467,7 +466,7 @@ struct AttemptColumns<'a> {
     response_time_ms: Vec<i32>,
     success: Vec<bool>,
     error: Vec<Option<&'a str>>,
-    request_headers: Vec<String>,
+    sent_headers: Vec<String>,
     response_headers: Vec<Option<String>>,
     response_body: Vec<Option<&'a str>>,
 }
@@ -485,7 +484,7 @@ impl<'a> AttemptColumns<'a> {
         self.response_time_ms.push(r.elapsed.as_millis().min(i32::MAX as u128) as i32);
         self.success.push(r.success());
         self.error.push(r.error.as_deref());
-        self.request_headers.push(headers_json(&r.request_headers));
+        self.sent_headers.push(entity::header_lines::to_lines(&r.request_headers));
         self.response_headers.push(r.status.map(|_| headers_json(&r.response_headers)));
         self.response_body.push(r.response_body.as_deref());
     }
@@ -507,7 +506,7 @@ impl<'a> AttemptColumns<'a> {
             .bind(self.response_time_ms)
             .bind(self.success)
             .bind(self.error)
-            .bind(self.request_headers)
+            .bind(self.sent_headers)
             .bind(self.response_headers)
             .bind(self.response_body)
     }

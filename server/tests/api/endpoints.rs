@@ -198,7 +198,21 @@ async fn a_test_send_is_signed_like_a_real_delivery() {
     let detail: Value = app.get_json(&key, &format!("/api/v1/deliveries/{}", delivery["id"].as_str().unwrap())).await;
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(detail["attempts"][0]["request_body"], body);
-    assert_eq!(detail["attempts"][0]["request_headers"]["webhook-id"], payload["id"]);
+    // The attempt shows the headers exactly as the receiver got them.
+    let shown = detail["attempts"][0]["request_headers"].as_object().unwrap();
+    let sent = [
+        "content-type",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "x-webhook-signature",
+        "x-webhook-ratelimit-limit",
+        "x-webhook-ratelimit-remaining",
+    ];
+    for name in sent {
+        assert_eq!(shown.get(name).and_then(Value::as_str), Some(header(name).as_str()), "{name} in {shown:?}");
+    }
+    assert_eq!(shown.len(), sent.len(), "{shown:?}");
     let queued: i64 = app.scalar("SELECT count(*) FROM delivery_queue").await;
     assert_eq!(queued, 0, "a test is sent once, not queued for retries");
     let status: String = app.scalar(&format!("SELECT status FROM endpoints WHERE id = '{id}'")).await;
