@@ -20,7 +20,7 @@ use service::{
 use crate::{
     config::Config,
     delivery::{
-        attempt::{self, AttemptRequest},
+        attempt::{self, AttemptRequest, Target},
         client::{build_client, describe_error},
         payload::payload_bytes,
         signing::WebhookSecret,
@@ -101,10 +101,9 @@ impl Engine for EnginePort {
             &self.client,
             &self.guard,
             AttemptRequest {
-                url: &target.url,
+                target: &Target::new(&target.url, &secrets),
                 msg_id: id.as_str(),
                 body: body.clone().into(),
-                secrets: &secrets,
                 rate_limit: Some((limit, limit.saturating_sub(1))),
             },
         )

@@ -9,18 +9,36 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use super::{
     client::describe_error,
-    signing::{signature_headers, WebhookSecret},
+    signing::{signed_headers, SigningKey, WebhookSecret},
     ssrf::Guard,
 };
 
 pub use entity::body::{truncate_body, BODY_LIMIT, TRUNCATION_MARKER};
 
+/// What every request to one endpoint shares, set up once for a batch of them: the URL
+/// parsed (the SSRF check and the client both take the parsed form) and the signing keys.
+#[derive(Debug)]
+pub struct Target {
+    /// The parsed URL, or why it does not parse (every attempt fails with that).
+    url: Result<EndpointUrl, String>,
+    keys: Vec<SigningKey>,
+}
+
+impl Target {
+    /// `secrets`: the current secret first, then the previous one during a rotation.
+    pub fn new(url: &str, secrets: &[WebhookSecret]) -> Target {
+        Target {
+            url: EndpointUrl::parse(url).map_err(|e| e.to_string()),
+            keys: secrets.iter().map(SigningKey::new).collect(),
+        }
+    }
+}
+
 pub struct AttemptRequest<'a> {
-    pub url: &'a str,
+    pub target: &'a Target,
     pub msg_id: &'a str,
     /// Shared, not copied: the body is handed to the client as it is.
     pub body: Bytes,
-    pub secrets: &'a [WebhookSecret],
     pub rate_limit: Option<(u32, u32)>,
 }
 
@@ -44,10 +62,9 @@ impl AttemptResult {
 
 pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'_>) -> AttemptResult {
     let timestamp = chrono::Utc::now().timestamp();
-    let secrets: Vec<&WebhookSecret> = req.secrets.iter().collect();
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(7);
     headers.push(("content-type", "application/json".into()));
-    headers.extend(signature_headers(&secrets, req.msg_id, timestamp, &req.body));
+    headers.extend(signed_headers(&req.target.keys, req.msg_id, timestamp, &req.body));
     if let Some((limit, remaining)) = req.rate_limit {
         headers.push(("X-Webhook-RateLimit-Limit", limit.to_string()));
         headers.push(("X-Webhook-RateLimit-Remaining", remaining.to_string()));
@@ -64,14 +81,14 @@ pub async fn send(client: &reqwest::Client, guard: &Guard, req: AttemptRequest<'
     };
     // SPEC §7: check the literal or resolved addresses on every attempt; the client's
     // resolver checks again at connect time, so a rebinding answer cannot slip through.
-    let checked = match EndpointUrl::parse(req.url) {
-        Ok(url) => guard.resolve(&url).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let url = match &req.target.url {
+        Ok(url) => url,
+        Err(error) => return failed(error.clone(), headers),
     };
-    if let Err(error) = checked {
-        return failed(error, headers);
+    if let Err(error) = guard.resolve(url).await {
+        return failed(error.to_string(), headers);
     }
-    let response = client.post(req.url).headers(header_map(&headers)).body(req.body).send().await;
+    let response = client.post(url.as_url().clone()).headers(header_map(&headers)).body(req.body).send().await;
     match response {
         Ok(response) => read_response(response, started, headers).await,
         Err(err) => failed(describe_error(&err), headers),

@@ -20,7 +20,7 @@ use sqlx::{postgres::PgListener, PgPool};
 use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
 use super::{
-    attempt::{self, AttemptRequest},
+    attempt::{self, AttemptRequest, Target},
     error::EngineError,
     fetcher::Fetcher,
     health::{Change, Health},
@@ -252,6 +252,7 @@ impl Dispatcher {
     ) -> Result<bool, EngineError> {
         let secrets: Vec<WebhookSecret> =
             endpoint.secrets.iter().filter_map(|s| WebhookSecret::parse(s).ok()).collect();
+        let target = Target::new(&endpoint.url, &secrets);
         let mut health = Health {
             status: endpoint.status,
             consecutive_failures: endpoint.consecutive_failures,
@@ -287,10 +288,9 @@ impl Dispatcher {
                 self.port.client(),
                 self.port.guard(),
                 AttemptRequest {
-                    url: &endpoint.url,
+                    target: &target,
                     msg_id: &delivery.event_id,
                     body: delivery.payload.clone(),
-                    secrets: &secrets,
                     rate_limit: Some((window.limit(), remaining)),
                 },
             )

@@ -99,12 +99,40 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
-/// HMAC-SHA256 over the concatenation of `parts`.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
+/// A secret's two HMAC keys, set up once for all the requests of a batch: each signature
+/// clones the keyed state (the key's inner and outer blocks already hashed) instead of
+/// hashing the key again, and the Standard Webhooks key is base64-decoded once.
+#[derive(Clone)]
+pub struct SigningKey {
+    /// Keyed with the whole secret string (Stripe scheme).
+    stripe: HmacSha256,
+    /// Keyed with the decoded bytes after `whsec_` (Standard Webhooks).
+    standard: HmacSha256,
+}
+
+impl SigningKey {
+    pub fn new(secret: &WebhookSecret) -> Self {
+        SigningKey { stripe: keyed(secret.as_str().as_bytes()), standard: keyed(&secret.key_bytes()) }
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    let Ok(mac) = HmacSha256::new_from_slice(key) else {
         // HMAC accepts keys of any length (RFC 2104); hmac's own `KeyInit::new` relies on it.
         unreachable!("HMAC-SHA256 accepts keys of any length");
     };
+    mac
+}
+
+/// HMAC-SHA256 over the concatenation of `parts`, from a keyed state.
+fn hmac_sha256(keyed: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = keyed.clone();
     for part in parts {
         mac.update(part);
     }
@@ -113,15 +141,29 @@ fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 
 /// Stripe's `v1` value: hex HMAC-SHA256 over `"<t>.<body>"`, key = the whole secret string.
 pub fn stripe_signature(secret: &WebhookSecret, timestamp: i64, body: &[u8]) -> String {
-    let t = timestamp.to_string();
-    hex::encode(hmac_sha256(secret.as_str().as_bytes(), &[t.as_bytes(), b".", body]))
+    let mut out = String::new();
+    push_stripe(&mut out, &SigningKey::new(secret), &timestamp.to_string(), body);
+    out
+}
+
+fn push_stripe(out: &mut String, key: &SigningKey, t: &str, body: &[u8]) {
+    let mut hex = [0u8; 64];
+    // Cannot fail: 64 bytes of room for 32 bytes as hex.
+    let _ = hex::encode_to_slice(hmac_sha256(&key.stripe, &[t.as_bytes(), b".", body]), &mut hex);
+    out.extend(hex.iter().map(|&b| char::from(b)));
 }
 
 /// One Standard Webhooks signature, `v1,<base64 HMAC-SHA256 over "<id>.<t>.<body>">`.
 pub fn standard_signature(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let t = timestamp.to_string();
-    let mac = hmac_sha256(&secret.key_bytes(), &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
-    format!("v1,{}", STANDARD.encode(mac))
+    let mut out = String::new();
+    push_standard(&mut out, &SigningKey::new(secret), msg_id, &timestamp.to_string(), body);
+    out
+}
+
+fn push_standard(out: &mut String, key: &SigningKey, msg_id: &str, t: &str, body: &[u8]) {
+    let mac = hmac_sha256(&key.standard, &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
+    out.push_str("v1,");
+    STANDARD.encode_string(mac, out);
 }
 
 /// All signature headers for one request. `secrets` = the current secret first, then the
@@ -134,27 +176,33 @@ pub fn signature_headers(
     timestamp: i64,
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
+    let keys: Vec<SigningKey> = secrets.iter().map(|s| SigningKey::new(s)).collect();
+    signed_headers(&keys, msg_id, timestamp, body)
+}
+
+/// [`signature_headers`] from keys set up beforehand ([`SigningKey`]), as the engine sends.
+/// Standard Webhooks lists several signatures space-separated; Stripe repeats `v1=` once per
+/// secret after a single `t=`.
+pub fn signed_headers(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    let t = timestamp.to_string();
+    let mut standard = String::with_capacity(48 * keys.len());
+    let mut stripe = String::with_capacity(t.len() + 2 + 68 * keys.len());
+    stripe.push_str("t=");
+    stripe.push_str(&t);
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            standard.push(' ');
+        }
+        push_standard(&mut standard, key, msg_id, &t, body);
+        stripe.push_str(",v1=");
+        push_stripe(&mut stripe, key, &t, body);
+    }
     vec![
         (HEADER_WEBHOOK_ID, msg_id.to_owned()),
-        (HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string()),
-        (HEADER_WEBHOOK_SIGNATURE, standard_header(secrets, msg_id, timestamp, body)),
-        (HEADER_SIGNATURE, stripe_header(secrets, timestamp, body)),
+        (HEADER_WEBHOOK_TIMESTAMP, t),
+        (HEADER_WEBHOOK_SIGNATURE, standard),
+        (HEADER_SIGNATURE, stripe),
     ]
-}
-
-/// Standard Webhooks lists several signatures space-separated.
-fn standard_header(secrets: &[&WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|secret| standard_signature(secret, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
-}
-
-/// Stripe repeats `v1=` once per secret after a single `t=`.
-fn stripe_header(secrets: &[&WebhookSecret], timestamp: i64, body: &[u8]) -> String {
-    let mut header = format!("t={timestamp}");
-    for secret in secrets {
-        header.push_str(",v1=");
-        header.push_str(&stripe_signature(secret, timestamp, body));
-    }
-    header
 }
 
 #[cfg(test)]
@@ -224,6 +272,19 @@ mod tests {
             header(&headers, "X-Webhook-Signature"),
             format!("t=1614265330,v1={STRIPE_HEX},v1={PREVIOUS_STRIPE_HEX}")
         );
+    }
+
+    #[test]
+    fn keys_set_up_once_sign_each_request_as_fresh_ones_do() {
+        let (current, previous) = (secret(SVIX_SECRET), secret(PREVIOUS_SECRET));
+        let keys = [SigningKey::new(&current), SigningKey::new(&previous)];
+        let first = signed_headers(&keys, SVIX_MSG_ID, SVIX_TIMESTAMP, SVIX_BODY);
+        let second = signed_headers(&keys, "msg_other", SVIX_TIMESTAMP + 7, b"{}");
+        assert_eq!(first, signature_headers(&[&current, &previous], SVIX_MSG_ID, SVIX_TIMESTAMP, SVIX_BODY));
+        assert_eq!(header(&first, "webhook-signature"), format!("{SVIX_SIGNATURE} {PREVIOUS_STANDARD}"));
+        assert_eq!(second, signature_headers(&[&current, &previous], "msg_other", SVIX_TIMESTAMP + 7, b"{}"));
+        assert_ne!(header(&first, "webhook-signature"), header(&second, "webhook-signature"));
+        assert!(!format!("{:?}", keys[0]).contains("MfKQ"));
     }
 
     #[test]
