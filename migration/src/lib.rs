@@ -19,6 +19,7 @@ mod m20261130_000012_invitations;
 mod m20261130_000013_bulk_retry_filters;
 mod m20261201_000014_owner_notices;
 mod m20261207_000015_sent_headers;
+mod m20261207_000016_attempt_days;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_bulk_retry_filters::Migration),
             Box::new(m20261201_000014_owner_notices::Migration),
             Box::new(m20261207_000015_sent_headers::Migration),
+            Box::new(m20261207_000016_attempt_days::Migration),
         ]
     }
 }

@@ -41,10 +41,13 @@ pub fn role_pool(config: &Config, max_connections: u32) -> anyhow::Result<sqlx::
         .connect_lazy(&config.database_url)?)
 }
 
-/// Applies pending sea-orm migrations and creates apalis' own schema. Idempotent.
+/// Applies pending sea-orm migrations, creates apalis' own schema and the attempt log's
+/// day partitions up to [`crate::log_partitions::AHEAD_DAYS`] ahead. Idempotent.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
-    apalis_postgres::PostgresStorage::setup(db.get_postgres_connection_pool()).await?;
+    let pool = db.get_postgres_connection_pool();
+    apalis_postgres::PostgresStorage::setup(pool).await?;
+    crate::log_partitions::ensure(pool, chrono::Utc::now()).await?;
     Ok(())
 }
 

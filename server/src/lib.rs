@@ -12,6 +12,7 @@ pub mod email;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod log_partitions;
 pub mod metrics;
 pub mod queue_vacuum;
 pub mod quota;

@@ -1,35 +1,53 @@
 //! Log retention (SPEC §8): attempts, finished deliveries and their events older than
-//! `WEBHOOKS_LOG_RETENTION` are deleted in small batches, each its own short statement,
-//! so pruning never holds locks on the log tables for long. Pending deliveries are kept
-//! whatever their age: nothing accepted is dropped.
+//! `WEBHOOKS_LOG_RETENTION` are removed. Attempts go a day at a time, by dropping the day
+//! partitions that ended before the cutoff (`log_partitions`); what the two catch-all
+//! partitions hold, deliveries and events are deleted in small batches, each its own short
+//! statement, so pruning never holds locks on the log tables for long. Pending deliveries
+//! are kept whatever their age: nothing accepted is dropped.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+
+use crate::log_partitions;
 
 const BATCH: i64 = 5_000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
+    /// Day partitions of attempts dropped.
+    pub attempt_days: usize,
+    /// Attempts deleted row by row, from the catch-all partitions.
     pub attempts: u64,
     pub deliveries: u64,
     pub events: u64,
 }
 
 pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
-    let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
-    let attempts = in_batches(
-        pool,
-        cutoff,
-        "DELETE FROM attempts WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts WHERE attempted_at < $1 LIMIT $2))",
-    )
-    .await?;
+    prune_at(pool, retention, Utc::now()).await
+}
+
+/// [`prune`] as if it were `now`.
+pub async fn prune_at(pool: &PgPool, retention: Duration, now: DateTime<Utc>) -> sqlx::Result<Pruned> {
+    let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    let attempt_days = log_partitions::drop_expired(pool, cutoff).await?.len();
+    let mut attempts = 0;
+    // By `ctid` of each partition itself: in the partitioned table a `ctid` is not unique.
+    for catch_all in [
+        "DELETE FROM attempts_before WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_before WHERE attempted_at < $1 LIMIT $2))",
+        "DELETE FROM attempts_default WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_default WHERE attempted_at < $1 LIMIT $2))",
+    ] {
+        attempts += in_batches(pool, cutoff, catch_all).await?;
+    }
+    // A finished delivery's attempts were all made by its last update, so once that is
+    // older than what the day partitions still hold, none of them is left. (Probing the
+    // attempts for each delivery instead would read one index per day partition.)
     let deliveries = in_batches(
         pool,
-        cutoff,
-        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1
-             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = deliveries.id) LIMIT $2)",
+        log_partitions::kept_from(cutoff).min(cutoff),
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
+             AND created_at < $1 AND updated_at < $1 LIMIT $2)",
     )
     .await?;
     let events = in_batches(
@@ -45,10 +63,10 @@ pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
         "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
     )
     .await?;
-    Ok(Pruned { attempts, deliveries, events })
+    Ok(Pruned { attempt_days, attempts, deliveries, events })
 }
 
-async fn in_batches(pool: &PgPool, cutoff: chrono::DateTime<Utc>, sql: &'static str) -> sqlx::Result<u64> {
+async fn in_batches(pool: &PgPool, cutoff: DateTime<Utc>, sql: &'static str) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
         let deleted = sqlx::query(sql).bind(cutoff).bind(BATCH).execute(pool).await?.rows_affected();

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use service::accounts;
 
-/// Periodic cleanup of rows that have outlived their purpose.
+/// Periodic cleanup of rows that have outlived their purpose, and the attempt log's next
+/// day partitions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Housekeeping;
 
@@ -19,7 +20,9 @@ pub async fn run(
 ) -> Result<(), BoxDynError> {
     let sessions = accounts::delete_expired_sessions(&db).await?;
     let Retention(keep) = *retention;
-    let pruned = crate::retention::prune(db.get_postgres_connection_pool(), keep).await?;
-    tracing::info!(expired_sessions = sessions, ?pruned, "housekeeping done");
+    let pool = db.get_postgres_connection_pool();
+    let made = crate::log_partitions::ensure(pool, chrono::Utc::now()).await?;
+    let pruned = crate::retention::prune(pool, keep).await?;
+    tracing::info!(expired_sessions = sessions, partitions_made = made.len(), ?pruned, "housekeeping done");
     Ok(())
 }

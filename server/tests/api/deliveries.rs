@@ -3,7 +3,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::{helpers::spawn_app_with_workers, receiver::TestReceiver};
+use crate::{
+    helpers::{spawn_app_with_workers, TestApp},
+    receiver::TestReceiver,
+};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -104,30 +107,88 @@ async fn another_account_reaches_none_of_the_delivery_routes() {
     assert_eq!(app.scalar::<i32>("SELECT attempt_count FROM deliveries").await, 1, "nothing was re-sent");
 }
 
-#[tokio::test]
-async fn pruning_removes_only_what_is_older_than_the_retention() {
+/// An account with one endpoint that has been sent `n` events, all delivered.
+async fn delivered(n: u32) -> (TestApp, TestReceiver, String) {
     let app = spawn_app_with_workers(|_| {}).await;
     let receiver = TestReceiver::start().await;
     let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
     app.endpoint(&key, &receiver.url(), &["task.created"], 100).await;
-    app.publish(&key, json!({ "events": [event("task.created", 1), event("task.created", 2)] })).await;
-    app.until("delivered", "SELECT count(*) = 2 AND bool_and(status = 'delivered') FROM deliveries").await;
+    let events: Vec<Value> = (1..=n).map(|i| event("task.created", i)).collect();
+    app.publish(&key, json!({ "events": events })).await;
+    let all = format!("SELECT count(*) = {n} AND bool_and(status = 'delivered') FROM deliveries");
+    app.until("delivered", &all).await;
+    (app, receiver, key)
+}
+
+#[tokio::test]
+async fn pruning_removes_only_what_is_older_than_the_retention() {
+    let (app, _receiver, _key) = delivered(2).await;
     let pool = app.db.get_postgres_connection_pool();
     // Age one delivery, its event and attempt by 40 days; leave the other as it is.
     let old: String = app.scalar("SELECT min(id) FROM deliveries").await;
     for sql in [
         "UPDATE attempts SET attempted_at = now() - interval '40 days' WHERE delivery_id = $1",
-        "UPDATE deliveries SET created_at = now() - interval '40 days' WHERE id = $1",
+        "UPDATE deliveries SET created_at = now() - interval '40 days', updated_at = now() - interval '40 days' WHERE id = $1",
         "UPDATE events SET created_at = now() - interval '40 days' WHERE id = (SELECT event_id FROM deliveries WHERE id = $1)",
     ] {
         sqlx::query(sql).bind(&old).execute(pool).await.unwrap();
     }
+    // The aged attempt is older than the day partitions: it is in the catch-all for before.
+    let home = "SELECT tableoid::regclass::text FROM attempts WHERE delivery_id = (SELECT min(id) FROM deliveries)";
+    assert_eq!(app.scalar::<String>(home).await, "attempts_before");
     let pruned = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
-    assert_eq!((pruned.attempts, pruned.deliveries, pruned.events), (1, 1, 1));
+    assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 1, 1, 1));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1);
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1);
     let again = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
     assert_eq!(again, server::retention::Pruned::default(), "nothing younger is touched");
+}
+
+/// Retention drops a day of attempts whole once the day has ended before the cutoff, and
+/// the deliveries and events whose attempts went with it, but not a day that straddles it.
+#[tokio::test]
+async fn a_day_of_attempts_is_dropped_whole_once_it_is_past_the_retention() {
+    let (app, _receiver, _key) = delivered(2).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let today = server::log_partitions::DayPartition::of(chrono::Utc::now()).name();
+    let home = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM attempts";
+    assert_eq!(app.scalar::<String>(home).await, today);
+
+    let keep = Duration::from_secs(30 * 24 * 3600);
+    let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30);
+    let pruned = server::retention::prune_at(pool, keep, thirty_days_on).await.unwrap();
+    assert_eq!(pruned, server::retention::Pruned::default(), "today has not ended at the cutoff");
+
+    let pruned = server::retention::prune_at(pool, keep, thirty_days_on + chrono::Duration::days(1)).await.unwrap();
+    assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (1, 0, 2, 2));
+    let left = server::log_partitions::existing(pool).await.unwrap();
+    assert!(!left.contains(&today), "{left:?}");
+    assert_eq!(left.len(), 4, "before, default and the two days ahead: {left:?}");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 0);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 0);
+}
+
+/// The days ahead are made before they come; an attempt that went to the default partition
+/// because its day had none moves into the day's partition when it is made.
+#[tokio::test]
+async fn days_ahead_are_made_and_take_over_their_rows_from_the_default_partition() {
+    let (app, _receiver, key) = delivered(1).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let later = chrono::Utc::now() + chrono::Duration::days(10);
+    sqlx::query("UPDATE attempts SET attempted_at = $1").bind(later).execute(pool).await.unwrap();
+    let home = "SELECT tableoid::regclass::text FROM attempts";
+    assert_eq!(app.scalar::<String>(home).await, "attempts_default", "no day partition so far ahead yet");
+
+    let made = server::log_partitions::ensure(pool, later).await.unwrap();
+    let wanted = server::log_partitions::wanted(later);
+    assert_eq!(made, wanted);
+    assert_eq!(app.scalar::<String>(home).await, server::log_partitions::DayPartition::of(later).name());
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts_default").await, 0);
+    assert!(server::log_partitions::ensure(pool, later).await.unwrap().is_empty(), "made once");
+    // The delivery's log still shows the attempt wherever it lives.
+    let id: String = app.scalar("SELECT id FROM deliveries").await;
+    let delivery: Value = app.get_json(&key, &format!("/api/v1/deliveries/{id}")).await;
+    assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1), "{delivery}");
 }
 
 #[tokio::test]

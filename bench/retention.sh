@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# What the attempt log's retention costs PostgreSQL, by row deletes (the retention before
+# day partitions) and by dropping a day's partition, and what the partitions cost the hot
+# path's insert. On a scratch database with the real schema (`webhooks migrate`), one day of
+# attempts shaped like the bench's (the headers as sent, a small answer):
+#   1. ROWS attempts inserted, 1,000 to a statement, into a plain table with the log's three
+#      indexes and into the partitioned `attempts` (one day partition), alternately twice;
+#   2. the plain table's rows deleted by the statement retention used before (5,000 rows
+#      each, by ctid), then the VACUUM that makes their space usable again;
+#   3. the day's partition dropped.
+# Prints PostgreSQL's time (wall clock of each step; nothing else runs) and WAL bytes, in all
+# and per attempt.
+#
+#   bench/retention.sh [ROWS]     # default 1000000; build first: cargo build --release -p server
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+ROWS="${1:-1000000}"
+BINARY="$ROOT/target/release/webhooks"
+[ -x "$BINARY" ] || { log "build first: cargo build --release -p server"; exit 1; }
+provision_postgres
+DB="webhooks_retention_$$"
+URL="${PG_ADMIN_URL%/*}/$DB"
+psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE $DB"
+trap 'psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"' EXIT
+DATABASE_URL="$URL" "$BINARY" migrate >/dev/null 2>&1
+
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$URL" -c "$1"; }
+# The day after tomorrow: a day partition the migration made and nothing else writes to.
+DAY="$(sql "SELECT to_char(date_trunc('day', now(), 'UTC') + interval '2 days', 'YYYY-MM-DD')")"
+PART="attempts_p${DAY//-/}"
+sql "CREATE TABLE attempts_flat (LIKE attempts INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE);
+     CREATE INDEX ON attempts_flat (delivery_id, attempt_number);
+     CREATE INDEX ON attempts_flat (endpoint_id, attempted_at DESC);
+     CREATE INDEX ON attempts_flat USING brin (attempted_at);"
+
+# One step: runs its SQL, prints its name, seconds and WAL bytes, in all and per attempt.
+measure() {
+  local name="$1" body="$2" lsn t0 t1 wal
+  lsn="$(sql "SELECT pg_current_wal_insert_lsn()")"
+  t0="$(date +%s%N)"
+  sql "$body"
+  t1="$(date +%s%N)"
+  wal="$(sql "SELECT pg_current_wal_insert_lsn() - '$lsn'::pg_lsn")"
+  awk -v n="$name" -v ns="$((t1 - t0))" -v wal="$wal" -v rows="$ROWS" 'BEGIN {
+    printf "  %-44s %8.2f s %9.1f µs/attempt %10.0f MB WAL %7.0f B/attempt\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
+}
+
+# ROWS attempts of the day into table $1, a statement of 1,000 each, committed as they go.
+insert_day() {
+  cat <<SQL
+DO \$\$
+BEGIN
+  FOR b IN 0..($ROWS - 1) / 1000 LOOP
+    INSERT INTO $1 (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                    status_code, response_time_ms, success, sent_headers, response_headers, response_body)
+    SELECT 'att_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'),
+           'dlv_' || lpad(g::text, 26, '0'), 'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 1,
+           '$DAY'::timestamptz + g * (interval '86399 seconds' / $ROWS), 200, 3, true,
+           'content-type: application/json' || chr(10) || 'user-agent: webhooks/0.1' || chr(10)
+             || 'webhook-id: evt_' || lpad(g::text, 26, '0') || chr(10) || 'webhook-timestamp: 1765100000' || chr(10)
+             || 'webhook-signature: v1,' || md5(g::text) || 'AbCdEfGhIjKl=' || chr(10)
+             || 'x-webhook-signature: t=1765100000,v1=' || md5(g::text) || md5((g + 1)::text) || chr(10)
+             || 'content-length: 182',
+           '{"content-length": "0", "date": "Mon, 07 Dec 2026 11:00:00 GMT"}', ''
+    FROM generate_series(b * 1000, least(b * 1000 + 999, $ROWS - 1)) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+}
+
+log "one day of $ROWS attempts, inserted into a plain table and into the day partitions, twice each"
+for round in 1 2; do
+  [ "$round" = 2 ] && sql "TRUNCATE attempts_flat; TRUNCATE $PART; CHECKPOINT"
+  [ "$round" = 1 ] && sql "CHECKPOINT"
+  measure "insert, plain table (round $round)" "$(insert_day attempts_flat)"
+  sql "CHECKPOINT"
+  measure "insert, day partitions (round $round)" "$(insert_day attempts)"
+done
+sql "CHECKPOINT"
+log "removing the day: row deletes as retention did, and the VACUUM they need; dropping the partition"
+measure "delete, 5,000 rows a statement" "DO \$\$
+DECLARE n bigint;
+BEGIN
+  LOOP
+    DELETE FROM attempts_flat WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_flat
+      WHERE attempted_at < '$DAY'::timestamptz + interval '1 day' LIMIT 5000));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    COMMIT;
+    EXIT WHEN n < 5000;
+  END LOOP;
+END \$\$;"
+measure "vacuum after the deletes" "VACUUM attempts_flat"
+measure "drop the day's partition" "DROP TABLE $PART"
