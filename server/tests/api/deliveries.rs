@@ -185,6 +185,11 @@ async fn days_ahead_are_made_and_take_over_their_rows_from_the_default_partition
     assert_eq!(app.scalar::<String>(home).await, server::log_partitions::DayPartition::of(later).name());
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts_default").await, 0);
     assert!(server::log_partitions::ensure(pool, later).await.unwrap().is_empty(), "made once");
+    // Processes starting together race to make the same days: each is made once, none fails.
+    let farther = later + chrono::Duration::days(10);
+    let (a, b) =
+        tokio::join!(server::log_partitions::ensure(pool, farther), server::log_partitions::ensure(pool, farther));
+    assert_eq!(a.unwrap().len() + b.unwrap().len(), 3);
     // The delivery's log still shows the attempt wherever it lives.
     let id: String = app.scalar("SELECT id FROM deliveries").await;
     let delivery: Value = app.get_json(&key, &format!("/api/v1/deliveries/{id}")).await;
