@@ -7,9 +7,11 @@
 #      indexes and into the partitioned `attempts` (one day partition), alternately twice;
 #   2. the plain table's rows deleted by the statement retention used before (5,000 rows
 #      each, by ctid), then the VACUUM that makes their space usable again;
-#   3. the day's partition dropped.
+#   3. the day's partition dropped;
+#   4. for the next step, what events and deliveries (still deleted by rows) cost: a day of
+#      each inserted, then deleted by retention's statements, and vacuumed.
 # Prints PostgreSQL's time (wall clock of each step; nothing else runs) and WAL bytes, in all
-# and per attempt.
+# and per row.
 #
 #   bench/retention.sh [ROWS]     # default 1000000; build first: cargo build --release -p server
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -41,7 +43,7 @@ measure() {
   t1="$(date +%s%N)"
   wal="$(sql "SELECT pg_current_wal_insert_lsn() - '$lsn'::pg_lsn")"
   awk -v n="$name" -v ns="$((t1 - t0))" -v wal="$wal" -v rows="$ROWS" 'BEGIN {
-    printf "  %-44s %8.2f s %9.1f µs/attempt %10.0f MB WAL %7.0f B/attempt\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
+    printf "  %-44s %8.2f s %9.1f µs/row %10.0f MB WAL %7.0f B/row\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
 }
 
 # ROWS attempts of the day into table $1, a statement of 1,000 each, committed as they go.
@@ -92,3 +94,47 @@ BEGIN
 END \$\$;"
 measure "vacuum after the deletes" "VACUUM attempts_flat"
 measure "drop the day's partition" "DROP TABLE $PART"
+
+log "events and deliveries, still removed by rows: a day of each inserted, deleted as retention does, vacuumed"
+# ROWS of table $1 from the SELECT list $2 over g, 1,000 to a statement, committed as they go.
+insert_rows() {
+  cat <<SQL
+DO \$\$
+BEGIN
+  FOR b IN 0..($ROWS - 1) / 1000 LOOP
+    INSERT INTO $1 SELECT $2 FROM generate_series(b * 1000, least(b * 1000 + 999, $ROWS - 1)) g;
+    COMMIT;
+  END LOOP;
+END \$\$;
+SQL
+}
+AT="'$DAY'::timestamptz + g * (interval '86399 seconds' / $ROWS)"
+sql "CHECKPOINT"
+measure "insert events" "$(insert_rows "events (id, account_id, event_type, payload, created_at)" \
+  "'evt_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'task.completed',
+   '{\"id\":\"evt_' || lpad(g::text, 26, '0') || '\",\"type\":\"task.completed\",\"created\":\"2026-12-07T11:00:00Z\",\"data\":{\"object\":{\"id\":\"obj_' || g || '\"}},\"account_id\":\"acc_' || lpad((g % 200)::text, 26, '0') || '\"}', $AT")"
+measure "insert deliveries" "$(insert_rows "deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at)" \
+  "'dlv_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'evt_' || lpad(g::text, 26, '0'),
+   'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 'delivered', 1, $AT, $AT")"
+sql "CHECKPOINT"
+CUTOFF="'$DAY'::timestamptz + interval '1 day'"
+in_batches() {
+  cat <<SQL
+DO \$\$
+DECLARE n bigint;
+BEGIN
+  LOOP
+    $1;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    COMMIT;
+    EXIT WHEN n < 5000;
+  END LOOP;
+END \$\$;
+SQL
+}
+measure "delete deliveries, as retention does" "$(in_batches "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+  WHERE status <> 'pending' AND created_at < $CUTOFF AND updated_at < $CUTOFF LIMIT 5000)")"
+measure "vacuum deliveries" "VACUUM deliveries"
+measure "delete events, as retention does" "$(in_batches "DELETE FROM events WHERE id IN (SELECT id FROM events
+  WHERE created_at < $CUTOFF AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT 5000)")"
+measure "vacuum events" "VACUUM events"
