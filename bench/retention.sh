@@ -46,57 +46,7 @@ measure() {
     printf "  %-44s %8.2f s %9.1f µs/row %10.0f MB WAL %7.0f B/row\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
 }
 
-# ROWS attempts of the day into table $1, a statement of 1,000 each, committed as they go.
-insert_day() {
-  cat <<SQL
-DO \$\$
-BEGIN
-  FOR b IN 0..($ROWS - 1) / 1000 LOOP
-    INSERT INTO $1 (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
-                    status_code, response_time_ms, success, sent_headers, response_headers, response_body)
-    SELECT 'att_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'),
-           'dlv_' || lpad(g::text, 26, '0'), 'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 1,
-           '$DAY'::timestamptz + g * (interval '86399 seconds' / $ROWS), 200, 3, true,
-           'content-type: application/json' || chr(10) || 'user-agent: webhooks/0.1' || chr(10)
-             || 'webhook-id: evt_' || lpad(g::text, 26, '0') || chr(10) || 'webhook-timestamp: 1765100000' || chr(10)
-             || 'webhook-signature: v1,' || md5(g::text) || 'AbCdEfGhIjKl=' || chr(10)
-             || 'x-webhook-signature: t=1765100000,v1=' || md5(g::text) || md5((g + 1)::text) || chr(10)
-             || 'content-length: 182',
-           '{"content-length": "0", "date": "Mon, 07 Dec 2026 11:00:00 GMT"}', ''
-    FROM generate_series(b * 1000, least(b * 1000 + 999, $ROWS - 1)) g;
-    COMMIT;
-  END LOOP;
-END \$\$;
-SQL
-}
-
-log "one day of $ROWS attempts, inserted into a plain table and into the day partitions, twice each"
-# Each insert starts after a checkpoint; the second round takes the two in the other order.
-insert_plain() { sql "CHECKPOINT"; measure "insert, plain table (round $1)" "$(insert_day attempts_flat)"; }
-insert_parted() { sql "CHECKPOINT"; measure "insert, day partitions (round $1)" "$(insert_day attempts)"; }
-insert_plain 1
-insert_parted 1
-sql "TRUNCATE attempts_flat; TRUNCATE $PART"
-insert_parted 2
-insert_plain 2
-sql "CHECKPOINT"
-log "removing the day: row deletes as retention did, and the VACUUM they need; dropping the partition"
-measure "delete, 5,000 rows a statement" "DO \$\$
-DECLARE n bigint;
-BEGIN
-  LOOP
-    DELETE FROM attempts_flat WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_flat
-      WHERE attempted_at < '$DAY'::timestamptz + interval '1 day' LIMIT 5000));
-    GET DIAGNOSTICS n = ROW_COUNT;
-    COMMIT;
-    EXIT WHEN n < 5000;
-  END LOOP;
-END \$\$;"
-measure "vacuum after the deletes" "VACUUM attempts_flat"
-measure "drop the day's partition" "DROP TABLE $PART"
-
-log "events and deliveries, still removed by rows: a day of each inserted, deleted as retention does, vacuumed"
-# ROWS of table $1 from the SELECT list $2 over g, 1,000 to a statement, committed as they go.
+# ROWS rows of table $1 from the SELECT list $2 over g, 1,000 to a statement, committed as they go.
 insert_rows() {
   cat <<SQL
 DO \$\$
@@ -108,16 +58,7 @@ BEGIN
 END \$\$;
 SQL
 }
-AT="'$DAY'::timestamptz + g * (interval '86399 seconds' / $ROWS)"
-sql "CHECKPOINT"
-measure "insert events" "$(insert_rows "events (id, account_id, event_type, payload, created_at)" \
-  "'evt_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'task.completed',
-   '{\"id\":\"evt_' || lpad(g::text, 26, '0') || '\",\"type\":\"task.completed\",\"created\":\"2026-12-07T11:00:00Z\",\"data\":{\"object\":{\"id\":\"obj_' || g || '\"}},\"account_id\":\"acc_' || lpad((g % 200)::text, 26, '0') || '\"}', $AT")"
-measure "insert deliveries" "$(insert_rows "deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at)" \
-  "'dlv_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'evt_' || lpad(g::text, 26, '0'),
-   'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 'delivered', 1, $AT, $AT")"
-sql "CHECKPOINT"
-CUTOFF="'$DAY'::timestamptz + interval '1 day'"
+# The delete $1 (5,000 rows each) again until it deletes fewer, committed as it goes.
 in_batches() {
   cat <<SQL
 DO \$\$
@@ -132,6 +73,49 @@ BEGIN
 END \$\$;
 SQL
 }
+# Row g's time in the day, and the end of the day.
+AT="'$DAY'::timestamptz + g * (interval '86399 seconds' / $ROWS)"
+CUTOFF="'$DAY'::timestamptz + interval '1 day'"
+
+# A day of attempts into table $1, shaped like the bench's.
+insert_day() {
+  insert_rows "$1 (id, account_id, delivery_id, endpoint_id, event_type, attempt_number, attempted_at,
+                   status_code, response_time_ms, success, sent_headers, response_headers, response_body)" \
+    "'att_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'),
+     'dlv_' || lpad(g::text, 26, '0'), 'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 1, $AT, 200, 3, true,
+     'content-type: application/json' || chr(10) || 'user-agent: webhooks/0.1' || chr(10)
+       || 'webhook-id: evt_' || lpad(g::text, 26, '0') || chr(10) || 'webhook-timestamp: 1765100000' || chr(10)
+       || 'webhook-signature: v1,' || md5(g::text) || 'AbCdEfGhIjKl=' || chr(10)
+       || 'x-webhook-signature: t=1765100000,v1=' || md5(g::text) || md5((g + 1)::text) || chr(10)
+       || 'content-length: 182',
+     '{\"content-length\": \"0\", \"date\": \"Mon, 07 Dec 2026 11:00:00 GMT\"}', ''"
+}
+
+log "one day of $ROWS attempts, inserted into a plain table and into the day partitions, twice each"
+# Each insert starts after a checkpoint; the second round takes the two in the other order.
+insert_plain() { sql "CHECKPOINT"; measure "insert, plain table (round $1)" "$(insert_day attempts_flat)"; }
+insert_parted() { sql "CHECKPOINT"; measure "insert, day partitions (round $1)" "$(insert_day attempts)"; }
+insert_plain 1
+insert_parted 1
+sql "TRUNCATE attempts_flat; TRUNCATE $PART"
+insert_parted 2
+insert_plain 2
+sql "CHECKPOINT"
+log "removing the day: row deletes as retention did, and the VACUUM they need; dropping the partition"
+measure "delete, 5,000 rows a statement" "$(in_batches "DELETE FROM attempts_flat WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM attempts_flat WHERE attempted_at < $CUTOFF LIMIT 5000))")"
+measure "vacuum after the deletes" "VACUUM attempts_flat"
+measure "drop the day's partition" "DROP TABLE $PART"
+
+log "events and deliveries, still removed by rows: a day of each inserted, deleted as retention does, vacuumed"
+sql "CHECKPOINT"
+measure "insert events" "$(insert_rows "events (id, account_id, event_type, payload, created_at)" \
+  "'evt_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'task.completed',
+   '{\"id\":\"evt_' || lpad(g::text, 26, '0') || '\",\"type\":\"task.completed\",\"created\":\"2026-12-07T11:00:00Z\",\"data\":{\"object\":{\"id\":\"obj_' || g || '\"}},\"account_id\":\"acc_' || lpad((g % 200)::text, 26, '0') || '\"}', $AT")"
+measure "insert deliveries" "$(insert_rows "deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at)" \
+  "'dlv_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'evt_' || lpad(g::text, 26, '0'),
+   'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 'delivered', 1, $AT, $AT")"
+sql "CHECKPOINT"
 measure "delete deliveries, as retention does" "$(in_batches "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
   WHERE status <> 'pending' AND created_at < $CUTOFF AND updated_at < $CUTOFF LIMIT 5000)")"
 measure "vacuum deliveries" "VACUUM deliveries"

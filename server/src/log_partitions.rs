@@ -110,7 +110,7 @@ pub async fn ensure(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<Vec<DayPa
 }
 
 async fn attach(pool: &PgPool, day: DayPartition) -> sqlx::Result<()> {
-    let name = day.name();
+    let (name, from, until) = (day.name(), day.from().to_rfc3339(), day.until().to_rfc3339());
     let mut tx = pool.begin().await?;
     sqlx::query(SET_LOCK_TIMEOUT).execute(&mut *tx).await?;
     ddl(
@@ -124,21 +124,12 @@ async fn attach(pool: &PgPool, day: DayPartition) -> sqlx::Result<()> {
         format!(
             "WITH moved AS (DELETE FROM attempts_default WHERE attempted_at >= '{from}' AND attempted_at < '{until}'
                             RETURNING *)
-             INSERT INTO {name} SELECT * FROM moved",
-            from = day.from().to_rfc3339(),
-            until = day.until().to_rfc3339()
+             INSERT INTO {name} SELECT * FROM moved"
         ),
     )
     .await?;
-    ddl(
-        &mut tx,
-        format!(
-            "ALTER TABLE attempts ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{until}')",
-            from = day.from().to_rfc3339(),
-            until = day.until().to_rfc3339()
-        ),
-    )
-    .await?;
+    ddl(&mut tx, format!("ALTER TABLE attempts ATTACH PARTITION {name} FOR VALUES FROM ('{from}') TO ('{until}')"))
+        .await?;
     tx.commit().await
 }
 

@@ -45,7 +45,7 @@ pub async fn prune_at(pool: &PgPool, retention: Duration, now: DateTime<Utc>) ->
     // attempts for each delivery instead would read one index per day partition.)
     let deliveries = in_batches(
         pool,
-        log_partitions::kept_from(cutoff).min(cutoff),
+        log_partitions::kept_from(cutoff),
         "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
              AND created_at < $1 AND updated_at < $1 LIMIT $2)",
     )
