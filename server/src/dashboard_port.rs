@@ -21,7 +21,8 @@ use crate::{
     config::Config,
     delivery::{
         attempt::{self, AttemptRequest, Target},
-        client::{build_client, describe_error},
+        client::build_client,
+        failure::describe_error,
         payload::payload_bytes,
         signing::WebhookSecret,
         ssrf::{AllowList, Guard},

@@ -8,7 +8,7 @@ use entity::endpoint_url::EndpointUrl;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use super::{
-    client::describe_error,
+    failure::describe_error,
     signing::{signed_headers, SigningKey, WebhookSecret},
     ssrf::Guard,
 };

@@ -1,12 +1,14 @@
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use hmac::{Hmac, KeyInit, Mac};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     helpers::{spawn_app, spawn_app_with, TestApp},
-    receiver::TestReceiver,
+    receiver::{acceptor, test_ca, ServedCert, TestReceiver},
 };
 
 const PASSWORD: &str = "a long enough password";
@@ -136,7 +138,65 @@ async fn a_receiver_with_an_untrusted_certificate_is_a_tls_error() {
     let res = create(&app, &key, json!({ "url": receiver.url(), "event_types": ["task.created"] })).await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let message = error_message(res).await;
-    assert!(message.contains("certificate"), "{message}");
+    assert!(
+        message.contains("TLS certificate not trusted: it is not issued by a certificate authority we trust"),
+        "{message}"
+    );
+}
+
+/// Each certificate fault a receiver's operator can make, as the URL field shows it: what is
+/// wrong in words, never rustls' variant names.
+#[tokio::test]
+async fn certificate_faults_are_named_in_words_beside_the_url() {
+    // A CA certificate served as the server's own; the app trusts it, as an operator who
+    // added their own CA would.
+    let mut rogue = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    rogue.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let rogue_key = KeyPair::generate().unwrap();
+    let rogue_cert = rogue.self_signed(&rogue_key).unwrap();
+    let bundle = std::env::temp_dir().join(format!("webhooks-test-rogue-{}.pem", std::process::id()));
+    std::fs::write(&bundle, std::fs::read_to_string(&test_ca().pem_path).unwrap() + &rogue_cert.pem()).unwrap();
+    let app = spawn_app_with(|config| config.extra_ca = Some(bundle.clone())).await;
+    let key = app.create_account("Acme", "ada@acme.test", PASSWORD).await.api_key;
+
+    let mut expired = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    expired.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2020, 1, 2);
+    let elsewhere = CertificateParams::new(vec!["elsewhere.test".to_owned()]).unwrap();
+    let ca_as_server = ServedCert { chain: vec![rogue_cert.der().clone()], key_pem: rogue_key.serialize_pem() };
+    let cases = [
+        (test_ca().issue(expired), "TLS certificate expired on 2020-01-02 00:00 UTC."),
+        (test_ca().issue(elsewhere), "TLS certificate is for another host: it names elsewhere.test, not localhost."),
+        (ca_as_server, "TLS certificate is a CA certificate"),
+    ];
+    for (cert, expected) in cases {
+        let receiver = TestReceiver::start_with(acceptor(&cert)).await;
+        let res = create(&app, &key, json!({ "url": receiver.url(), "event_types": ["task.created"] })).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{expected}");
+        let message = error_message(res).await;
+        assert!(message.contains(expected), "{expected}: {message}");
+        assert!(receiver.received().is_empty(), "no request crosses a rejected handshake");
+    }
+
+    // Plain HTTP on the port of an https:// URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut hello = [0u8; 512];
+            let _ = tcp.read(&mut hello).await;
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        }
+    });
+    let url = format!("https://localhost:{port}/hook");
+    let res = create(&app, &key, json!({ "url": url, "event_types": ["task.created"] })).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let message = error_message(res).await;
+    assert!(message.contains("not in TLS. Is it serving plain HTTP on this port?"), "{message}");
+
+    let list: Value = app.get_json(&key, "/api/v1/endpoints").await;
+    assert_eq!(list["data"], json!([]), "no endpoint is saved against a failed handshake");
+    let _ = std::fs::remove_file(bundle);
 }
 
 #[tokio::test]

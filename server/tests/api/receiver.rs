@@ -30,8 +30,15 @@ use tokio_rustls::{
 
 pub struct TestCa {
     pub pem_path: PathBuf,
-    cert_chain: Vec<CertificateDer<'static>>,
-    key_pem: String,
+    served: ServedCert,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+/// A certificate chain and its key, as a receiver serves them.
+pub struct ServedCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key_pem: String,
 }
 
 /// One CA per test process, written to a file the app trusts through `WEBHOOKS_EXTRA_CA`,
@@ -45,26 +52,42 @@ pub fn test_ca() -> &'static TestCa {
         let ca_key = KeyPair::generate().unwrap();
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
 
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        leaf.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-
         let dir = std::env::temp_dir().join(format!("webhooks-test-ca-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pem_path = dir.join("ca.pem");
         std::fs::write(&pem_path, ca_cert.pem()).unwrap();
-        TestCa { pem_path, cert_chain: vec![leaf_cert.der().clone()], key_pem: leaf_key.serialize_pem() }
+        let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let served = issue(leaf, &ca_cert, &ca_key);
+        TestCa { pem_path, served, ca_cert, ca_key }
     })
+}
+
+impl TestCa {
+    /// A server certificate from this (trusted) CA, with whatever names and dates a test
+    /// gives it.
+    pub fn issue(&self, params: CertificateParams) -> ServedCert {
+        issue(params, &self.ca_cert, &self.ca_key)
+    }
+}
+
+fn issue(params: CertificateParams, ca_cert: &rcgen::Certificate, ca_key: &KeyPair) -> ServedCert {
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca_cert, ca_key).unwrap();
+    ServedCert { chain: vec![cert.der().clone()], key_pem: key.serialize_pem() }
 }
 
 /// A TLS acceptor with the test CA's `localhost` certificate, for purpose-built receivers
 /// that speak raw HTTP over TLS (see `hostile.rs`).
 pub fn tls_acceptor() -> TlsAcceptor {
+    acceptor(&test_ca().served)
+}
+
+/// A TLS acceptor serving `cert`.
+pub fn acceptor(cert: &ServedCert) -> TlsAcceptor {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = test_ca();
-    let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
-    let config = ServerConfig::builder().with_no_client_auth().with_single_cert(ca.cert_chain.clone(), key).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let config = ServerConfig::builder().with_no_client_auth().with_single_cert(cert.chain.clone(), key).unwrap();
     TlsAcceptor::from(Arc::new(config))
 }
 
@@ -107,7 +130,11 @@ pub struct TestReceiver {
 
 impl TestReceiver {
     pub async fn start() -> TestReceiver {
-        let acceptor = tls_acceptor();
+        TestReceiver::start_with(tls_acceptor()).await
+    }
+
+    /// A receiver serving the certificate of `acceptor`.
+    pub async fn start_with(acceptor: TlsAcceptor) -> TestReceiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Shared {
