@@ -74,12 +74,6 @@ pub fn expired<'a>(existing: impl IntoIterator<Item = &'a str>, cutoff: DateTime
     days
 }
 
-/// The oldest instant the day partitions may still hold once those expired at `cutoff` are
-/// gone: the start of the cutoff's day.
-pub fn kept_from(cutoff: DateTime<Utc>) -> DateTime<Utc> {
-    DayPartition::of(cutoff).from()
-}
-
 /// The names of `attempts`' partitions, catch-alls included.
 pub async fn existing(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
@@ -188,6 +182,5 @@ mod tests {
         );
         // A second later the 7th has not ended either: it straddles the cutoff and stays.
         assert_eq!(expired(existing, cutoff + chrono::Duration::seconds(1)).len(), 2);
-        assert_eq!(kept_from(cutoff + chrono::Duration::hours(5)), cutoff);
     }
 }

@@ -40,12 +40,15 @@ pub async fn prune_at(pool: &PgPool, retention: Duration, now: DateTime<Utc>) ->
     ] {
         attempts += in_batches(pool, cutoff, catch_all).await?;
     }
-    // A finished delivery's attempts were all made by its last update, so once that is
-    // older than what the day partitions still hold, none of them is left. (Probing the
-    // attempts for each delivery instead would read one index per day partition.)
+    // A finished delivery goes once its last update, its last attempt, is past the cutoff:
+    // within the hour, not at the next midnight, so each run deletes an hour's deliveries
+    // instead of one run a day deleting a whole day's. Its last attempt is in a day that is
+    // still kept, so the log never shows a delivery without attempts; its attempts follow
+    // when their day is dropped, up to a day later, and until then count only in the
+    // endpoint's stats, which read attempts by time anyway.
     let deliveries = in_batches(
         pool,
-        log_partitions::kept_from(cutoff),
+        cutoff,
         "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
              AND created_at < $1 AND updated_at < $1 LIMIT $2)",
     )

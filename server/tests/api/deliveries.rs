@@ -144,8 +144,9 @@ async fn pruning_removes_only_what_is_older_than_the_retention() {
     assert_eq!(again, server::retention::Pruned::default(), "nothing younger is touched");
 }
 
-/// Retention drops a day of attempts whole once the day has ended before the cutoff, and
-/// the deliveries and events whose attempts went with it, but not a day that straddles it.
+/// Retention deletes finished deliveries and their events as soon as they are past the
+/// cutoff (so each hourly run takes an hour's worth), and drops a day of attempts whole once
+/// the day has ended before it, but not a day that straddles it.
 #[tokio::test]
 async fn a_day_of_attempts_is_dropped_whole_once_it_is_past_the_retention() {
     let (app, _receiver, _key) = delivered(2).await;
@@ -156,11 +157,15 @@ async fn a_day_of_attempts_is_dropped_whole_once_it_is_past_the_retention() {
 
     let keep = Duration::from_secs(30 * 24 * 3600);
     let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30);
+    let pruned = server::retention::prune_at(pool, keep, thirty_days_on - chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!(pruned, server::retention::Pruned::default(), "nothing is past the cutoff yet");
+
     let pruned = server::retention::prune_at(pool, keep, thirty_days_on).await.unwrap();
-    assert_eq!(pruned, server::retention::Pruned::default(), "today has not ended at the cutoff");
+    assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 0, 2, 2));
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 2, "today has not ended at the cutoff");
 
     let pruned = server::retention::prune_at(pool, keep, thirty_days_on + chrono::Duration::days(1)).await.unwrap();
-    assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (1, 0, 2, 2));
+    assert_eq!(pruned, server::retention::Pruned { attempt_days: 1, ..Default::default() });
     let left = server::log_partitions::existing(pool).await.unwrap();
     assert!(!left.contains(&today), "{left:?}");
     assert_eq!(left.len(), 4, "before, default and the two days ahead: {left:?}");
