@@ -20,6 +20,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 ROWS="${1:-1000000}"
 DAYS="${2:-31}"
+# The last day's queue gives each of its events at most one delivery per endpoint.
+[ $((ROWS / DAYS)) -ge 1000 ] || { echo "ROWS must be at least 1,000 × DAYS ($((1000 * DAYS)))" >&2; exit 1; }
 BINARY="$ROOT/target/release/webhooks"
 [ -x "$BINARY" ] || { log "build first: cargo build --release -p server"; exit 1; }
 command -v pgbench >/dev/null || apt_install postgresql-contrib
@@ -46,17 +48,7 @@ for day in $(seq 1 "$DAYS"); do
 done
 sql "$parts"
 
-# One step: runs its SQL, prints its name, seconds and WAL bytes, in all and per row.
-measure() {
-  local name="$1" body="$2" lsn t0 t1 wal
-  lsn="$(sql "SELECT pg_current_wal_insert_lsn()")"
-  t0="$(date +%s%N)"
-  sql "$body"
-  t1="$(date +%s%N)"
-  wal="$(sql "SELECT pg_current_wal_insert_lsn() - '$lsn'::pg_lsn")"
-  awk -v n="$name" -v ns="$((t1 - t0))" -v wal="$wal" -v rows="$ROWS" 'BEGIN {
-    printf "  %-44s %8.2f s %9.1f µs/row %10.0f MB WAL %7.0f B/row\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
-}
+source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"
 # Row g of the spread data: its day (1..DAYS, the rows spread evenly, in order) and its id.
 SPREAD="'evt_' || lpad((1 + g * $DAYS / $ROWS)::text, 4, '0') || lpad(g::text, 22, '0')"
 # Row g of one day's inserts: all in the last day, as the hot path inserts only into today's.

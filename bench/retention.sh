@@ -34,17 +34,7 @@ sql "CREATE TABLE attempts_flat (LIKE attempts INCLUDING DEFAULTS INCLUDING CONS
      CREATE INDEX ON attempts_flat (endpoint_id, attempted_at DESC);
      CREATE INDEX ON attempts_flat USING brin (attempted_at);"
 
-# One step: runs its SQL, prints its name, seconds and WAL bytes, in all and per attempt.
-measure() {
-  local name="$1" body="$2" lsn t0 t1 wal
-  lsn="$(sql "SELECT pg_current_wal_insert_lsn()")"
-  t0="$(date +%s%N)"
-  sql "$body"
-  t1="$(date +%s%N)"
-  wal="$(sql "SELECT pg_current_wal_insert_lsn() - '$lsn'::pg_lsn")"
-  awk -v n="$name" -v ns="$((t1 - t0))" -v wal="$wal" -v rows="$ROWS" 'BEGIN {
-    printf "  %-44s %8.2f s %9.1f µs/row %10.0f MB WAL %7.0f B/row\n", n, ns / 1e9, ns / 1e3 / rows, wal / 1e6, wal / rows }'
-}
+source "$(dirname "${BASH_SOURCE[0]}")/measure.sh"
 
 # ROWS rows of table $1 from the SELECT list $2 over g, 1,000 to a statement, committed as they go.
 insert_rows() {
