@@ -4,7 +4,7 @@
 //! TLS failures are read from the `rustls::Error` itself, not from the text of the error
 //! chain: reqwest hands it up inside an `io::Error` inside an `io::Error`, and
 //! `io::Error::source()` skips the error it wraps, so it is found through `io::Error::get_ref`
-//! (see [`find_tls_error`]).
+//! (see [`find`]).
 
 use std::error::Error as StdError;
 
@@ -21,7 +21,7 @@ pub fn describe_error(err: &reqwest::Error) -> String {
     if err.is_timeout() {
         return "Timed out: no response within the time limit.".to_owned();
     }
-    if let Some(tls) = find_tls_error(err) {
+    if let Some(tls) = find::<TlsError>(err) {
         return describe_tls(tls);
     }
     let chain = error_chain(err);
@@ -128,30 +128,19 @@ fn utc(secs: u64) -> String {
         .map_or_else(|| format!("{secs} s after 1970"), |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
-/// The TLS error anywhere in the chain. reqwest hands it up as an `io::Error` inside an
-/// `io::Error`, and `io::Error::source()` skips the error it wraps, so an `io::Error` is
-/// followed into what it wraps (`get_ref`) instead.
-fn find_tls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a TlsError> {
+/// The first `T` anywhere in the chain. reqwest hands a TLS error up as an `io::Error`
+/// inside an `io::Error`, and `io::Error::source()` skips the error it wraps, so an
+/// `io::Error` is followed into what it wraps (`get_ref`) instead.
+fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     let mut next = Some(err);
     while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<TlsError>() {
-            return Some(tls);
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
             Some(wrapped) => Some(wrapped as &(dyn StdError + 'static)),
             None => e.source(),
         };
-    }
-    None
-}
-
-fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        source = e.source();
     }
     None
 }
@@ -239,7 +228,7 @@ mod tests {
         let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, TlsError::NoCertificatesPresented);
         let outer = std::io::Error::other(inner);
         assert!(outer.source().and_then(|e| e.source()).is_none());
-        assert_eq!(find_tls_error(&outer), Some(&TlsError::NoCertificatesPresented));
+        assert_eq!(find::<TlsError>(&outer), Some(&TlsError::NoCertificatesPresented));
     }
 
     #[test]
