@@ -4,15 +4,51 @@
 //! partitions hold, deliveries and events are deleted in small batches, each its own short
 //! statement, so pruning never holds locks on the log tables for long. Pending deliveries
 //! are kept whatever their age: nothing accepted is dropped.
+//!
+//! Deleting by rows is the expensive part: at 10,000 deliveries/s an hour's expiry is 36
+//! million deliveries and as many events, some 340 s of one backend (BENCHMARKS.md). Run flat
+//! out, that is a burst beside the hot path every hour; so a run is paced ([`Pace`]): after
+//! each batch it waits in proportion to the time the batch took. And it runs in one process
+//! at a time, under an advisory lock: every process queues housekeeping, and two runs would
+//! only contend for the same rows.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{pool::PoolConnection, PgConnection, PgPool, Postgres};
+use tokio::sync::watch;
 
 use crate::log_partitions;
 
 const BATCH: i64 = 5_000;
+/// The advisory lock a run holds (`pg_try_advisory_lock`), on its own connection.
+pub const LOCK: i64 = 0x7765_6268_6f6f_6b72; // "webhookr"
+
+/// How much of one database backend's time retention may take: after a batch that took `t`,
+/// it waits `t × (1 − share) / share`, so its batches fill `share` of the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    share: f64,
+}
+
+impl Pace {
+    /// No pauses: batches back to back.
+    pub const UNPACED: Pace = Pace { share: 1.0 };
+
+    /// `share` of one backend, above 0 and at most 1.
+    pub fn new(share: f64) -> Option<Pace> {
+        (share > 0.0 && share <= 1.0).then_some(Pace { share })
+    }
+
+    pub fn share(self) -> f64 {
+        self.share
+    }
+
+    /// The wait after a batch that kept the database busy for `busy`.
+    pub fn pause_after(self, busy: Duration) -> Duration {
+        busy.mul_f64((1.0 - self.share) / self.share)
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
@@ -24,21 +60,73 @@ pub struct Pruned {
     pub events: u64,
 }
 
-pub async fn prune(pool: &PgPool, retention: Duration) -> sqlx::Result<Pruned> {
-    prune_at(pool, retention, Utc::now()).await
+/// Prunes what is older than `retention`, or returns `None` at once if another run holds the
+/// lock (in this process or another).
+/// `stop` turning true (shutdown) ends the run between batches.
+pub async fn prune(
+    pool: &PgPool,
+    retention: Duration,
+    pace: Pace,
+    stop: watch::Receiver<bool>,
+) -> sqlx::Result<Option<Pruned>> {
+    prune_at(pool, retention, Utc::now(), pace, stop).await
 }
 
 /// [`prune`] as if it were `now`.
-pub async fn prune_at(pool: &PgPool, retention: Duration, now: DateTime<Utc>) -> sqlx::Result<Pruned> {
+pub async fn prune_at(
+    pool: &PgPool,
+    retention: Duration,
+    now: DateTime<Utc>,
+    pace: Pace,
+    stop: watch::Receiver<bool>,
+) -> sqlx::Result<Option<Pruned>> {
     let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    // Before taking the lock's connection, not under it: the drop takes a connection of its
+    // own, and holding two at once could starve a small pool. Dropping is idempotent and
+    // waits at most `lock_timeout`, so every process may do it.
     let attempt_days = log_partitions::drop_expired(pool, cutoff).await?.len();
+    let mut held = LockHeld(Some(pool.acquire().await?));
+    let conn = held.0.as_mut().expect("just acquired");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK).fetch_one(&mut **conn).await?;
+    if !locked {
+        held.0.take();
+        return Ok(None);
+    }
+    let pruned = prune_locked(conn, cutoff, pace, stop).await.map(|p| Pruned { attempt_days, ..p });
+    if sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK).execute(&mut **conn).await.is_ok() {
+        held.0.take(); // back to the pool, without the lock
+    }
+    pruned.map(Some)
+}
+
+/// The connection that holds the retention lock. A session lock outlives its statement, so
+/// if the run ends before the lock is given back (an error, or cancelled at shutdown), the
+/// connection is closed, which gives it back, rather than returned to the pool holding it.
+struct LockHeld(Option<PoolConnection<Postgres>>);
+
+impl Drop for LockHeld {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+/// The row deletes, on the connection that holds the lock; `attempt_days` is left 0.
+async fn prune_locked(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+    pace: Pace,
+    stop: watch::Receiver<bool>,
+) -> sqlx::Result<Pruned> {
+    let mut run = Deletes { conn, cutoff, pace, stop };
     let mut attempts = 0;
     // By `ctid` of each partition itself: in the partitioned table a `ctid` is not unique.
     for catch_all in [
         "DELETE FROM attempts_before WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_before WHERE attempted_at < $1 LIMIT $2))",
         "DELETE FROM attempts_default WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_default WHERE attempted_at < $1 LIMIT $2))",
     ] {
-        attempts += in_batches(pool, cutoff, catch_all).await?;
+        attempts += run.in_batches(catch_all).await?;
     }
     // A finished delivery goes once its last update, its last attempt, is past the cutoff:
     // within the hour, not at the next midnight, so each run deletes an hour's deliveries
@@ -46,36 +134,82 @@ pub async fn prune_at(pool: &PgPool, retention: Duration, now: DateTime<Utc>) ->
     // still kept, so the log never shows a delivery without attempts; its attempts follow
     // when their day is dropped, up to a day later, and until then count only in the
     // endpoint's stats, which read attempts by time anyway.
-    let deliveries = in_batches(
-        pool,
-        cutoff,
-        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
-             AND created_at < $1 AND updated_at < $1 LIMIT $2)",
-    )
-    .await?;
-    let events = in_batches(
-        pool,
-        cutoff,
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < $1
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT $2)",
-    )
-    .await?;
-    in_batches(
-        pool,
-        cutoff,
+    let deliveries = run
+        .in_batches(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
+                 AND created_at < $1 AND updated_at < $1 LIMIT $2)",
+        )
+        .await?;
+    let events = run
+        .in_batches(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT $2)",
+        )
+        .await?;
+    run.in_batches(
         "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
     )
     .await?;
-    Ok(Pruned { attempt_days, attempts, deliveries, events })
+    Ok(Pruned { attempt_days: 0, attempts, deliveries, events })
 }
 
-async fn in_batches(pool: &PgPool, cutoff: DateTime<Utc>, sql: &'static str) -> sqlx::Result<u64> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(sql).bind(cutoff).bind(BATCH).execute(pool).await?.rows_affected();
-        total += deleted;
-        if deleted < BATCH as u64 {
-            return Ok(total);
+/// The row deletes of one run: paced, and ended between batches when the process shuts
+/// down (what is left goes in a later run), so a SIGTERM does not wait out a pause.
+struct Deletes<'a> {
+    conn: &'a mut PgConnection,
+    cutoff: DateTime<Utc>,
+    pace: Pace,
+    stop: watch::Receiver<bool>,
+}
+
+impl Deletes<'_> {
+    /// `sql` again until it deletes less than a batch, pausing after each full batch.
+    async fn in_batches(&mut self, sql: &'static str) -> sqlx::Result<u64> {
+        let mut total = 0;
+        while !*self.stop.borrow() {
+            let started = Instant::now();
+            let deleted =
+                sqlx::query(sql).bind(self.cutoff).bind(BATCH).execute(&mut *self.conn).await?.rows_affected();
+            total += deleted;
+            if deleted < BATCH as u64 {
+                break;
+            }
+            let stopping = async {
+                // A sender gone is no signal: then only the pause ends the wait.
+                if self.stop.wait_for(|stopped| *stopped).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(self.pace.pause_after(started.elapsed())) => {}
+                _ = stopping => {}
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quarter_share_waits_three_times_what_the_batch_took() {
+        let pace = Pace::new(0.25).unwrap();
+        assert_eq!(pace.pause_after(Duration::from_millis(100)), Duration::from_millis(300));
+        assert_eq!(Pace::new(0.5).unwrap().pause_after(Duration::from_millis(80)), Duration::from_millis(80));
+    }
+
+    #[test]
+    fn unpaced_batches_run_back_to_back() {
+        assert_eq!(Pace::UNPACED.pause_after(Duration::from_secs(3)), Duration::ZERO);
+        assert_eq!(Pace::new(1.0), Some(Pace::UNPACED));
+    }
+
+    #[test]
+    fn a_share_must_be_above_zero_and_at_most_one() {
+        for share in [0.0, -0.5, 1.01, f64::NAN] {
+            assert_eq!(Pace::new(share), None, "{share}");
         }
     }
 }

@@ -9,20 +9,44 @@ use service::accounts;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Housekeeping;
 
-/// How long delivery logs are kept (`WEBHOOKS_LOG_RETENTION`).
+/// How long delivery logs are kept (`WEBHOOKS_LOG_RETENTION`), and how fast what is older
+/// is deleted (`WEBHOOKS_RETENTION_SHARE`).
 #[derive(Debug, Clone, Copy)]
-pub struct Retention(pub std::time::Duration);
+pub struct Retention(pub std::time::Duration, pub crate::retention::Pace);
 
 pub async fn run(
     _job: Housekeeping,
     db: Data<DatabaseConnection>,
     retention: Data<Retention>,
+    stop: Data<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<(), BoxDynError> {
     let sessions = accounts::delete_expired_sessions(&db).await?;
-    let Retention(keep) = *retention;
+    let Retention(keep, pace) = *retention;
     let pool = db.get_postgres_connection_pool();
     let made = crate::log_partitions::ensure(pool, chrono::Utc::now()).await?;
-    let pruned = crate::retention::prune(pool, keep).await?;
-    tracing::info!(expired_sessions = sessions, partitions_made = made.len(), ?pruned, "housekeeping done");
+    let started = std::time::Instant::now();
+    match crate::retention::prune(pool, keep, pace, (*stop).clone()).await? {
+        // Runs are queued hourly; one that outlasts the hour means deletes are made more slowly
+        // than the log grows, and the backlog of expired rows grows with it.
+        Some(pruned) if started.elapsed() > super::HOUSEKEEPING_EVERY => tracing::warn!(
+            ?pruned,
+            took_s = started.elapsed().as_secs(),
+            share = pace.share(),
+            "log retention took longer than the hour between runs, so it is falling behind the log; \
+             raise WEBHOOKS_RETENTION_SHARE if this lasts"
+        ),
+        Some(pruned) => tracing::info!(
+            expired_sessions = sessions,
+            partitions_made = made.len(),
+            ?pruned,
+            took_s = started.elapsed().as_secs(),
+            "housekeeping done"
+        ),
+        None => tracing::info!(
+            expired_sessions = sessions,
+            partitions_made = made.len(),
+            "housekeeping done; retention is already running in another process"
+        ),
+    }
     Ok(())
 }

@@ -20,8 +20,8 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{config::Config, email::Mailer};
 
 /// How often housekeeping is queued. Several processes queueing it is harmless: it is
-/// idempotent.
-const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+/// idempotent, and retention runs in one process at a time.
+pub(crate) const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// First and longest pause before restarting a failed apalis worker.
 const RESTART_MIN: Duration = Duration::from_millis(500);
 const RESTART_MAX: Duration = Duration::from_secs(30);
@@ -52,19 +52,20 @@ impl Jobs {
             public_url: config.public_url(),
             attempt_timeout: config.attempt_timeout,
         });
-        let retention = housekeeping::Retention(config.log_retention);
+        let retention = housekeeping::Retention(config.log_retention, config.retention_share);
         let supervised =
             |job: &str, monitor| tokio::spawn(supervise(stop.clone(), format!("{job}-{instance}"), monitor));
         let workers = vec![
             supervised("housekeeping", {
-                let (db, storage) = (db.clone(), housekeeping.clone());
+                let (db, storage, stop) = (db.clone(), housekeeping.clone(), stop.clone());
                 Box::new(move |name| {
-                    let (db, storage) = (db.clone(), storage.clone());
+                    let (db, storage, stop) = (db.clone(), storage.clone(), stop.clone());
                     Monitor::new().register(move |_| {
                         WorkerBuilder::new(name.as_str())
                             .backend(storage.clone())
                             .data(db.clone())
                             .data(retention)
+                            .data(stop.clone())
                             .build(housekeeping::run)
                     })
                 })

@@ -136,12 +136,62 @@ async fn pruning_removes_only_what_is_older_than_the_retention() {
     // The aged attempt is older than the day partitions: it is in the catch-all for before.
     let home = "SELECT tableoid::regclass::text FROM attempts WHERE delivery_id = (SELECT min(id) FROM deliveries)";
     assert_eq!(app.scalar::<String>(home).await, "attempts_before");
-    let pruned = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
+    let pruned = prune_at(pool, chrono::Utc::now()).await;
     assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 1, 1, 1));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1);
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1);
-    let again = server::retention::prune(pool, Duration::from_secs(30 * 24 * 3600)).await.unwrap();
+    let again = prune_at(pool, chrono::Utc::now()).await;
     assert_eq!(again, server::retention::Pruned::default(), "nothing younger is touched");
+}
+
+const KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// One unpaced retention run as if it were `now`, which must not find another under way.
+async fn prune_at(pool: &sqlx::PgPool, now: chrono::DateTime<chrono::Utc>) -> server::retention::Pruned {
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    server::retention::prune_at(pool, KEEP, now, server::retention::Pace::UNPACED, stop)
+        .await
+        .unwrap()
+        .expect("no other retention run holds the lock")
+}
+
+/// Every process queues housekeeping; while one runs retention, another's run skips it
+/// rather than contend for the same rows, and a finished run leaves the lock free.
+#[tokio::test]
+async fn one_retention_run_at_a_time_across_processes() {
+    let (app, _receiver, _key) = delivered(1).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30) + chrono::Duration::hours(1);
+    // Another process's run, as PostgreSQL sees it: a session of its own holding the lock.
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database.url).await.unwrap();
+    let take = "SELECT pg_try_advisory_lock($1)";
+    let taken: bool = sqlx::query_scalar(take).bind(server::retention::LOCK).fetch_one(&mut other).await.unwrap();
+    assert!(taken);
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    let skipped = server::retention::prune_at(pool, KEEP, thirty_days_on, server::retention::Pace::UNPACED, stop).await;
+    assert_eq!(skipped.unwrap(), None);
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1, "the skipped run deleted nothing");
+
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(server::retention::LOCK).execute(&mut other).await.unwrap();
+    assert_eq!(prune_at(pool, thirty_days_on).await.deliveries, 1);
+    let free: bool = sqlx::query_scalar(take).bind(server::retention::LOCK).fetch_one(&mut other).await.unwrap();
+    assert!(free, "the run gave the lock back");
+}
+
+/// On shutdown a run ends before its next batch instead of waiting out its pauses (the
+/// job gets 30 s before it is dropped); what it left goes in a later run.
+#[tokio::test]
+async fn a_run_asked_to_stop_deletes_no_further_batch() {
+    let (app, _receiver, _key) = delivered(1).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30) + chrono::Duration::hours(1);
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    shutdown.send_replace(true);
+    let pace = server::retention::Pace::new(0.25).unwrap();
+    let pruned = server::retention::prune_at(pool, KEEP, thirty_days_on, pace, stop).await.unwrap();
+    assert_eq!(pruned.map(|p| (p.deliveries, p.events)), Some((0, 0)));
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1);
+    assert_eq!(prune_at(pool, thirty_days_on).await.deliveries, 1, "the next run takes it, the lock is free");
 }
 
 /// Retention deletes finished deliveries and their events as soon as they are past the
@@ -155,16 +205,15 @@ async fn a_day_of_attempts_is_dropped_whole_once_it_is_past_the_retention() {
     let home = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM attempts";
     assert_eq!(app.scalar::<String>(home).await, today);
 
-    let keep = Duration::from_secs(30 * 24 * 3600);
     let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30);
-    let pruned = server::retention::prune_at(pool, keep, thirty_days_on - chrono::Duration::hours(1)).await.unwrap();
+    let pruned = prune_at(pool, thirty_days_on - chrono::Duration::hours(1)).await;
     assert_eq!(pruned, server::retention::Pruned::default(), "nothing is past the cutoff yet");
 
-    let pruned = server::retention::prune_at(pool, keep, thirty_days_on).await.unwrap();
+    let pruned = prune_at(pool, thirty_days_on).await;
     assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 0, 2, 2));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 2, "today has not ended at the cutoff");
 
-    let pruned = server::retention::prune_at(pool, keep, thirty_days_on + chrono::Duration::days(1)).await.unwrap();
+    let pruned = prune_at(pool, thirty_days_on + chrono::Duration::days(1)).await;
     assert_eq!(pruned, server::retention::Pruned { attempt_days: 1, ..Default::default() });
     let left = server::log_partitions::existing(pool).await.unwrap();
     assert!(!left.contains(&today), "{left:?}");
