@@ -3,7 +3,8 @@
 # local PostgreSQL, every scenario, and the report (printed, and in bench/out/report.md).
 # Arguments go to webhooks-bench: e.g. `bench/run.sh --scenarios e2e --scale 0.2`.
 # Scenarios (--scenarios, comma-separated; default all): ingest, ingest-fanout, ingest-single,
-# e2e, e2e-100, fanout, flaky, overload, outage, scaleout. Per-second series of each delivery scenario
+# e2e, e2e-100, fanout, flaky, overload, outage, scaleout; apalis and retention run only when
+# named. Per-second series of each delivery scenario
 # go to bench/out/<scenario>-series.csv beside report.md.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 start=$SECONDS

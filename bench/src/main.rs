@@ -25,6 +25,10 @@
 //! - `scaleout`: the e2e load for 30 s with 1, then 2 `worker` processes.
 //! - `apalis` (only when named): the e2e load as one apalis-postgres job per delivery, run by
 //!   an apalis worker in the bench process: the baseline of a general-purpose queue.
+//! - `retention` (only when named): the e2e load while retention deletes `--expired` finished
+//!   deliveries and their events, loaded past the retention before the server starts (its
+//!   housekeeping runs at start): once paced (`WEBHOOKS_RETENTION_SHARE`'s default) and once
+//!   flat out (`1`). Run it beside `e2e` to compare.
 //!
 //! Latency runs from each request's scheduled send time; loss is checked per (event id,
 //! endpoint) against the receiver and the database; a per-second series of each delivery
@@ -62,7 +66,7 @@ use crate::{
 
 const SCENARIOS: &str = "ingest,ingest-fanout,ingest-single,e2e,e2e-100,fanout,flaky,overload,outage,scaleout";
 /// Scenarios that run only when named.
-const EXTRA_SCENARIOS: &str = "apalis";
+const EXTRA_SCENARIOS: &str = "apalis,retention";
 
 #[derive(Debug, Parser)]
 #[command(about = "Load the webhooks server on loopback and report throughput, latency, loss and duplicates")]
@@ -74,7 +78,7 @@ struct Args {
     #[arg(long, env = "BENCH_DATABASE_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     admin_url: String,
     /// Scenarios to run, comma-separated: ingest, ingest-fanout, ingest-single, e2e, e2e-100,
-    /// fanout, flaky, overload, outage, scaleout; and apalis, only when named.
+    /// fanout, flaky, overload, outage, scaleout; and apalis and retention, only when named.
     #[arg(long, default_value = SCENARIOS, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Multiplies every load duration (0.2 for a quick look).
@@ -83,6 +87,9 @@ struct Args {
     /// Accounts (one endpoint each) of the end-to-end load; each publishes 50 events/s.
     #[arg(long, default_value_t = 200)]
     accounts: usize,
+    /// Finished deliveries (each with its event) past the retention, loaded for `retention`.
+    #[arg(long, default_value_t = 2_000_000)]
+    expired: u64,
     /// Where logs, series and the report go.
     #[arg(long, default_value = "bench/out")]
     out: PathBuf,
@@ -218,6 +225,16 @@ async fn run(args: Args, started: Instant) -> anyhow::Result<()> {
                 rows.push(run_load(&setup, load(("scale-out, 1 worker process", "scaleout-1-worker"), 1)).await?);
                 run_load(&setup, load(("scale-out, 2 worker processes", "scaleout-2-workers"), 2)).await?
             }
+            "retention" => {
+                let load = |name, share| Load {
+                    retention_share: Some(share),
+                    expired: setup.args.expired,
+                    ..Load::new(name, e2e_keys, E2E, 60.0 * scale, &one)
+                };
+                let paced = ("end-to-end while retention prunes, paced (share 0.25)", "retention-paced");
+                rows.push(run_load(&setup, load(paced, "0.25")).await?);
+                run_load(&setup, load(("end-to-end while retention prunes, flat out", "retention-flat"), "1")).await?
+            }
             "apalis" => apalis_baseline::run(&setup).await?,
             other => bail!("unknown scenario {other}; choose from {SCENARIOS},{EXTRA_SCENARIOS}"),
         };
@@ -332,7 +349,7 @@ async fn closed_loop_ingest(
     endpoints: u32,
 ) -> anyhow::Result<Row> {
     let secs = 30.0 * setup.args.scale;
-    let run = Scenario::start(setup, (name, slug), 0, None, false).await?;
+    let run = Scenario::start(setup, (name, slug), 0, &[], false, 0).await?;
     let before = Snapshot::take(&run.db_url, setup.statements)?;
     let sampler = procstat::Sampler::start(run.pids());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -437,7 +454,7 @@ fn percentiles(mut latencies: Vec<Duration>) -> [Latency; 3] {
 async fn ingest_single(setup: &Setup) -> anyhow::Result<Row> {
     let name = "ingest single-event requests (open loop, 30/s per end-to-end account)";
     let secs = 30.0 * setup.args.scale;
-    let run = Scenario::start(setup, (name, "ingest-single"), 0, None, false).await?;
+    let run = Scenario::start(setup, (name, "ingest-single"), 0, &[], false, 0).await?;
     let before = Snapshot::take(&run.db_url, setup.statements)?;
     let sampler = procstat::Sampler::start(run.pids());
     let shape = Shape { tick: Duration::from_secs_f64(1.0 / SINGLE_PER_ACCOUNT_PER_SEC), events: 1, single: true };
@@ -506,6 +523,10 @@ struct Load<'a> {
     workers: usize,
     /// `WEBHOOKS_RETRY_SCHEDULE`.
     schedule: Option<&'a str>,
+    /// `WEBHOOKS_RETENTION_SHARE`.
+    retention_share: Option<&'a str>,
+    /// Finished deliveries past the retention, loaded before the server starts.
+    expired: u64,
     /// Share of attempts the receiver answers 500.
     failure_share: f64,
     /// The receiver answers 503 to everything during the load, and recovers when it ends.
@@ -531,6 +552,8 @@ impl<'a> Load<'a> {
             fan_out,
             workers: 0,
             schedule: None,
+            retention_share: None,
+            expired: 0,
             failure_share: 0.0,
             outage: false,
             drain_limit: Duration::from_secs(60),
@@ -539,7 +562,14 @@ impl<'a> Load<'a> {
 }
 
 async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
-    let run = Scenario::start(setup, (load.name, load.slug), load.workers, load.schedule, true).await?;
+    let mut env = Vec::new();
+    if let Some(s) = load.schedule {
+        env.push(("WEBHOOKS_RETRY_SCHEDULE", s.to_owned()));
+    }
+    if let Some(s) = load.retention_share {
+        env.push(("WEBHOOKS_RETENTION_SHARE", s.to_owned()));
+    }
+    let run = Scenario::start(setup, (load.name, load.slug), load.workers, &env, true, load.expired).await?;
     setup.receiver.take();
     setup.receiver.set_failure_share(load.failure_share);
     setup.receiver.set_outage(load.outage);
@@ -568,6 +598,7 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
         tokio::join!(load::publish(&setup.client, &base, load.keys, load.shape, duration), recovery);
     let ended = Instant::now();
     let backlog_at_end = count(&run.db_url, pending)?;
+    let expired_at_end = if load.expired > 0 { Some(expired_left(&run.db_url)?) } else { None };
     // Drain: wait until nothing is pending (retries included), or give up after a while.
     // Bounded so the whole bench stays well under 25 minutes; what is still queued then is
     // reported as such, not as lost.
@@ -653,6 +684,14 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
         ..Row::default()
     };
     publish_notes(&mut row, &published);
+    if let Some((deliveries, events)) = expired_at_end {
+        let (after_drain, _) = expired_left(&run.db_url)?;
+        row.notes.push(format!(
+            "retention: of {} expired deliveries and events, {deliveries} and {events} left at the end of the load, \
+             {after_drain} deliveries after the drain",
+            load.expired
+        ));
+    }
     if let Some(recovered) = recovered {
         let early = first_ok.values().filter(|at| **at < recovered).count();
         let share = delivered.delivered as f64 / delivered.expected.max(1) as f64 * 100.0;
@@ -663,6 +702,45 @@ async fn run_load(setup: &Setup, load: Load<'_>) -> anyhow::Result<Row> {
     }
     row.delivered = Some(delivered);
     Ok(row)
+}
+
+/// Finished deliveries and events older than the retention (30 days), still in the database.
+fn expired_left(db_url: &str) -> anyhow::Result<(u64, u64)> {
+    let old = "created_at < now() - interval '30 days'";
+    Ok((
+        count(db_url, &format!("SELECT count(*) FROM deliveries WHERE {old}"))?,
+        count(db_url, &format!("SELECT count(*) FROM events WHERE {old}"))?,
+    ))
+}
+
+/// `n` finished deliveries, each with its event, 40 days old (past the default 30-day
+/// retention), spread over the endpoints; then statistics and a checkpoint, so the load starts
+/// on a database the planner knows and without a checkpoint owed.
+fn load_expired(db_url: &str, n: u64) -> anyhow::Result<()> {
+    let started = Instant::now();
+    psql(
+        db_url,
+        &format!(
+            "CREATE TEMP TABLE eps AS SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, account_id FROM endpoints;
+             CREATE TEMP TABLE rows AS SELECT g, eps.id AS endpoint_id, eps.account_id,
+                 now() - interval '40 days' + g * interval '1 ms' AS at
+               FROM generate_series(0, {n} - 1) g JOIN eps ON eps.n = g % (SELECT count(*) FROM eps);
+             INSERT INTO events (id, account_id, event_type, payload, created_at)
+               SELECT 'evt_expired' || lpad(g::text, 21, '0'), account_id, 'payment.succeeded',
+                 '{{\"type\":\"payment.succeeded\",\"data\":{{\"object\":{{\"n\":' || g || ',\"amount\":4200}}}}}}', at
+               FROM rows;
+             INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count,
+                                     created_at, updated_at)
+               SELECT 'dlv_expired' || lpad(g::text, 21, '0'), account_id, 'evt_expired' || lpad(g::text, 21, '0'),
+                 endpoint_id, 'payment.succeeded', 'delivered', 1, at, at
+               FROM rows;"
+        ),
+    )?;
+    psql(db_url, "ANALYZE events")?;
+    psql(db_url, "ANALYZE deliveries")?;
+    psql(db_url, "CHECKPOINT")?;
+    println!("  {n} expired deliveries and events loaded in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// (endpoint index, event id) → state of every delivery the database has not marked
@@ -703,8 +781,9 @@ impl Scenario {
         setup: &Setup,
         (name, slug): (&str, &str),
         workers: usize,
-        schedule: Option<&str>,
+        env: &[(&'static str, String)],
         dispatch: bool,
+        expired: u64,
     ) -> anyhow::Result<Scenario> {
         println!("scenario: {name}");
         let slug = slug.to_owned();
@@ -713,11 +792,10 @@ impl Scenario {
         psql(admin, &format!("DROP DATABASE IF EXISTS \"{db_name}\""))?;
         psql(admin, &format!("CREATE DATABASE \"{db_name}\" TEMPLATE \"{}\"", setup.template))?;
         let db_url = database_url(admin, &db_name);
-        let mut env: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = schedule {
-            env.push(("WEBHOOKS_RETRY_SCHEDULE", s.to_owned()));
+        if expired > 0 {
+            load_expired(&db_url, expired)?;
         }
-        let mut serve_env = env.clone();
+        let mut serve_env = env.to_vec();
         if workers > 0 || !dispatch {
             serve_env.push(("WEBHOOKS_DISPATCH_CONCURRENCY", "0".to_owned()));
         }
@@ -730,7 +808,7 @@ impl Scenario {
         server.wait_ready(&setup.client).await?;
         let workers = (0..workers)
             .map(|i| {
-                Server::start(&setup.args, &setup.receiver, &db_url, &env, "worker", Some(&format!("{slug}-worker{i}")))
+                Server::start(&setup.args, &setup.receiver, &db_url, env, "worker", Some(&format!("{slug}-worker{i}")))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Scenario { db_name, db_url, admin_url: admin.clone(), slug, server, workers })
