@@ -48,6 +48,11 @@ fn describe() {
         "webhooks_deliveries_completed_total",
         "Deliveries that reached a final state: delivered or failed (dead-lettered)."
     );
+    metrics::describe_counter!(
+        "webhooks_retention_deleted_total",
+        "Rows log retention deleted by table (deliveries, events, attempts, idempotency_keys); \
+         beside webhooks_deliveries_completed_total it shows whether retention keeps up."
+    );
     metrics::describe_histogram!(
         "webhooks_attempt_duration_seconds",
         metrics::Unit::Seconds,
@@ -75,6 +80,10 @@ pub fn first_attempt_delay(delay: Duration) {
 
 pub fn delivery_done(status: &'static str) {
     metrics::counter!("webhooks_deliveries_completed_total", "status" => status).increment(1);
+}
+
+pub fn retention_deleted(table: &'static str, rows: u64) {
+    metrics::counter!("webhooks_retention_deleted_total", "table" => table).increment(rows);
 }
 
 /// The state of the queue, as PostgreSQL has it now.

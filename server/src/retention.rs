@@ -126,7 +126,7 @@ async fn prune_locked(
         "DELETE FROM attempts_before WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_before WHERE attempted_at < $1 LIMIT $2))",
         "DELETE FROM attempts_default WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_default WHERE attempted_at < $1 LIMIT $2))",
     ] {
-        attempts += run.in_batches(catch_all).await?;
+        attempts += run.in_batches("attempts", catch_all).await?;
     }
     // A finished delivery goes once its last update, its last attempt, is past the cutoff:
     // within the hour, not at the next midnight, so each run deletes an hour's deliveries
@@ -136,17 +136,20 @@ async fn prune_locked(
     // endpoint's stats, which read attempts by time anyway.
     let deliveries = run
         .in_batches(
+            "deliveries",
             "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
                  AND created_at < $1 AND updated_at < $1 LIMIT $2)",
         )
         .await?;
     let events = run
         .in_batches(
+            "events",
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < $1
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT $2)",
         )
         .await?;
     run.in_batches(
+        "idempotency_keys",
         "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
     )
     .await?;
@@ -163,14 +166,16 @@ struct Deletes<'a> {
 }
 
 impl Deletes<'_> {
-    /// `sql` again until it deletes less than a batch, pausing after each full batch.
-    async fn in_batches(&mut self, sql: &'static str) -> sqlx::Result<u64> {
+    /// `sql` again until it deletes less than a batch, pausing after each full batch;
+    /// counted in `webhooks_retention_deleted_total` under `table`.
+    async fn in_batches(&mut self, table: &'static str, sql: &'static str) -> sqlx::Result<u64> {
         let mut total = 0;
         while !*self.stop.borrow() {
             let started = Instant::now();
             let deleted =
                 sqlx::query(sql).bind(self.cutoff).bind(BATCH).execute(&mut *self.conn).await?.rows_affected();
             total += deleted;
+            crate::metrics::retention_deleted(table, deleted);
             if deleted < BATCH as u64 {
                 break;
             }

@@ -136,8 +136,19 @@ async fn pruning_removes_only_what_is_older_than_the_retention() {
     // The aged attempt is older than the day partitions: it is in the catch-all for before.
     let home = "SELECT tableoid::regclass::text FROM attempts WHERE delivery_id = (SELECT min(id) FROM deliveries)";
     assert_eq!(app.scalar::<String>(home).await, "attempts_before");
+    let deleted = |text: &str, table: &str| {
+        let series = format!("webhooks_retention_deleted_total{{table=\"{table}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let metrics = || async { app.client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let before = metrics().await;
     let pruned = prune_at(pool, chrono::Utc::now()).await;
     assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 1, 1, 1));
+    // Other tests share this process's counters: ours grow by at least what this run deleted.
+    let after = metrics().await;
+    for table in ["deliveries", "events", "attempts"] {
+        assert!(deleted(&after, table) >= deleted(&before, table) + 1.0, "{table}: {after}");
+    }
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 1);
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1);
     let again = prune_at(pool, chrono::Utc::now()).await;
