@@ -155,12 +155,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     humantime::parse_duration(s.trim()).map_err(|reason| DurationError { input: s.to_owned(), reason })
 }
 
-pub fn parse_pace(s: &str) -> Result<crate::retention::Pace, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(crate::retention::Pace::new)
-        .ok_or_else(|| format!("`{s}` is not a share of one backend: give a number above 0 and at most 1, like 0.25"))
+/// A setting that should be a share of one backend (`WEBHOOKS_RETENTION_SHARE`) and is not.
+#[derive(Debug, thiserror::Error)]
+#[error("`{input}` is not a share of one backend: give a number above 0 and at most 1, like 0.25")]
+pub struct ShareError {
+    input: String,
+}
+
+pub fn parse_pace(s: &str) -> Result<crate::retention::Pace, ShareError> {
+    s.trim().parse::<f64>().ok().and_then(crate::retention::Pace::new).ok_or_else(|| ShareError { input: s.to_owned() })
 }
 
 pub fn parse_schedule(s: &str) -> Result<RetrySchedule, DurationError> {
