@@ -8,8 +8,10 @@
 #   2. the plain table's rows deleted by the statement retention used before (5,000 rows
 #      each, by ctid), then the VACUUM that makes their space usable again;
 #   3. the day's partition dropped;
-#   4. for the next step, what events and deliveries (still deleted by rows) cost: a day of
-#      each inserted, then deleted by retention's statements, and vacuumed.
+#   4. a day of events (into their day's partition: ids of that day) and of deliveries
+#      inserted; the deliveries (still deleted by rows) deleted by retention's statement and
+#      vacuumed; then the events' day dropped as retention drops it, after checking that no
+#      delivery of the day is left.
 # Prints PostgreSQL's time (wall clock of each step; nothing else runs) and WAL bytes, in all
 # and per row.
 #
@@ -97,18 +99,25 @@ measure "delete, 5,000 rows a statement" "$(in_batches "DELETE FROM attempts_fla
 measure "vacuum after the deletes" "VACUUM attempts_flat"
 measure "drop the day's partition" "DROP TABLE $PART"
 
-log "events and deliveries, still removed by rows: a day of each inserted, deleted as retention does, vacuumed"
+log "events and deliveries: a day of each inserted; deliveries deleted by rows as retention does, vacuumed; the events' day dropped"
+# An event id in DAY, unique by g: the day's lowest id (the migration's bound function, an
+# immutable call on a constant, so evaluated once) with g in place of its random bits.
+EVT="left(event_day_bound('$DAY'), 14) || lpad(g::text, 16, '0')"
 sql "CHECKPOINT"
 measure "insert events" "$(insert_rows "events (id, account_id, event_type, payload, created_at)" \
-  "'evt_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'task.completed',
-   '{\"id\":\"evt_' || lpad(g::text, 26, '0') || '\",\"type\":\"task.completed\",\"created\":\"2026-12-07T11:00:00Z\",\"data\":{\"object\":{\"id\":\"obj_' || g || '\"}},\"account_id\":\"acc_' || lpad((g % 200)::text, 26, '0') || '\"}', $AT")"
+  "$EVT, 'acc_' || lpad((g % 200)::text, 26, '0'), 'task.completed',
+   '{\"id\":\"' || $EVT || '\",\"type\":\"task.completed\",\"created\":\"2026-12-07T11:00:00Z\",\"data\":{\"object\":{\"id\":\"obj_' || g || '\"}},\"account_id\":\"acc_' || lpad((g % 200)::text, 26, '0') || '\"}', $AT")"
 measure "insert deliveries" "$(insert_rows "deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count, created_at, updated_at)" \
-  "'dlv_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), 'evt_' || lpad(g::text, 26, '0'),
+  "'dlv_' || lpad(g::text, 26, '0'), 'acc_' || lpad((g % 200)::text, 26, '0'), $EVT,
    'ep_' || lpad((g % 200)::text, 26, '0'), 'task.completed', 'delivered', 1, $AT, $AT")"
 sql "CHECKPOINT"
 measure "delete deliveries, as retention does" "$(in_batches "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
   WHERE status <> 'pending' AND created_at < $CUTOFF AND updated_at < $CUTOFF LIMIT 5000)")"
 measure "vacuum deliveries" "VACUUM deliveries"
-measure "delete events, as retention does" "$(in_batches "DELETE FROM events WHERE id IN (SELECT id FROM events
-  WHERE created_at < $CUTOFF AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT 5000)")"
-measure "vacuum events" "VACUUM events"
+measure "drop the events' day, as retention does" "DO \$\$ BEGIN
+  IF EXISTS (SELECT 1 FROM deliveries WHERE event_id >= event_day_bound('$DAY')
+             AND event_id < event_day_bound('$DAY'::timestamptz + interval '1 day')) THEN
+    RAISE EXCEPTION 'deliveries of the day are left';
+  END IF;
+  DROP TABLE events_p${DAY//-/};
+END \$\$"

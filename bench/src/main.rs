@@ -715,7 +715,10 @@ fn expired_left(db_url: &str) -> anyhow::Result<(u64, u64)> {
 
 /// `n` finished deliveries, each with its event, 40 days old (past the default 30-day
 /// retention), spread over the endpoints; then statistics and a checkpoint, so the load starts
-/// on a database the planner knows and without a checkpoint owed.
+/// on a database the planner knows and without a checkpoint owed. The database is made to
+/// look migrated long ago, as one that has run past its retention would be: the event days
+/// the rows fall in are partitions of their own (made with the migration's own bound,
+/// `event_day_bound`), and `events_before` ends where they begin.
 fn load_expired(db_url: &str, n: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     psql(
@@ -725,13 +728,32 @@ fn load_expired(db_url: &str, n: u64) -> anyhow::Result<()> {
              CREATE TEMP TABLE rows AS SELECT g, eps.id AS endpoint_id, eps.account_id,
                  now() - interval '40 days' + g * interval '1 ms' AS at
                FROM generate_series(0, {n} - 1) g JOIN eps ON eps.n = g % (SELECT count(*) FROM eps);
+             DO $$
+             DECLARE
+                 first timestamptz := date_trunc('day', (SELECT min(at) FROM rows), 'UTC');
+                 last timestamptz := date_trunc('day', (SELECT max(at) FROM rows), 'UTC');
+                 day timestamptz := first;
+             BEGIN
+                 ALTER TABLE events DETACH PARTITION events_before;
+                 EXECUTE format('ALTER TABLE events ATTACH PARTITION events_before FOR VALUES FROM (MINVALUE) TO (%L)',
+                                event_day_bound(first));
+                 WHILE day <= last LOOP
+                     EXECUTE format('CREATE TABLE %I PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+                                    'events_p' || to_char(day AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                                    event_day_bound(day), event_day_bound(day + interval '1 day'));
+                     day := day + interval '1 day';
+                 END LOOP;
+             END $$;
+             -- An id of the row's millisecond, unique by its sequence number.
+             ALTER TABLE rows ADD COLUMN event_id text;
+             UPDATE rows SET event_id = left(event_day_bound(at), 14) || lpad(g::text, 16, '0');
              INSERT INTO events (id, account_id, event_type, payload, created_at)
-               SELECT 'evt_expired' || lpad(g::text, 21, '0'), account_id, 'payment.succeeded',
+               SELECT event_id, account_id, 'payment.succeeded',
                  '{{\"type\":\"payment.succeeded\",\"data\":{{\"object\":{{\"n\":' || g || ',\"amount\":4200}}}}}}', at
                FROM rows;
              INSERT INTO deliveries (id, account_id, event_id, endpoint_id, event_type, status, attempt_count,
                                      created_at, updated_at)
-               SELECT 'dlv_expired' || lpad(g::text, 21, '0'), account_id, 'evt_expired' || lpad(g::text, 21, '0'),
+               SELECT 'dlv_expired' || lpad(g::text, 21, '0'), account_id, event_id,
                  endpoint_id, 'payment.succeeded', 'delivered', 1, at, at
                FROM rows;"
         ),

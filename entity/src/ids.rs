@@ -33,6 +33,27 @@ pub fn generate_unprefixed() -> String {
     encode_u128(uuid::Uuid::now_v7().as_u128())
 }
 
+/// Characters of an encoded id that carry the UUIDv7's 48-bit millisecond timestamp: the
+/// first holds 3 bits (the top 2 of the 130 are always 0), the next nine 45.
+const TIME_CHARS: usize = 10;
+
+/// The smallest unprefixed id a UUIDv7 made at `unix_ms` can have: every id generated at or
+/// after that millisecond sorts at or after it, every one before sorts before. A day's
+/// partition of `events` is bounded by two of these.
+pub fn lowest_at(unix_ms: u64) -> String {
+    encode_u128(((unix_ms & ((1 << 48) - 1)) as u128) << 80)
+}
+
+/// The millisecond an unprefixed id's UUIDv7 was made at, as [`lowest_at`] encodes it;
+/// `None` when `encoded` is not an id. A client-supplied event id says whatever time it says.
+pub fn millis_of(encoded: &str) -> Option<u64> {
+    is_encoded(encoded).then_some(())?;
+    Some(encoded.bytes().take(TIME_CHARS).fold(0u64, |ms, b| {
+        let digit = ALPHABET.iter().position(|&a| a == b).expect("checked by is_encoded") as u64;
+        (ms << 5) | digit
+    }))
+}
+
 fn is_encoded(s: &str) -> bool {
     s.len() == ENCODED_LEN
         && s.bytes().all(|b| ALPHABET.contains(&b))
@@ -204,6 +225,29 @@ mod tests {
         assert!(with_u.parse::<EndpointId>().is_err(), "u is not in the alphabet");
         let overflow = format!("ep_8{}", &encode_u128(0)[1..]);
         assert!(overflow.parse::<EndpointId>().is_err(), "more than 128 bits");
+    }
+
+    #[test]
+    fn an_ids_millisecond_reads_back_and_bounds_the_ids_of_that_millisecond() {
+        let ms = 1_796_256_000_000; // 2026-12-03T00:00:00Z
+        let low = lowest_at(ms);
+        assert_eq!(millis_of(&low), Some(ms));
+        assert_eq!(&low[TIME_CHARS..], "0000000000000000");
+        let inside = encode_u128(((ms as u128) << 80) | (u128::MAX >> 48));
+        let next = lowest_at(ms + 1);
+        assert!(low <= inside && inside < next, "{low} {inside} {next}");
+        assert!(lowest_at(ms - 1) < low);
+        assert_eq!(millis_of("nope"), None);
+    }
+
+    #[cfg(feature = "orm")]
+    #[test]
+    fn a_generated_id_carries_the_time_it_was_made() {
+        let before = chrono::Utc::now().timestamp_millis() as u64;
+        let id = EventId::generate();
+        let after = chrono::Utc::now().timestamp_millis() as u64;
+        let ms = millis_of(&id.as_str()[EventId::PREFIX.len()..]).unwrap();
+        assert!(before <= ms && ms <= after, "{before} {ms} {after}");
     }
 
     #[test]

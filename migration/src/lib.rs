@@ -20,6 +20,7 @@ mod m20261130_000013_bulk_retry_filters;
 mod m20261201_000014_owner_notices;
 mod m20261207_000015_sent_headers;
 mod m20261207_000016_attempt_days;
+mod m20261207_000017_event_days;
 
 pub struct Migrator;
 
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_owner_notices::Migration),
             Box::new(m20261207_000015_sent_headers::Migration),
             Box::new(m20261207_000016_attempt_days::Migration),
+            Box::new(m20261207_000017_event_days::Migration),
         ]
     }
 }

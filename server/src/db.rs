@@ -41,8 +41,8 @@ pub fn role_pool(config: &Config, max_connections: u32) -> anyhow::Result<sqlx::
         .connect_lazy(&config.database_url)?)
 }
 
-/// Applies pending sea-orm migrations, creates apalis' own schema and the attempt log's
-/// day partitions up to [`crate::log_partitions::AHEAD_DAYS`] ahead. Idempotent.
+/// Applies pending sea-orm migrations, creates apalis' own schema and the delivery log's (attempts'
+/// and events') day partitions up to [`crate::log_partitions::AHEAD_DAYS`] ahead. Idempotent.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
     let pool = db.get_postgres_connection_pool();
@@ -51,7 +51,7 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     // housekeeping tries again within the hour (it fails, say, when a long query holds the
     // table past the DDL's lock timeout).
     if let Err(e) = crate::log_partitions::ensure(pool, chrono::Utc::now()).await {
-        tracing::warn!(error = %e, "could not make the attempt log's next day partitions");
+        tracing::warn!(error = %e, "could not make the delivery log's next day partitions");
     }
     Ok(())
 }

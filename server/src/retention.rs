@@ -1,16 +1,17 @@
 //! Log retention (SPEC §8): attempts, finished deliveries and their events older than
-//! `WEBHOOKS_LOG_RETENTION` are removed. Attempts go a day at a time, by dropping the day
-//! partitions that ended before the cutoff (`log_partitions`); what the two catch-all
-//! partitions hold, deliveries and events are deleted in small batches, each its own short
-//! statement, so pruning never holds locks on the log tables for long. Pending deliveries
-//! are kept whatever their age: nothing accepted is dropped.
+//! `WEBHOOKS_LOG_RETENTION` are removed. Attempts and events go a day at a time, by dropping
+//! the day partitions that ended before the cutoff (`log_partitions`); a day of events only
+//! once none of its deliveries is left. Deliveries, what the catch-all partitions hold, and
+//! the events of an expired day that a delivery still holds are deleted in small batches,
+//! each its own short statement, so pruning never holds locks on the log tables for long.
+//! Pending deliveries are kept whatever their age: nothing accepted is dropped.
 //!
 //! Deleting by rows is the expensive part: at 10,000 deliveries/s an hour's expiry is 36
-//! million deliveries and as many events, some 340 s of one backend (BENCHMARKS.md). Run flat
-//! out, that is a burst beside the hot path every hour; so a run is paced ([`Pace`]): after
-//! each batch it waits in proportion to the time the batch took. And it runs in one process
-//! at a time, under an advisory lock: every process queues housekeeping, and two runs would
-//! only contend for the same rows.
+//! million deliveries, some 170 s of one backend (BENCHMARKS.md). Run flat out, that is a
+//! burst beside the hot path every hour; so a run is paced ([`Pace`]): after each batch it
+//! waits in proportion to the time the batch took. And it runs in one process at a time,
+//! under an advisory lock: every process queues housekeeping, and two runs would only
+//! contend for the same rows.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{pool::PoolConnection, PgConnection, PgPool, Postgres};
 use tokio::sync::watch;
 
-use crate::log_partitions;
+use crate::log_partitions::{self, Log};
 
 const BATCH: i64 = 5_000;
 /// The advisory lock a run holds (`pg_try_advisory_lock`), on its own connection.
@@ -54,6 +55,8 @@ impl Pace {
 pub struct Pruned {
     /// Day partitions of attempts dropped.
     pub attempt_days: usize,
+    /// Day partitions of events dropped.
+    pub event_days: usize,
     /// Attempts deleted row by row, from the catch-all partitions.
     pub attempts: u64,
     pub deliveries: u64,
@@ -84,7 +87,7 @@ pub async fn prune_at(
     // Before taking the lock's connection, not under it: the drop takes a connection of its
     // own, and holding two at once could starve a small pool. Dropping is idempotent and
     // waits at most `lock_timeout`, so every process may do it.
-    let attempt_days = log_partitions::drop_expired(pool, cutoff).await?.len();
+    let attempt_days = log_partitions::drop_expired_attempts(pool, cutoff).await?.len();
     let mut held = LockHeld(Some(pool.acquire().await?));
     let conn = held.0.as_mut().expect("just acquired");
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK).fetch_one(&mut **conn).await?;
@@ -112,7 +115,8 @@ impl Drop for LockHeld {
     }
 }
 
-/// The row deletes, on the connection that holds the lock; `attempt_days` is left 0.
+/// The row deletes and the drops of event days, on the connection that holds the lock;
+/// `attempt_days` is left 0.
 async fn prune_locked(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
@@ -121,12 +125,8 @@ async fn prune_locked(
 ) -> sqlx::Result<Pruned> {
     let mut run = Deletes { conn, cutoff, pace, stop };
     let mut attempts = 0;
-    // By `ctid` of each partition itself: in the partitioned table a `ctid` is not unique.
-    for catch_all in [
-        "DELETE FROM attempts_before WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_before WHERE attempted_at < $1 LIMIT $2))",
-        "DELETE FROM attempts_default WHERE ctid = ANY(ARRAY(SELECT ctid FROM attempts_default WHERE attempted_at < $1 LIMIT $2))",
-    ] {
-        attempts += run.in_batches("attempts", catch_all).await?;
+    for catch_all in Log::Attempts.catch_alls() {
+        attempts += run.in_batches("attempts", by_ctid(&catch_all, "attempted_at < $1")).await?;
     }
     // A finished delivery goes once its last update, its last attempt, is past the cutoff:
     // within the hour, not at the next midnight, so each run deletes an hour's deliveries
@@ -138,22 +138,32 @@ async fn prune_locked(
         .in_batches(
             "deliveries",
             "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> 'pending'
-                 AND created_at < $1 AND updated_at < $1 LIMIT $2)",
+                 AND created_at < $1 AND updated_at < $1 LIMIT $2)"
+                .to_owned(),
         )
         .await?;
-    let events = run
-        .in_batches(
-            "events",
-            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < $1
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id) LIMIT $2)",
-        )
-        .await?;
-    run.in_batches(
-        "idempotency_keys",
-        "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-    )
-    .await?;
-    Ok(Pruned { attempt_days: 0, attempts, deliveries, events })
+    // After the deliveries: a day of events goes once none of its deliveries is left.
+    let stopping = *run.stop.borrow();
+    let days = match stopping {
+        true => log_partitions::EventDays::default(),
+        false => log_partitions::drop_expired_events(&mut *run.conn, cutoff).await?,
+    };
+    // What is left by rows: the catch-alls, and the expired days a delivery still holds.
+    let mut events = 0;
+    let by_rows = Log::Events.catch_alls().into_iter().chain(days.kept.iter().map(|day| Log::Events.name(*day)));
+    for table in by_rows {
+        let unheld = "created_at < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = t.id)";
+        events += run.in_batches("events", by_ctid(&table, unheld)).await?;
+    }
+    run.in_batches("idempotency_keys", by_ctid("idempotency_keys", "created_at < $1")).await?;
+    Ok(Pruned { attempt_days: 0, event_days: days.dropped.len(), attempts, deliveries, events })
+}
+
+/// Deletes up to `$2` rows of `table` (aliased `t` in `filter`) matching `filter`, by `ctid`
+/// of the partition itself: in a partitioned table a `ctid` is not unique. `table` is a
+/// partition name made by `log_partitions` or a literal, never input.
+fn by_ctid(table: &str, filter: &str) -> String {
+    format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} t WHERE {filter} LIMIT $2))")
 }
 
 /// The row deletes of one run: paced, and ended between batches when the process shuts
@@ -168,12 +178,16 @@ struct Deletes<'a> {
 impl Deletes<'_> {
     /// `sql` again until it deletes less than a batch, pausing after each full batch;
     /// counted in `webhooks_retention_deleted_total` under `table`.
-    async fn in_batches(&mut self, table: &'static str, sql: &'static str) -> sqlx::Result<u64> {
+    async fn in_batches(&mut self, table: &'static str, sql: String) -> sqlx::Result<u64> {
         let mut total = 0;
         while !*self.stop.borrow() {
             let started = Instant::now();
-            let deleted =
-                sqlx::query(sql).bind(self.cutoff).bind(BATCH).execute(&mut *self.conn).await?.rows_affected();
+            let deleted = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(self.cutoff)
+                .bind(BATCH)
+                .execute(&mut *self.conn)
+                .await?
+                .rows_affected();
             total += deleted;
             crate::metrics::retention_deleted(table, deleted);
             if deleted < BATCH as u64 {

@@ -1,7 +1,10 @@
 //! The delivery engine's SQL. No transaction is ever held across an HTTP call: claims are
 //! leases on endpoint rows, and attempts are recorded in batches by `record`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -137,18 +140,20 @@ pub async fn renew(
 /// Completes a fetch statement: `$head` defines `ep` (endpoint columns for `to_claimed` and
 /// `lim`, the most deliveries wanted); this selects each endpoint with up to `lim` of its due
 /// deliveries in event order (`to_due`), one row per delivery or one empty row when none is
-/// due. One text for both fetches, so they cannot drift apart.
+/// due. One text for both fetches, so they cannot drift apart. The payloads come from a
+/// second statement ([`with_payloads`]): joined here, each delivery's event would be looked
+/// up in a day-partitioned `events` with the partition chosen at run time, row by row.
 macro_rules! with_due_deliveries {
     ($head:literal) => {
         concat!(
             $head,
             "
          SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                d.previous_try_at, d.created_at AS delivery_created_at, d.payload
+                d.previous_try_at, d.created_at AS delivery_created_at
          FROM ep LEFT JOIN LATERAL (
-             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at, ev.payload,
+             SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at,
                     CASE WHEN d.attempt_count > d.budget_from THEN d.updated_at END AS previous_try_at
-             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id JOIN events ev ON ev.id = d.event_id
+             FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
              WHERE q.endpoint_id = ep.id AND q.due_at <= now()
              ORDER BY q.delivery_id LIMIT ep.lim
          ) d ON true
@@ -185,8 +190,9 @@ pub async fn renew_and_fetch(
     .await?;
     let Some(first) = rows.first() else { return Ok(None) };
     let endpoint = to_claimed(first);
-    let due = rows.iter().filter_map(to_due).collect();
-    Ok(Some((endpoint, due)))
+    let mut due: Vec<Vec<DueDelivery>> = vec![rows.iter().filter_map(to_due).collect()];
+    with_payloads(pool, &mut due).await?;
+    Ok(Some((endpoint, due.pop().unwrap_or_default())))
 }
 
 /// `renew_and_fetch` without the renewal, for many endpoints in one statement: the
@@ -224,7 +230,73 @@ pub async fn fetch_many(
             list.push(due);
         }
     }
+    let mut lists: Vec<Vec<DueDelivery>> = out.iter_mut().map(|(_, due)| std::mem::take(due)).collect();
+    with_payloads(pool, &mut lists).await?;
+    for ((_, due), list) in out.iter_mut().zip(lists) {
+        *due = list;
+    }
     Ok(out)
+}
+
+/// Reads the payloads of every delivery in `lists` in one statement and sets them; a
+/// delivery whose event is gone is left out, as the join it replaces left it out. The
+/// events are read a day at a time, each day's ids bounded by their lowest and highest, so
+/// PostgreSQL reads each from its day's partition alone (the bounds prune the others before
+/// the statement runs) rather than choosing one per row.
+pub async fn with_payloads(pool: &PgPool, lists: &mut [Vec<DueDelivery>]) -> sqlx::Result<()> {
+    let mut ids: Vec<&str> = lists.iter().flatten().map(|d| d.event_id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let days = by_day(&ids);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(payload_sql(days.len())));
+    for day in &days {
+        query = query.bind(day[0]).bind(day[day.len() - 1]).bind(*day);
+    }
+    let rows = query.fetch_all(pool).await?;
+    let payloads: HashMap<String, Bytes> =
+        rows.iter().map(|r| (r.get("id"), Bytes::from(r.get::<String, _>("payload")))).collect();
+    let mut missing = 0;
+    for list in lists.iter_mut() {
+        list.retain_mut(|d| match payloads.get(d.event_id.as_str()) {
+            Some(payload) => {
+                d.payload = payload.clone();
+                true
+            }
+            None => {
+                missing += 1;
+                false
+            }
+        });
+    }
+    if missing > 0 {
+        tracing::warn!(missing, "due deliveries whose event is gone were left out of the fetch");
+    }
+    Ok(())
+}
+
+/// Sorted ids split where the UTC day they were made in changes. (Every stored event id is
+/// one of ours in form, a client's too; one that were not would make a group of its own.)
+fn by_day<'a, 'i>(ids: &'a [&'i str]) -> Vec<&'a [&'i str]> {
+    const DAY_MS: u64 = 86_400_000;
+    let day = |id: &str| {
+        let encoded = id.strip_prefix(EventId::PREFIX).unwrap_or(id);
+        entity::ids::millis_of(encoded).map(|ms| ms / DAY_MS)
+    };
+    ids.chunk_by(|a, b| day(a) == day(b)).collect()
+}
+
+/// The payload statement for `days` days: per day, its lowest id, its highest and its ids.
+fn payload_sql(days: usize) -> String {
+    (0..days)
+        .map(|d| {
+            let (lo, hi, ids) = (3 * d + 1, 3 * d + 2, 3 * d + 3);
+            format!("SELECT id, payload FROM events WHERE id >= ${lo} AND id <= ${hi} AND id = ANY(${ids})")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 /// The delivery columns of a fetch row; `None` on the row of an endpoint with nothing due.
@@ -236,7 +308,7 @@ fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
         attempt_count: r.get("attempt_count"),
         budget_from: r.get("budget_from"),
         previous_try_at: r.get("previous_try_at"),
-        payload: Bytes::from(r.get::<String, _>("payload")),
+        payload: Bytes::new(), // set by `with_payloads`
         created_at: r.get("delivery_created_at"),
     })
 }
@@ -268,4 +340,40 @@ pub async fn release_lease(pool: &PgPool, endpoint_id: &str, worker: &str) -> sq
         .execute(pool)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_at(ms: u64, n: u128) -> String {
+        let encoded = entity::ids::lowest_at(ms);
+        format!("evt_{}{}", &encoded[..10], &entity::ids::encode_u128(n)[10..])
+    }
+
+    #[test]
+    fn a_rounds_events_are_read_a_day_at_a_time() {
+        let midnight = 1_796_256_000_000; // 2026-12-03T00:00:00Z
+        let mut ids = [
+            event_at(midnight - 1, 1),
+            event_at(midnight, 2),
+            event_at(midnight - 60_000, 3),
+            event_at(midnight + 3_600_000, 4),
+            "evt_someone_elses".to_owned(),
+        ];
+        ids.sort();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let days: Vec<Vec<&str>> = by_day(&ids).into_iter().map(<[&str]>::to_vec).collect();
+        assert_eq!(days.len(), 3, "{days:?}");
+        assert_eq!(days[0], [event_at(midnight - 60_000, 3), event_at(midnight - 1, 1)]);
+        assert_eq!(days[1], [event_at(midnight, 2), event_at(midnight + 3_600_000, 4)]);
+        assert_eq!(days[2], ["evt_someone_elses"]);
+    }
+
+    #[test]
+    fn each_day_binds_its_bounds_and_ids() {
+        assert_eq!(payload_sql(1), "SELECT id, payload FROM events WHERE id >= $1 AND id <= $2 AND id = ANY($3)");
+        assert!(payload_sql(2)
+            .ends_with("UNION ALL SELECT id, payload FROM events WHERE id >= $4 AND id <= $5 AND id = ANY($6)"));
+    }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use service::accounts;
 
-/// Periodic cleanup of rows that have outlived their purpose, and the attempt log's next
+/// Periodic cleanup of rows that have outlived their purpose, and the delivery log's next
 /// day partitions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Housekeeping;

@@ -124,18 +124,23 @@ async fn delivered(n: u32) -> (TestApp, TestReceiver, String) {
 async fn pruning_removes_only_what_is_older_than_the_retention() {
     let (app, _receiver, _key) = delivered(2).await;
     let pool = app.db.get_postgres_connection_pool();
-    // Age one delivery, its event and attempt by 40 days; leave the other as it is.
+    // Age one delivery, its event and attempt by 40 days; leave the other as it is. The
+    // event's id is made 40 days old too, as a row from before the day partitions would be.
     let old: String = app.scalar("SELECT min(id) FROM deliveries").await;
+    let old_event = server::log_partitions::event_id_from(chrono::Utc::now() - chrono::Duration::days(40));
     for sql in [
         "UPDATE attempts SET attempted_at = now() - interval '40 days' WHERE delivery_id = $1",
         "UPDATE deliveries SET created_at = now() - interval '40 days', updated_at = now() - interval '40 days' WHERE id = $1",
-        "UPDATE events SET created_at = now() - interval '40 days' WHERE id = (SELECT event_id FROM deliveries WHERE id = $1)",
+        "UPDATE events SET created_at = now() - interval '40 days', id = $2 WHERE id = (SELECT event_id FROM deliveries WHERE id = $1)",
+        "UPDATE deliveries SET event_id = $2 WHERE id = $1",
     ] {
-        sqlx::query(sql).bind(&old).execute(pool).await.unwrap();
+        sqlx::query(sql).bind(&old).bind(&old_event).execute(pool).await.unwrap();
     }
-    // The aged attempt is older than the day partitions: it is in the catch-all for before.
+    // The aged rows are older than the day partitions: they are in the catch-alls for before.
     let home = "SELECT tableoid::regclass::text FROM attempts WHERE delivery_id = (SELECT min(id) FROM deliveries)";
     assert_eq!(app.scalar::<String>(home).await, "attempts_before");
+    let event_home = "SELECT tableoid::regclass::text FROM events WHERE created_at < now() - interval '1 day'";
+    assert_eq!(app.scalar::<String>(event_home).await, "events_before");
     let deleted = |text: &str, table: &str| {
         let series = format!("webhooks_retention_deleted_total{{table=\"{table}\"}} ");
         text.lines().find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok()).unwrap_or(0.0)
@@ -205,32 +210,88 @@ async fn a_run_asked_to_stop_deletes_no_further_batch() {
     assert_eq!(prune_at(pool, thirty_days_on).await.deliveries, 1, "the next run takes it, the lock is free");
 }
 
-/// Retention deletes finished deliveries and their events as soon as they are past the
-/// cutoff (so each hourly run takes an hour's worth), and drops a day of attempts whole once
+/// Retention deletes finished deliveries as soon as they are past the cutoff (so each hourly
+/// run takes an hour's worth), and drops a day of attempts and a day of events whole once
 /// the day has ended before it, but not a day that straddles it.
 #[tokio::test]
-async fn a_day_of_attempts_is_dropped_whole_once_it_is_past_the_retention() {
+async fn a_day_of_attempts_and_events_is_dropped_whole_once_it_is_past_the_retention() {
     let (app, _receiver, _key) = delivered(2).await;
     let pool = app.db.get_postgres_connection_pool();
-    let today = server::log_partitions::DayPartition::of(chrono::Utc::now()).name();
-    let home = "SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM attempts";
-    assert_eq!(app.scalar::<String>(home).await, today);
+    let today = server::log_partitions::DayPartition::of(chrono::Utc::now());
+    let (attempts_today, events_today) =
+        (server::log_partitions::Log::Attempts.name(today), server::log_partitions::Log::Events.name(today));
+    let home = |table: &str| format!("SELECT string_agg(DISTINCT tableoid::regclass::text, ',') FROM {table}");
+    assert_eq!(app.scalar::<String>(&home("attempts")).await, attempts_today);
+    assert_eq!(app.scalar::<String>(&home("events")).await, events_today);
 
     let thirty_days_on = chrono::Utc::now() + chrono::Duration::days(30);
     let pruned = prune_at(pool, thirty_days_on - chrono::Duration::hours(1)).await;
     assert_eq!(pruned, server::retention::Pruned::default(), "nothing is past the cutoff yet");
 
     let pruned = prune_at(pool, thirty_days_on).await;
-    assert_eq!((pruned.attempt_days, pruned.attempts, pruned.deliveries, pruned.events), (0, 0, 2, 2));
+    assert_eq!((pruned.attempt_days, pruned.event_days, pruned.deliveries, pruned.events), (0, 0, 2, 0));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 2, "today has not ended at the cutoff");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 2, "nor for the events");
 
     let pruned = prune_at(pool, thirty_days_on + chrono::Duration::days(1)).await;
-    assert_eq!(pruned, server::retention::Pruned { attempt_days: 1, ..Default::default() });
-    let left = server::log_partitions::existing(pool).await.unwrap();
-    assert!(!left.contains(&today), "{left:?}");
-    assert_eq!(left.len(), 4, "before, default and the two days ahead: {left:?}");
-    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 0);
-    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM deliveries").await, 0);
+    assert_eq!(pruned, server::retention::Pruned { attempt_days: 1, event_days: 1, ..Default::default() });
+    for log in server::log_partitions::Log::ALL {
+        let left = server::log_partitions::existing(pool, log).await.unwrap();
+        assert!(!left.contains(&log.name(today)), "{left:?}");
+        assert_eq!(left.len(), 4, "before, default and the two days ahead: {left:?}");
+    }
+    for table in ["attempts", "deliveries", "events"] {
+        assert_eq!(app.scalar::<i64>(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+    }
+}
+
+/// A day of events is kept while a delivery of one of its events is left: a pending one
+/// keeps its payload whatever its age. The day's other events go by rows meanwhile, and the
+/// day is dropped once the delivery is done and past the retention too.
+#[tokio::test]
+async fn a_day_of_events_stays_while_a_delivery_of_it_is_pending() {
+    let (app, _receiver, _key) = delivered(3).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let held: String = app.scalar("SELECT min(id) FROM deliveries").await;
+    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE id = $1").bind(&held).execute(pool).await.unwrap();
+    let day_after_expiry = chrono::Utc::now() + chrono::Duration::days(31);
+    let pruned = prune_at(pool, day_after_expiry).await;
+    assert_eq!((pruned.event_days, pruned.deliveries, pruned.events), (0, 2, 2), "{pruned:?}");
+    let left: String = app.scalar("SELECT string_agg(e.id, ',') FROM events e").await;
+    let wanted: String = app.scalar("SELECT event_id FROM deliveries").await;
+    assert_eq!(left, wanted, "the pending delivery's event is kept");
+    // Its payload is still what a fetch reads.
+    let mut due = vec![vec![server::delivery::store::DueDelivery {
+        id: held.parse().unwrap(),
+        event_id: wanted.parse().unwrap(),
+        event_type: "task.created".into(),
+        attempt_count: 1,
+        budget_from: 0,
+        previous_try_at: None,
+        payload: Default::default(),
+        created_at: chrono::Utc::now(),
+    }]];
+    server::delivery::store::with_payloads(pool, &mut due).await.unwrap();
+    assert!(std::str::from_utf8(&due[0][0].payload).unwrap().contains(&wanted));
+
+    sqlx::query("UPDATE deliveries SET status = 'delivered'").execute(pool).await.unwrap();
+    let pruned = prune_at(pool, day_after_expiry).await;
+    assert_eq!((pruned.event_days, pruned.deliveries), (1, 1), "{pruned:?}");
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 0);
+}
+
+/// The migration's SQL bound of a day of events is the server's: the day partitions it
+/// made and the ones the server makes meet without a gap or an overlap.
+#[tokio::test]
+async fn the_migrations_event_days_and_the_servers_agree() {
+    let app = crate::helpers::spawn_app().await;
+    let pool = app.db.get_postgres_connection_pool();
+    let today = server::log_partitions::DayPartition::of(chrono::Utc::now());
+    let bound = "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.relname = $1";
+    let made: String =
+        sqlx::query_scalar(bound).bind(server::log_partitions::Log::Events.name(today)).fetch_one(pool).await.unwrap();
+    let (from, until) = server::log_partitions::Log::Events.bounds(today);
+    assert_eq!(made, format!("FOR VALUES FROM ({from}) TO ({until})"));
 }
 
 /// The days ahead are made before they come; an attempt that went to the default partition
@@ -245,16 +306,20 @@ async fn days_ahead_are_made_and_take_over_their_rows_from_the_default_partition
     assert_eq!(app.scalar::<String>(home).await, "attempts_default", "no day partition so far ahead yet");
 
     let made = server::log_partitions::ensure(pool, later).await.unwrap();
-    let wanted = server::log_partitions::wanted(later);
+    let wanted: Vec<_> = server::log_partitions::Log::ALL
+        .into_iter()
+        .flat_map(|log| server::log_partitions::wanted(later).into_iter().map(move |day| (log, day)))
+        .collect();
     assert_eq!(made, wanted);
-    assert_eq!(app.scalar::<String>(home).await, server::log_partitions::DayPartition::of(later).name());
+    let day = server::log_partitions::DayPartition::of(later);
+    assert_eq!(app.scalar::<String>(home).await, server::log_partitions::Log::Attempts.name(day));
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts_default").await, 0);
     assert!(server::log_partitions::ensure(pool, later).await.unwrap().is_empty(), "made once");
     // Processes starting together race to make the same days: each is made once, none fails.
     let farther = later + chrono::Duration::days(10);
     let (a, b) =
         tokio::join!(server::log_partitions::ensure(pool, farther), server::log_partitions::ensure(pool, farther));
-    assert_eq!(a.unwrap().len() + b.unwrap().len(), 3);
+    assert_eq!(a.unwrap().len() + b.unwrap().len(), 6, "three days of each log");
     // The delivery's log still shows the attempt wherever it lives.
     let id: String = app.scalar("SELECT id FROM deliveries").await;
     let delivery: Value = app.get_json(&key, &format!("/api/v1/deliveries/{id}")).await;
