@@ -2,9 +2,15 @@
 //! used to read its endpoint and due deliveries with a statement of its own after every
 //! batch; with hundreds of endpoints leased, that was a statement per one or two deliveries.
 //! Now a drain hands its request to the fetcher task, which answers every request that
-//! queued up while its previous statement ran with one `store::fetch_many` (group fetch, as
+//! queued up while its previous statement ran with one `store::fetch_due` (group fetch, as
 //! the recorder group-commits). Renewals stay on their own statement: they write and wait
 //! for a commit, and come once per quarter lease.
+//!
+//! A round's payloads are a second statement (`store::with_payloads`: `events` is
+//! partitioned by day, and joined in the fetch it would be pruned row by row). It runs in a
+//! task of its own while the next round's fetch goes ahead, so the rounds wait for one round
+//! trip each, as before, not two. No endpoint is in two rounds at once: a drain asks again
+//! only after its answer, payloads included, came back.
 
 use std::collections::HashMap;
 
@@ -57,21 +63,32 @@ async fn run(pool: PgPool, worker: String, mut rx: mpsc::Receiver<Request>) {
     while rx.recv_many(&mut round, MAX_ROUND).await > 0 {
         let ids: Vec<&str> = round.iter().map(|r| r.endpoint_id.as_str()).collect();
         let limits: Vec<i64> = round.iter().map(|r| r.limit).collect();
-        let result = store::fetch_many(&pool, &worker, &ids, &limits).await;
+        let result = store::fetch_due(&pool, &worker, &ids, &limits).await;
+        let requests = std::mem::replace(&mut round, Vec::with_capacity(MAX_ROUND));
         match result {
             Ok(found) => {
-                let mut found: HashMap<EndpointId, (ClaimedEndpoint, Vec<DueDelivery>)> =
-                    found.into_iter().map(|(e, due)| (e.id.clone(), (e, due))).collect();
-                for request in round.drain(..) {
-                    let _ = request.reply.send(Ok(found.remove(request.endpoint_id.as_str())));
-                }
+                tokio::spawn(answer(pool.clone(), requests, found));
             }
-            Err(err) => {
-                let err = EngineError::from(err);
-                for request in round.drain(..) {
-                    let _ = request.reply.send(Err(err.clone()));
-                }
-            }
+            Err(err) => reply_all(requests, EngineError::from(err)),
         }
+    }
+}
+
+/// Reads the payloads of one round's deliveries and answers its requests.
+async fn answer(pool: PgPool, requests: Vec<Request>, found: Vec<(ClaimedEndpoint, Vec<DueDelivery>)>) {
+    let (endpoints, mut lists): (Vec<ClaimedEndpoint>, Vec<Vec<DueDelivery>>) = found.into_iter().unzip();
+    if let Err(err) = store::with_payloads(&pool, &mut lists).await {
+        return reply_all(requests, EngineError::from(err));
+    }
+    let mut found: HashMap<EndpointId, (ClaimedEndpoint, Vec<DueDelivery>)> =
+        endpoints.into_iter().zip(lists).map(|(e, due)| (e.id.clone(), (e, due))).collect();
+    for request in requests {
+        let _ = request.reply.send(Ok(found.remove(request.endpoint_id.as_str())));
+    }
+}
+
+fn reply_all(requests: Vec<Request>, err: EngineError) {
+    for request in requests {
+        let _ = request.reply.send(Err(err.clone()));
     }
 }

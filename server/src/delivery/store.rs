@@ -198,8 +198,9 @@ pub async fn renew_and_fetch(
 /// `renew_and_fetch` without the renewal, for many endpoints in one statement: the
 /// dispatcher's drains ask at once, and one round trip answers them all (`fetcher`). Each
 /// endpoint comes back as it is now with up to its `limit` due deliveries in event order, or
-/// not at all when it was disabled meanwhile or its lease was lost.
-pub async fn fetch_many(
+/// not at all when it was disabled meanwhile or its lease was lost. The payloads are not
+/// read yet: [`with_payloads`] does that.
+pub async fn fetch_due(
     pool: &PgPool,
     worker: &str,
     endpoints: &[&str],
@@ -229,11 +230,6 @@ pub async fn fetch_many(
         if let (Some(due), Some((_, list))) = (to_due(r), out.last_mut()) {
             list.push(due);
         }
-    }
-    let mut lists: Vec<Vec<DueDelivery>> = out.iter_mut().map(|(_, due)| std::mem::take(due)).collect();
-    with_payloads(pool, &mut lists).await?;
-    for ((_, due), list) in out.iter_mut().zip(lists) {
-        *due = list;
     }
     Ok(out)
 }
