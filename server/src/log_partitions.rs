@@ -30,6 +30,7 @@ pub const AHEAD_DAYS: u64 = 2;
 /// A DDL statement waits at most 5 s for the parent table's lock, then gives up until the
 /// next run: attaching takes a lock that conflicts with nothing on the hot path, but
 /// dropping locks out the hot path's inserts while it waits behind a long dashboard query.
+/// A drop that gives up skips that day only; the run goes on with the rest.
 const SET_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '5s'";
 
 /// A log partitioned by day.
@@ -84,11 +85,11 @@ impl Log {
 
     /// The day's partition bounds, `[from, until)`, as SQL literals of the key's type.
     pub fn bounds(self, day: DayPartition) -> (String, String) {
-        let bound = |at: DateTime<Utc>| match self {
-            Log::Attempts => format!("'{}'", at.to_rfc3339()),
-            Log::Events => format!("'{}'", event_id_from(at)),
+        let (from, until) = match self {
+            Log::Attempts => (day.from().to_rfc3339(), day.until().to_rfc3339()),
+            Log::Events => day.event_ids(),
         };
-        (bound(day.from()), bound(day.until()))
+        (format!("'{from}'"), format!("'{until}'"))
     }
 }
 
@@ -96,6 +97,14 @@ impl Log {
 pub fn event_id_from(at: DateTime<Utc>) -> String {
     let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     format!("{}{}", entity::EventId::PREFIX, entity::ids::lowest_at(ms))
+}
+
+/// The day whose partition holds the event `id`, by the time its id says; `None` for an id
+/// that says no time (a client's that is not one of ours in form), which the catch-alls hold.
+pub fn event_day(id: &str) -> Option<DayPartition> {
+    let encoded = id.strip_prefix(entity::EventId::PREFIX).unwrap_or(id);
+    let ms = i64::try_from(entity::ids::millis_of(encoded)?).ok()?;
+    DateTime::from_timestamp_millis(ms).map(DayPartition::of)
 }
 
 /// One UTC day: `[day 00:00, next day 00:00)`.
@@ -114,6 +123,11 @@ impl DayPartition {
     /// The first instant not in the partition.
     pub fn until(self) -> DateTime<Utc> {
         DayPartition(self.0 + Days::new(1)).from()
+    }
+
+    /// The day's event ids, `[from, until)`.
+    pub fn event_ids(self) -> (String, String) {
+        (event_id_from(self.from()), event_id_from(self.until()))
     }
 }
 
@@ -188,26 +202,39 @@ async fn attach(pool: &PgPool, log: Log, day: DayPartition) -> sqlx::Result<()> 
     tx.commit().await
 }
 
-/// Drops the day partitions of attempts that expired at `cutoff`; returns their days, oldest
-/// first. An attempt is only ever read beside its delivery, which goes by its own rule.
-pub async fn drop_expired_attempts(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<Vec<DayPartition>> {
-    let days = expired(Log::Attempts, existing(pool, Log::Attempts).await?.iter().map(String::as_str), cutoff);
-    for day in &days {
-        let mut tx = pool.begin().await?;
-        sqlx::query(SET_LOCK_TIMEOUT).execute(&mut *tx).await?;
-        ddl(&mut tx, format!("DROP TABLE {}", Log::Attempts.name(*day))).await?;
-        tx.commit().await?;
-    }
-    Ok(days)
+/// What a drop of expired days did with them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DayDrops {
+    pub dropped: Vec<DayPartition>,
+    /// Expired days of events that deliveries of its events still hold (pending ones, say,
+    /// held by a disabled endpoint): retention deletes its events without deliveries by rows
+    /// instead. Always empty for attempts.
+    pub kept: Vec<DayPartition>,
+    /// Expired days whose drop gave up waiting for its lock (`lock_timeout`): the next run
+    /// tries again, and the days after them are not held up.
+    pub busy: Vec<DayPartition>,
 }
 
-/// What [`drop_expired_events`] did with the expired days of events.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EventDays {
-    pub dropped: Vec<DayPartition>,
-    /// Expired, but deliveries of its events are left (pending ones, say, held by a disabled
-    /// endpoint): retention deletes its events without deliveries by rows instead.
-    pub kept: Vec<DayPartition>,
+/// Drops the day partitions of attempts that expired at `cutoff`, oldest first. An attempt is
+/// only ever read beside its delivery, which goes by its own rule.
+pub async fn drop_expired_attempts(pool: &PgPool, cutoff: DateTime<Utc>) -> sqlx::Result<DayDrops> {
+    let mut out = DayDrops::default();
+    for day in expired(Log::Attempts, existing(pool, Log::Attempts).await?.iter().map(String::as_str), cutoff) {
+        let mut tx = pool.begin().await?;
+        sqlx::query(SET_LOCK_TIMEOUT).execute(&mut *tx).await?;
+        match ddl(&mut tx, format!("DROP TABLE {}", Log::Attempts.name(day))).await {
+            Ok(()) => {
+                tx.commit().await?;
+                out.dropped.push(day);
+            }
+            Err(e) if lock_timed_out(&e) => {
+                tx.rollback().await?;
+                out.busy.push(busy(Log::Attempts, day));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Drops the day partitions of events that expired at `cutoff` and that no delivery points
@@ -215,11 +242,11 @@ pub struct EventDays {
 /// ingest that adds a delivery to one of its events (a client-supplied id of that day)
 /// either committed before it, and keeps the day, or waits and finds the day gone, its id
 /// then going to the default partition.
-pub async fn drop_expired_events(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> sqlx::Result<EventDays> {
-    let mut out = EventDays::default();
+pub async fn drop_expired_events(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> sqlx::Result<DayDrops> {
+    let mut out = DayDrops::default();
     let days = expired(Log::Events, existing(&mut *conn, Log::Events).await?.iter().map(String::as_str), cutoff);
     for day in days {
-        let (from, until) = (event_id_from(day.from()), event_id_from(day.until()));
+        let (from, until) = day.event_ids();
         // First without the lock: just after retention deleted the day's last deliveries, this
         // walks their dead index entries (and marks them), which must not hold up the inserts
         // and reads that the partition's lock would. The second look finds them marked.
@@ -230,17 +257,41 @@ pub async fn drop_expired_events(conn: &mut PgConnection, cutoff: DateTime<Utc>)
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::query(SET_LOCK_TIMEOUT).execute(&mut *tx).await?;
         let name = Log::Events.name(day);
-        ddl(&mut tx, format!("LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")).await?;
-        if deliveries_left(&mut tx, &from, &until).await? {
-            tx.rollback().await?;
-            out.kept.push(day);
-        } else {
-            ddl(&mut tx, format!("DROP TABLE {name}")).await?;
-            tx.commit().await?;
-            out.dropped.push(day);
+        let locked = async {
+            ddl(&mut tx, format!("LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")).await?;
+            match deliveries_left(&mut tx, &from, &until).await? {
+                true => Ok(false),
+                false => ddl(&mut tx, format!("DROP TABLE {name}")).await.map(|()| true),
+            }
+        }
+        .await;
+        match locked {
+            Ok(true) => {
+                tx.commit().await?;
+                out.dropped.push(day);
+            }
+            Ok(false) => {
+                tx.rollback().await?;
+                out.kept.push(day);
+            }
+            Err(e) if lock_timed_out(&e) => {
+                tx.rollback().await?;
+                out.busy.push(busy(Log::Events, day));
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
+}
+
+/// Whether `e` is a statement that gave up waiting for its lock after `lock_timeout`.
+fn lock_timed_out(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(e) if e.code().as_deref() == Some("55P03"))
+}
+
+fn busy(log: Log, day: DayPartition) -> DayPartition {
+    tracing::warn!(partition = %log.name(day), "an expired day's drop gave up waiting for its lock; the next run tries again");
+    day
 }
 
 /// Whether a delivery of an event with an id in `[from, until)` is left: the deliveries'
@@ -295,6 +346,18 @@ mod tests {
         let last_ms = format!("'{}'", event_id_from(day.until() - chrono::Duration::milliseconds(1)));
         assert!(from < last_ms && last_ms < until, "{from} {last_ms} {until}");
         assert_eq!(Log::Attempts.bounds(day).0, "'2026-12-03T00:00:00+00:00'");
+    }
+
+    #[test]
+    fn an_events_day_is_the_partition_its_id_falls_in() {
+        let day = DayPartition::of(at("2026-12-03T12:00:00Z"));
+        let (from, until) = day.event_ids();
+        assert_eq!(event_day(&from), Some(day));
+        let last = event_id_from(day.until() - chrono::Duration::milliseconds(1));
+        assert_eq!(event_day(&last), Some(day));
+        assert_eq!(event_day(&until), Some(DayPartition(day.0 + Days::new(1))));
+        assert_eq!(event_day(&from["evt_".len()..]), Some(day), "unprefixed, as the id's digits");
+        assert_eq!(event_day("evt_someone_elses"), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{pool::PoolConnection, PgConnection, PgPool, Postgres};
 use tokio::sync::watch;
 
-use crate::log_partitions::{self, Log};
+use crate::log_partitions::{self, DayDrops, Log};
 
 const BATCH: i64 = 5_000;
 /// The advisory lock a run holds (`pg_try_advisory_lock`), on its own connection.
@@ -57,6 +57,8 @@ pub struct Pruned {
     pub attempt_days: usize,
     /// Day partitions of events dropped.
     pub event_days: usize,
+    /// Expired day partitions of either log whose drop gave up waiting for its lock.
+    pub busy_days: usize,
     /// Attempts deleted row by row, from the catch-all partitions.
     pub attempts: u64,
     pub deliveries: u64,
@@ -87,7 +89,7 @@ pub async fn prune_at(
     // Before taking the lock's connection, not under it: the drop takes a connection of its
     // own, and holding two at once could starve a small pool. Dropping is idempotent and
     // waits at most `lock_timeout`, so every process may do it.
-    let attempt_days = log_partitions::drop_expired_attempts(pool, cutoff).await?.len();
+    let attempt_days = log_partitions::drop_expired_attempts(pool, cutoff).await?;
     let mut held = LockHeld(Some(pool.acquire().await?));
     let conn = held.0.as_mut().expect("just acquired");
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK).fetch_one(&mut **conn).await?;
@@ -95,7 +97,7 @@ pub async fn prune_at(
         held.0.take();
         return Ok(None);
     }
-    let pruned = prune_locked(conn, cutoff, pace, stop).await.map(|p| Pruned { attempt_days, ..p });
+    let pruned = prune_locked(conn, cutoff, pace, stop, attempt_days).await;
     if sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK).execute(&mut **conn).await.is_ok() {
         held.0.take(); // back to the pool, without the lock
     }
@@ -115,13 +117,14 @@ impl Drop for LockHeld {
     }
 }
 
-/// The row deletes and the drops of event days, on the connection that holds the lock;
-/// `attempt_days` is left 0.
+/// The row deletes and the drops of event days, on the connection that holds the lock, after
+/// the attempts' days went as `attempt_days` says.
 async fn prune_locked(
     conn: &mut PgConnection,
     cutoff: DateTime<Utc>,
     pace: Pace,
     stop: watch::Receiver<bool>,
+    attempt_days: DayDrops,
 ) -> sqlx::Result<Pruned> {
     let mut run = Deletes { conn, cutoff, pace, stop };
     let mut attempts = 0;
@@ -145,7 +148,7 @@ async fn prune_locked(
     // After the deliveries: a day of events goes once none of its deliveries is left.
     let stopping = *run.stop.borrow();
     let days = match stopping {
-        true => log_partitions::EventDays::default(),
+        true => DayDrops::default(),
         false => log_partitions::drop_expired_events(&mut *run.conn, cutoff).await?,
     };
     // What is left by rows: the catch-alls, and the expired days a delivery still holds.
@@ -156,7 +159,14 @@ async fn prune_locked(
         events += run.in_batches("events", by_ctid(&table, unheld)).await?;
     }
     run.in_batches("idempotency_keys", by_ctid("idempotency_keys", "created_at < $1")).await?;
-    Ok(Pruned { attempt_days: 0, event_days: days.dropped.len(), attempts, deliveries, events })
+    Ok(Pruned {
+        attempt_days: attempt_days.dropped.len(),
+        event_days: days.dropped.len(),
+        busy_days: attempt_days.busy.len() + days.busy.len(),
+        attempts,
+        deliveries,
+        events,
+    })
 }
 
 /// Deletes up to `$2` rows of `table` (aliased `t` in `filter`) matching `filter`, by `ctid`

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::log_partitions::event_day;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use entity::{AccountId, DeliveryId, EndpointId, EndpointStatus, EventId};
@@ -273,15 +274,10 @@ pub async fn with_payloads(pool: &PgPool, lists: &mut [Vec<DueDelivery>]) -> sql
     Ok(())
 }
 
-/// Sorted ids split where the UTC day they were made in changes. (Every stored event id is
-/// one of ours in form, a client's too; one that were not would make a group of its own.)
+/// Sorted ids split where their day partition changes. (Every stored event id is one of ours
+/// in form, a client's too; one that were not would make a group of its own.)
 fn by_day<'a, 'i>(ids: &'a [&'i str]) -> Vec<&'a [&'i str]> {
-    const DAY_MS: u64 = 86_400_000;
-    let day = |id: &str| {
-        let encoded = id.strip_prefix(EventId::PREFIX).unwrap_or(id);
-        entity::ids::millis_of(encoded).map(|ms| ms / DAY_MS)
-    };
-    ids.chunk_by(|a, b| day(a) == day(b)).collect()
+    ids.chunk_by(|a, b| event_day(a) == event_day(b)).collect()
 }
 
 /// The payload statement for `days` days: per day, its lowest id, its highest and its ids.

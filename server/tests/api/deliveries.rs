@@ -280,6 +280,29 @@ async fn a_day_of_events_stays_while_a_delivery_of_it_is_pending() {
     assert_eq!(app.scalar::<i64>("SELECT count(*) FROM events").await, 0);
 }
 
+/// A day whose drop cannot get its lock within `lock_timeout` (5 s; a long read of that day,
+/// say) is left for the next run; the run goes on, and the other log's expired day goes.
+#[tokio::test]
+async fn a_day_whose_drop_waits_on_a_lock_is_left_for_the_next_run() {
+    let (app, _receiver, _key) = delivered(1).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let today = server::log_partitions::DayPartition::of(chrono::Utc::now());
+    let mut reader = <sqlx::PgConnection as sqlx::Connection>::connect(&app.database.url).await.unwrap();
+    let mut reading = sqlx::Connection::begin(&mut reader).await.unwrap();
+    let read = format!("SELECT count(*) FROM {}", server::log_partitions::Log::Attempts.name(today));
+    sqlx::query(sqlx::AssertSqlSafe(read)).execute(&mut *reading).await.unwrap();
+
+    let day_after_expiry = chrono::Utc::now() + chrono::Duration::days(31);
+    let pruned = prune_at(pool, day_after_expiry).await;
+    assert_eq!((pruned.attempt_days, pruned.busy_days, pruned.event_days, pruned.deliveries), (0, 1, 1, 1));
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 1, "the busy day is still there");
+
+    reading.rollback().await.unwrap();
+    let pruned = prune_at(pool, day_after_expiry).await;
+    assert_eq!(pruned, server::retention::Pruned { attempt_days: 1, ..Default::default() });
+    assert_eq!(app.scalar::<i64>("SELECT count(*) FROM attempts").await, 0);
+}
+
 /// The migration's SQL bound of a day of events is the server's: the day partitions it
 /// made and the ones the server makes meet without a gap or an overlap.
 #[tokio::test]
