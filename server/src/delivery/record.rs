@@ -374,6 +374,9 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
 /// whatever the planner believes of its size. A join of the queue with the batch left that
 /// choice to the planner, and a queue vacuumed while empty (`reltuples` 0) made it put the
 /// queue outside a nested loop: 1-2 s per 1,000-outcome flush (BENCHMARKS.md, 6 Dec 2026).
+/// `later` filters the outcomes to the retries before its join as well as in its row
+/// addresses: without it the join fetched every final outcome's queue row by address (four
+/// buffers each) only to drop it, in every flush.
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<HashSet<String>> {
     let mut cols = AttemptColumns::default();
     let (mut delivery_status, mut next_attempt_at) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
@@ -412,7 +415,8 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
                  WHERE ctid = ANY (ARRAY(SELECT row FROM queued WHERE status <> 'pending'))
              ), later AS (
                  UPDATE delivery_queue q SET due_at = queued.due FROM queued
-                 WHERE q.ctid = ANY (ARRAY(SELECT row FROM queued WHERE status = 'pending')) AND q.ctid = queued.row
+                 WHERE queued.status = 'pending'
+                   AND q.ctid = ANY (ARRAY(SELECT row FROM queued WHERE status = 'pending')) AND q.ctid = queued.row
              )
              SELECT id FROM moved",
         )))
