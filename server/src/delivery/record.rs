@@ -369,8 +369,9 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
 /// it was sent at: that fences a replayed batch, and a send whose delivery was meanwhile
 /// deleted. Returns the deliveries it moved.
 ///
-/// The queue rows are found one by one from the outcomes (`queued`: a lookup by key each)
-/// and then deleted or moved by their row address, so no plan can read the queue through
+/// The queue rows are found one by one from the outcomes (`queued`: at the address the fetch
+/// read them from when the row there is still the delivery's, else by key) and then deleted
+/// or moved by their row address, so no plan can read the queue through
 /// whatever the planner believes of its size. A join of the queue with the batch left that
 /// choice to the planner, and a queue vacuumed while empty (`reltuples` 0) made it put the
 /// queue outside a nested loop: 1-2 s per 1,000-outcome flush (BENCHMARKS.md, 6 Dec 2026).
@@ -380,6 +381,7 @@ async fn queue_jobs(tx: &mut sqlx::PgConnection, jobs: &[QueuedJob]) -> sqlx::Re
 async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sqlx::Result<HashSet<String>> {
     let mut cols = AttemptColumns::default();
     let (mut delivery_status, mut next_attempt_at) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+    let mut queue_rows = Vec::with_capacity(batch.len());
     for o in batch {
         let of = AttemptOf {
             account_id: &o.account_id,
@@ -392,12 +394,13 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
         cols.push(of, &o.result);
         delivery_status.push(o.plan.delivery_status);
         next_attempt_at.push(o.plan.next_attempt_at);
+        queue_rows.push(o.delivery.queue_row.as_deref());
     }
     let moved = cols
         .bind(sqlx::query(concat!(
             "WITH x AS (
-                 SELECT * FROM UNNEST($3::text[], $4::text[], $6::int4[], $15::text[], $16::timestamptz[])
-                     AS x(id, ep, n, status, next)
+                 SELECT * FROM UNNEST($3::text[], $4::text[], $6::int4[], $15::text[], $16::timestamptz[], $17::text[])
+                     AS x(id, ep, n, status, next, at)
              ), moved AS (
                  UPDATE deliveries d SET status = x.status, attempt_count = d.attempt_count + 1,
                      next_attempt_at = x.next, updated_at = now()
@@ -407,8 +410,11 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
             insert_attempts!(),
             "    WHERE a.delivery_id IN (SELECT id FROM moved)
              ), queued AS (
-                 SELECT x.status, COALESCE(x.next, now()) AS due,
-                        (SELECT q.ctid FROM delivery_queue q WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id) AS row
+                 SELECT x.status, COALESCE(x.next, now()) AS due, COALESCE(
+                            (SELECT q.ctid FROM delivery_queue q
+                             WHERE q.ctid = x.at::tid AND q.endpoint_id = x.ep AND q.delivery_id = x.id),
+                            (SELECT q.ctid FROM delivery_queue q WHERE q.endpoint_id = x.ep AND q.delivery_id = x.id)
+                        ) AS row
                  FROM x WHERE x.id IN (SELECT id FROM moved)
              ), done AS (
                  DELETE FROM delivery_queue
@@ -422,6 +428,7 @@ async fn record_attempts(conn: &mut sqlx::PgConnection, batch: &[Outcome]) -> sq
         )))
         .bind(delivery_status)
         .bind(next_attempt_at)
+        .bind(queue_rows)
         .fetch_all(&mut *conn)
         .await?;
     Ok(moved.iter().map(|row| row.get(0)).collect())

@@ -55,6 +55,10 @@ pub struct DueDelivery {
     /// The bytes to send, shared by every attempt without a copy (reqwest takes `Bytes` as is).
     pub payload: Bytes,
     pub created_at: DateTime<Utc>,
+    /// Where the fetch read the delivery's queue row (its `ctid`, as text): the recorder looks
+    /// there first, one buffer instead of a descent of the queue's key. `None`, or a row
+    /// that has moved or gone since, and it finds the row by its key.
+    pub queue_row: Option<String>,
 }
 
 /// Leases up to `n` enabled endpoints with due deliveries whose breaker is closed.
@@ -150,10 +154,11 @@ macro_rules! with_due_deliveries {
             $head,
             "
          SELECT ep.*, d.id AS delivery_id, d.event_id, d.event_type, d.attempt_count, d.budget_from,
-                d.previous_try_at, d.created_at AS delivery_created_at
+                d.previous_try_at, d.created_at AS delivery_created_at, d.queue_row
          FROM ep LEFT JOIN LATERAL (
              SELECT d.id, d.event_id, d.event_type, d.attempt_count, d.budget_from, d.created_at,
-                    CASE WHEN d.attempt_count > d.budget_from THEN d.updated_at END AS previous_try_at
+                    CASE WHEN d.attempt_count > d.budget_from THEN d.updated_at END AS previous_try_at,
+                    q.ctid::text AS queue_row
              FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
              WHERE q.endpoint_id = ep.id AND q.due_at <= now()
              ORDER BY q.delivery_id LIMIT ep.lim
@@ -302,6 +307,7 @@ fn to_due(r: &sqlx::postgres::PgRow) -> Option<DueDelivery> {
         previous_try_at: r.get("previous_try_at"),
         payload: Bytes::new(), // set by `with_payloads`
         created_at: r.get("delivery_created_at"),
+        queue_row: r.get("queue_row"),
     })
 }
 

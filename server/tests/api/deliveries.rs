@@ -270,6 +270,7 @@ async fn a_day_of_events_stays_while_a_delivery_of_it_is_pending() {
         previous_try_at: None,
         payload: Default::default(),
         created_at: chrono::Utc::now(),
+        queue_row: None,
     }]];
     server::delivery::store::with_payloads(pool, &mut due).await.unwrap();
     assert!(std::str::from_utf8(&due[0][0].payload).unwrap().contains(&wanted));

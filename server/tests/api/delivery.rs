@@ -501,6 +501,7 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
                     previous_try_at: None,
                     payload: payload.clone().into(),
                     created_at: *created_at,
+                    queue_row: None,
                 },
                 result,
                 started_at: chrono::Utc::now(),
@@ -544,6 +545,79 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
     );
     let queued: i64 = app.scalar(&format!("SELECT count(*) FROM delivery_queue WHERE delivery_id = '{second}'")).await;
     assert_eq!(queued, 0);
+}
+
+/// The recorder looks for a delivery's queue row at the address the fetch read it from, but
+/// takes the row there only while it is that delivery's: an address that now holds another
+/// delivery's row (moved or reused since) falls back to the key, and that row stays queued.
+#[tokio::test]
+async fn the_recorder_takes_a_queue_row_at_its_address_only_while_it_is_the_deliverys() {
+    use server::delivery::{
+        attempt::AttemptResult,
+        health::Health,
+        record::{self, Outcome},
+        store::DueDelivery,
+    };
+
+    let app = spawn_app_with(|_| {}).await; // no workers: these outcomes are the only writers
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+    app.publish(&acme.api_key, event("task.completed", 1)).await;
+    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    let pool = app.db.get_postgres_connection_pool();
+    let due: Vec<(entity::DeliveryId, entity::EventId, String, String)> = sqlx::query_as(
+        "SELECT d.id, d.event_id, d.event_type, q.ctid::text FROM deliveries d
+         JOIN delivery_queue q ON q.delivery_id = d.id ORDER BY d.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(due.len(), 2);
+    let schedule = server::config::parse_schedule("1h").unwrap();
+    let delivered = |(id, event_id, event_type, _): &(entity::DeliveryId, entity::EventId, String, String),
+                     queue_row: &str| {
+        let result = AttemptResult {
+            status: Some(200),
+            elapsed: Duration::from_millis(3),
+            request_headers: vec![],
+            response_headers: vec![],
+            response_body: None,
+            retry_after: None,
+            error: None,
+        };
+        let plan = record::plan(&Health::healthy(), 0, None, &result, &schedule, 0.0, std::time::SystemTime::now());
+        Outcome {
+            endpoint_id: endpoint_id.parse().unwrap(),
+            account_id: acme.account_id.clone(),
+            delivery: DueDelivery {
+                id: id.clone(),
+                event_id: event_id.clone(),
+                event_type: event_type.clone(),
+                attempt_count: 0,
+                budget_from: 0,
+                previous_try_at: None,
+                payload: bytes::Bytes::from_static(b"{}"),
+                created_at: chrono::Utc::now(),
+                queue_row: Some(queue_row.to_owned()),
+            },
+            result,
+            started_at: chrono::Utc::now(),
+            plan,
+            committed: None,
+        }
+    };
+    let events = server::jobs::notify::QueueNotifications;
+    let queued = || app.scalar::<String>("SELECT coalesce(string_agg(delivery_id, ','), '') FROM delivery_queue");
+
+    // The second delivery's outcome, carrying the first's row address: the second's row goes.
+    record::write(pool, &events, &[delivered(&due[1], &due[0].3)]).await.unwrap();
+    assert_eq!(queued().await, due[0].0.to_string(), "the row at the stale address stays queued");
+    // The first's, with its own address.
+    record::write(pool, &events, &[delivered(&due[0], &due[0].3)]).await.unwrap();
+    assert_eq!(queued().await, "");
+    let states = "SELECT string_agg(status || '/' || attempt_count, ',' ORDER BY id) FROM deliveries";
+    assert_eq!(app.scalar::<String>(states).await, "delivered/1,delivered/1");
 }
 
 /// SPEC §6: the owners warned that an endpoint is failing hear when it recovers.
@@ -753,6 +827,7 @@ async fn the_completion_statement_looks_each_outcome_up_however_small_the_planne
                     previous_try_at: None,
                     payload: bytes::Bytes::from_static(b"{}"),
                     created_at,
+                    queue_row: None,
                 },
                 result: AttemptResult {
                     status: Some(if delivered { 200 } else { 500 }),

@@ -189,6 +189,7 @@ async fn an_outcome_recorded_after_a_user_disabled_the_endpoint_keeps_it_disable
         previous_try_at: None,
         payload: payload.into(),
         created_at: chrono::Utc::now(),
+        queue_row: None,
     };
     let outcome = record::Outcome {
         endpoint_id: endpoint.parse().unwrap(),
@@ -248,6 +249,7 @@ async fn a_shutdown_during_a_database_outage_does_not_wait_for_the_database() {
         previous_try_at: None,
         payload: "{}".into(),
         created_at: chrono::Utc::now(),
+        queue_row: None,
     };
     let outcome = record::Outcome {
         endpoint_id: entity::EndpointId::generate(),

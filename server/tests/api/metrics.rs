@@ -177,6 +177,7 @@ async fn a_row_the_database_refuses_does_not_block_its_batch() {
             previous_try_at: None,
             payload: payload.into(),
             created_at: chrono::Utc::now(),
+            queue_row: None,
         };
         let outcome = record::Outcome {
             endpoint_id: endpoint.parse().unwrap(),
