@@ -8,6 +8,8 @@
 #
 #   bench/statements.sh [BINARY] [SCENARIO]   # default target/release/webhooks, e2e;
 #                                             # build first: cargo build --release -p server -p bench
+#   STATEMENTS_LOCALE=C bench/statements.sh   # the cluster's locale (default: the provisioned
+#                                             # server's, C.UTF-8 on Debian); see README on LOCALE 'C'
 #
 # The scratch cluster copies the provisioned server's settings that move these figures
 # (autovacuum, shared_buffers, WAL size, checkpoint timeout, synchronous_commit) but not TLS,
@@ -22,6 +24,7 @@ BENCH="$ROOT/target/release/webhooks-bench"
 provision_postgres
 ensure_postgres_server_binaries
 
+LOCALE="${STATEMENTS_LOCALE:-$(psql -X -At "$PG_ADMIN_URL" -c "SELECT datcollate FROM pg_database WHERE datname = current_database()")}"
 settings=()
 for name in autovacuum shared_buffers max_wal_size checkpoint_timeout synchronous_commit; do
   value="$(psql -X -At "$PG_ADMIN_URL" -c "SHOW $name")" && settings+=(-c "$name=$value")
@@ -31,14 +34,14 @@ WORK="$(mktemp -d /tmp/webhooks-statements.XXXX)"
 PORT="${STATEMENTS_PG_PORT:-54339}"
 run_as=()
 [ "$(id -u)" = 0 ] && { chown postgres:postgres "$WORK"; run_as=(runuser -u postgres --); }
-"${run_as[@]}" "$PG_BIN_DIR/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
+"${run_as[@]}" "$PG_BIN_DIR/initdb" -D "$WORK/pg" -U postgres --auth=trust --encoding=UTF8 --locale="$LOCALE" >/dev/null
 "${run_as[@]}" "$PG_BIN_DIR/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w -o "-p $PORT -k $WORK \
   -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements ${settings[*]}" start >/dev/null
 trap '"${run_as[@]}" "$PG_BIN_DIR/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null; rm -rf "$WORK"' EXIT
 ADMIN="postgres://postgres@127.0.0.1:$PORT/postgres"
 psql -X -q "$ADMIN" -c "CREATE EXTENSION pg_stat_statements"
 
-log "$SCENARIO against a scratch cluster on :$PORT with pg_stat_statements (~2 min)"
+log "$SCENARIO against a scratch cluster on :$PORT (locale $LOCALE) with pg_stat_statements (~2 min)"
 BENCH_DATABASE_ADMIN_URL="$ADMIN" "$BENCH" --bin "$BINARY" --scenarios "$SCENARIO" --out "$WORK/report" > "$WORK/bench.log" 2>&1 \
   || { cat "$WORK/bench.log"; exit 1; }
 grep -m1 '^| ' "$WORK/report/report.md" >/dev/null || { log "no report; see $WORK/bench.log"; exit 1; }
