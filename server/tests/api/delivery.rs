@@ -445,6 +445,19 @@ async fn the_ingest_quota_answers_with_ratelimit_headers_and_a_429() {
     panic!("never saw the quota refuse a request");
 }
 
+/// An app with no workers (so the outcomes a test writes are the only writers) and two
+/// `task.completed` deliveries queued for one endpoint; returns it, the receiver, the
+/// account and the endpoint id.
+async fn two_queued_deliveries() -> (crate::helpers::TestApp, TestReceiver, service::accounts::CreatedAccount, String) {
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = TestReceiver::start().await;
+    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
+    let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
+    app.publish(&acme.api_key, event("task.completed", 1)).await;
+    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    (app, receiver, acme, endpoint_id)
+}
+
 /// The recorder retries a batch whose commit it could not confirm (PostgreSQL stopped right
 /// after committing it: the outage scenario). Written again, a batch must change nothing:
 /// no second attempt row, no second step of the attempt count, no second email job.
@@ -457,12 +470,7 @@ async fn a_batch_written_again_after_a_lost_commit_answer_writes_nothing_twice()
         store::DueDelivery,
     };
 
-    let app = spawn_app_with(|_| {}).await; // no workers: these outcomes are the only writers
-    let receiver = TestReceiver::start().await;
-    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
-    app.publish(&acme.api_key, event("task.completed", 1)).await;
-    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    let (app, _receiver, acme, endpoint_id) = two_queued_deliveries().await;
     let pool = app.db.get_postgres_connection_pool();
     let due: Vec<(entity::DeliveryId, entity::EventId, String, String, chrono::DateTime<chrono::Utc>)> =
         sqlx::query_as(
@@ -559,12 +567,7 @@ async fn the_recorder_takes_a_queue_row_at_its_address_only_while_it_is_the_deli
         store::DueDelivery,
     };
 
-    let app = spawn_app_with(|_| {}).await; // no workers: these outcomes are the only writers
-    let receiver = TestReceiver::start().await;
-    let acme = app.create_account("Acme", "ada@acme.test", PASSWORD).await;
-    let (endpoint_id, _) = app.endpoint(&acme.api_key, &receiver.url(), &["task.completed"], 100).await;
-    app.publish(&acme.api_key, event("task.completed", 1)).await;
-    app.publish(&acme.api_key, event("task.completed", 2)).await;
+    let (app, _receiver, acme, endpoint_id) = two_queued_deliveries().await;
     let pool = app.db.get_postgres_connection_pool();
     let due: Vec<(entity::DeliveryId, entity::EventId, String, String)> = sqlx::query_as(
         "SELECT d.id, d.event_id, d.event_type, q.ctid::text FROM deliveries d
